@@ -1,0 +1,34 @@
+//! What a Rust wsrun guest needs: the bindings of the `client` world (generated once, here), `export!` for the
+//! guest's `run`, and helpers for the chores every guest repeats (arguments, stdout, describing errors).
+//!
+//! ```ignore
+//! struct MyGuest;
+//! impl wsrun_guest::Guest for MyGuest {
+//!     fn run() -> Result<(), ()> { /* ... */ Ok(()) }
+//! }
+//! wsrun_guest::export!(MyGuest);
+//! ```
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "client",
+    generate_all,
+    pub_export_macro: true,
+    default_bindings_module: "wsrun_guest",
+});
+
+mod describe;
+mod io;
+
+pub use exports::wasi::cli::run::Guest;
+pub use describe::{close_code_name, describe};
+pub use io::{args, Stdout};
+pub use wsrun::ws::websocket::{
+    CloseFrame, ConnectOptions, Connection, ErrorCode, Header, HttpResponse, Message,
+};
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), open_timeout_ms: None, max_message_size: None }
+    }
+}

@@ -1,0 +1,22 @@
+//! The one place where host bindings are generated from `wit/`.
+//!
+//! WASI interfaces come from `wasmtime_wasi::p2::bindings`, so WASI resources are the very types wasmtime-wasi
+//! links; the `connection` resource is our [`Connection`](crate::websocket::Connection), and the WIT's
+//! `error-code` becomes a [`WsError`](crate::websocket::WsError) that is either that code or a trap.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "client",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "wasi": wasmtime_wasi::p2::bindings,
+        "wsrun:ws/websocket.connection": crate::websocket::Connection,
+    },
+    trappable_error_type: {
+        "wsrun:ws/websocket.error-code" => crate::websocket::WsError,
+    },
+    require_store_data_send: true,
+});
+
+pub use wsrun::ws::websocket;

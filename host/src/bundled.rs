@@ -1,0 +1,13 @@
+//! The guests compiled into wsrun at build time (see `build.rs`).
+
+/// Names of the bundled guests, the default first.
+pub const NAMES: &[&str] = &["client", "echo"];
+
+/// The component bytes of a bundled guest.
+pub fn get(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "client" => Some(include_bytes!(concat!(env!("OUT_DIR"), "/client.wasm"))),
+        "echo" => Some(include_bytes!(concat!(env!("OUT_DIR"), "/echo.wasm"))),
+        _ => None,
+    }
+}

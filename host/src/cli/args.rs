@@ -1,0 +1,126 @@
+//! The command line's flags and positional arguments.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+const AFTER_HELP: &str = "\
+GUEST is a component file (client.wasm) or a bundled guest: client (the default) or echo.
+Everything after URL goes to the guest; `wsrun client --help` shows the client's own options.
+
+Exit codes:
+  0    success
+  N    the guest's own exit code, when it sets one
+  1    guest failure or connection failure (the guest says which), a trap, or --timeout
+  2    usage, load or link errors
+  130  interrupted (Ctrl+C or SIGTERM)";
+
+/// Run a WebSocket client session scripted by a sandboxed WebAssembly component.
+///
+/// The host owns every socket; the guest (a wasm32-wasip2 component of the wsrun:ws/client world) holds only
+/// connection handles and may reach only the origin of URL. Ctrl+C stops the guest at once and closes its
+/// connections cleanly; a second Ctrl+C exits immediately.
+#[derive(Parser, Debug)]
+#[command(name = "wsrun", version, after_help = AFTER_HELP)]
+pub struct Args {
+    /// Stop the session after this long (for example 30s, 500ms, 2m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// How long opening a connection may take: DNS, TCP, TLS, the handshake and redirects together.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub open_timeout: Duration,
+
+    /// When the guest is done or stopped, how long to wait for each peer's close frame.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub close_timeout: Duration,
+
+    /// [GUEST] URL [GUEST ARGS]...
+    #[arg(
+        value_name = "[GUEST] URL [GUEST ARGS]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// What to run, once the positional arguments are sorted out.
+pub struct Invocation {
+    pub guest: String,
+    pub url: String,
+    pub guest_args: Vec<String>,
+}
+
+impl Args {
+    /// `[GUEST] URL [GUEST ARGS]`: a first argument with `://` is the URL of the default `client` guest.
+    pub fn invocation(&self) -> Result<Invocation, String> {
+        let (first, rest) = self.command.split_first().ok_or("missing URL")?;
+        if first.starts_with('-') {
+            return Err(format!("unknown option {first} (see wsrun --help)"));
+        }
+        if first.contains("://") {
+            return Ok(Invocation { guest: "client".into(), url: first.clone(), guest_args: rest.to_vec() });
+        }
+        let (url, guest_args) =
+            rest.split_first().ok_or_else(|| format!("missing URL after the guest {first} (see wsrun --help)"))?;
+        Ok(Invocation { guest: first.clone(), url: url.clone(), guest_args: guest_args.to_vec() })
+    }
+}
+
+/// `500ms`, `2s`, `1.5s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("invalid duration {text:?} (try 500ms, 2s or 1m)"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("invalid duration unit {unit:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invocation(args: &[&str]) -> Result<Invocation, String> {
+        let mut argv = vec!["wsrun"];
+        argv.extend(args);
+        Args::try_parse_from(argv).map_err(|e| e.to_string())?.invocation()
+    }
+
+    #[test]
+    fn url_first_means_the_client_guest() {
+        let run = invocation(&["ws://h/", "--binary"]).unwrap();
+        assert_eq!((run.guest.as_str(), run.url.as_str()), ("client", "ws://h/"));
+        assert_eq!(run.guest_args, ["--binary"]);
+    }
+
+    #[test]
+    fn guest_then_url_then_guest_args() {
+        let run = invocation(&["--timeout", "2s", "echo", "ws://h/", "-x", "--help"]).unwrap();
+        assert_eq!((run.guest.as_str(), run.url.as_str()), ("echo", "ws://h/"));
+        assert_eq!(run.guest_args, ["-x", "--help"]);
+    }
+
+    #[test]
+    fn a_guest_without_url_is_a_usage_error() {
+        assert!(invocation(&["echo"]).unwrap_err().contains("missing URL"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

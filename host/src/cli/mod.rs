@@ -1,0 +1,94 @@
+//! The `wsrun` command line: parse, load the guest, run one session with the process's stdio, and turn its
+//! outcome into one message and an exit code. The binary only calls [`main`].
+
+mod args;
+mod signals;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::{Error, Limits, Outcome, Program, Runtime};
+use args::Args;
+
+/// Exit code for usage, load and link errors.
+const EXIT_USAGE: u8 = 2;
+
+/// Run wsrun with this process's arguments and stdio.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // --help and --version land here too, with exit code 0.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("wsrun: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Everything after parsing. `Err` is a usage or load error (exit 2); everything else is in the exit code.
+fn run(args: Args) -> Result<ExitCode, String> {
+    let invocation = args.invocation()?;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let code = tokio.block_on(async {
+        let runtime = Runtime::new().map_err(|e| e.to_string())?;
+        let program = load(&runtime, &invocation.guest).map_err(|e| e.to_string())?;
+        let limits = Limits {
+            timeout: args.timeout,
+            close_wait: args.close_timeout,
+            connections: crate::ConnectionLimits { open_timeout: args.open_timeout, ..Default::default() },
+            ..Limits::default()
+        };
+        let session = program.session(invocation.url).args(invocation.guest_args).limits(limits).inherit_stdio();
+        let _signals = signals::cancel_on_signal(session.cancel_handle());
+        let outcome = session.run().await;
+        Ok::<_, String>(report(&program, &outcome))
+    })?;
+    // The stdin reader thread may be blocked in read(2); do not wait for it.
+    tokio.shutdown_background();
+    Ok(code)
+}
+
+/// A guest file, or a bundled guest when no file of that name exists.
+fn load(runtime: &Runtime, guest: &str) -> Result<Program, Error> {
+    let path = Path::new(guest);
+    let looks_like_path = guest.contains(std::path::MAIN_SEPARATOR) || guest.contains('/') || guest.ends_with(".wasm");
+    if path.is_file() || (looks_like_path && crate::bundled::get(guest).is_none()) {
+        runtime.load_file(path)
+    } else {
+        runtime.load_bundled(guest)
+    }
+}
+
+/// One line for outcomes the guest did not explain itself, and the exit code.
+fn report(program: &Program, outcome: &Outcome) -> ExitCode {
+    let _ = std::io::stdout().flush();
+    match outcome {
+        Outcome::Exited(_) => {}
+        Outcome::Trapped(trap) => eprintln!("wsrun: guest {} trapped: {trap}", program.name()),
+        Outcome::Interrupted => eprintln!("wsrun: interrupted"),
+        Outcome::TimedOut(after) => eprintln!("wsrun: timed out after {}", format_duration(*after)),
+    }
+    ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(1))
+}
+
+fn format_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}

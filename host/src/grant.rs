@@ -1,0 +1,180 @@
+//! What a session may reach: the origins (scheme, host, port) its guest may connect to.
+
+use std::fmt;
+
+use url::Url;
+
+/// The network origins a session's guest may connect to. Deny by default: an empty grant allows nothing.
+///
+/// The CLI grants the origin of the URL it was given; redirects and proxies are checked against the same grant.
+#[derive(Clone, Debug, Default)]
+pub struct Grant {
+    any: bool,
+    patterns: Vec<OriginPattern>,
+}
+
+/// One allowed origin: an optional scheme, a host that may contain `*` wildcards, and an optional port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginPattern {
+    scheme: Option<String>,
+    host: String,
+    port: Option<u16>,
+}
+
+/// A pattern given to [`OriginPattern::parse`] that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid origin pattern {pattern:?}: {why}")]
+pub struct PatternError {
+    pattern: String,
+    why: &'static str,
+}
+
+impl Grant {
+    /// A grant that allows nothing.
+    pub fn none() -> Self {
+        Grant::default()
+    }
+
+    /// A grant that allows every origin.
+    pub fn any() -> Self {
+        Grant { any: true, patterns: Vec::new() }
+    }
+
+    /// Allow the exact origin of `url` (its scheme, host and port).
+    pub fn allow_origin_of(&mut self, url: &Url) -> &mut Self {
+        if let Some(host) = url.host_str() {
+            self.patterns.push(OriginPattern {
+                scheme: Some(url.scheme().to_owned()),
+                host: host.to_ascii_lowercase(),
+                port: url.port_or_known_default(),
+            });
+        }
+        self
+    }
+
+    /// Allow the origins `pattern` matches.
+    pub fn allow(&mut self, pattern: OriginPattern) -> &mut Self {
+        self.patterns.push(pattern);
+        self
+    }
+
+    /// Allow every origin.
+    pub fn allow_any(&mut self) -> &mut Self {
+        self.any = true;
+        self
+    }
+
+    /// Whether a connection to `url` is allowed.
+    pub fn allows(&self, url: &Url) -> bool {
+        self.any || self.patterns.iter().any(|pattern| pattern.matches(url))
+    }
+}
+
+impl OriginPattern {
+    /// Parse `[scheme://]host[:port]`, where host may hold `*` wildcards (`*.example.com`, `*`) and IPv6 addresses
+    /// are written in brackets (`[::1]:9000`).
+    pub fn parse(pattern: &str) -> Result<Self, PatternError> {
+        let error = |why| PatternError { pattern: pattern.to_owned(), why };
+        let (scheme, rest) = match pattern.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
+            None => (None, pattern),
+        };
+        if let Some(scheme) = &scheme {
+            if scheme != "ws" && scheme != "wss" {
+                return Err(error("the scheme must be ws or wss"));
+            }
+        }
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+            let (host, after) = bracketed.split_once(']').ok_or_else(|| error("unclosed '['"))?;
+            let port = match after {
+                "" => None,
+                after => Some(after.strip_prefix(':').ok_or_else(|| error("junk after ']'"))?),
+            };
+            (format!("[{host}]"), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) => (host.to_owned(), Some(port)),
+                None => (rest.to_owned(), None),
+            }
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err(error("expected [scheme://]host[:port]"));
+        }
+        let port = port.map(|port| port.parse::<u16>().map_err(|_| error("the port must be a number up to 65535")));
+        Ok(OriginPattern { scheme, host: host.to_ascii_lowercase(), port: port.transpose()? })
+    }
+
+    fn matches(&self, url: &Url) -> bool {
+        let Some(host) = url.host_str() else { return false };
+        self.scheme.as_deref().is_none_or(|scheme| scheme == url.scheme())
+            && self.port.is_none_or(|port| Some(port) == url.port_or_known_default())
+            && wildcard_match(self.host.as_bytes(), host.to_ascii_lowercase().as_bytes())
+    }
+}
+
+impl fmt::Display for OriginPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(scheme) = &self.scheme {
+            write!(f, "{scheme}://")?;
+        }
+        f.write_str(&self.host)?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `*` matches any run of characters, everything else itself.
+fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|skip| wildcard_match(rest, &text[skip..])),
+        Some((c, rest)) => text.first() == Some(c) && wildcard_match(rest, &text[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn origin_of_url_allows_only_that_origin() {
+        let mut grant = Grant::none();
+        grant.allow_origin_of(&url("ws://127.0.0.1:9000/chat"));
+        assert!(grant.allows(&url("ws://127.0.0.1:9000/other?x=1")));
+        assert!(!grant.allows(&url("ws://127.0.0.1:9001/")));
+        assert!(!grant.allows(&url("wss://127.0.0.1:9000/")));
+        assert!(!grant.allows(&url("ws://localhost:9000/")));
+    }
+
+    #[test]
+    fn patterns_match_hosts_ports_and_schemes() {
+        let mut grant = Grant::none();
+        grant.allow(OriginPattern::parse("*.example.com").unwrap());
+        grant.allow(OriginPattern::parse("wss://[::1]:9443").unwrap());
+        assert!(grant.allows(&url("wss://a.example.com/")));
+        assert!(grant.allows(&url("ws://a.b.example.com:81/")));
+        assert!(!grant.allows(&url("ws://example.com/")));
+        assert!(grant.allows(&url("wss://[::1]:9443/")));
+        assert!(!grant.allows(&url("ws://[::1]:9443/")));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["http://x", "", "x:port", "[::1", "a/b"] {
+            assert!(OriginPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn empty_grant_allows_nothing_and_any_allows_all() {
+        assert!(!Grant::none().allows(&url("ws://127.0.0.1/")));
+        assert!(Grant::any().allows(&url("wss://anything:1/")));
+    }
+}

@@ -1,0 +1,114 @@
+//! The runtime: one engine, one linker and one epoch ticker, shared by every guest and session.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::bindings::ClientPre;
+use crate::error::Error;
+use crate::program::Program;
+use crate::state::SessionState;
+
+/// How often the epoch advances. Each tick lets a spinning guest yield to the executor, so one session never
+/// starves others; cancelling does not wait for it (the cancel handle bumps the epoch itself).
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The engine, the linker with everything a guest may import, and the epoch ticker. Create one per process and
+/// load any number of guests from it.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<SessionState>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// A runtime with wasmtime's defaults plus epoch interruption.
+    pub fn new() -> Result<Self, Error> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+        let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        link(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Runtime { engine, linker, _ticker: ticker })
+    }
+
+    /// Load a guest from a component file.
+    pub fn load_file(&self, path: &Path) -> Result<Program, Error> {
+        let bytes = std::fs::read(path).map_err(|source| Error::ReadGuest { path: path.to_owned(), source })?;
+        self.load(&path.display().to_string(), &bytes)
+    }
+
+    /// Load a guest bundled into wsrun (`client`, `echo`).
+    pub fn load_bundled(&self, name: &str) -> Result<Program, Error> {
+        let bytes = crate::bundled::get(name).ok_or_else(|| Error::UnknownGuest { name: name.to_owned() })?;
+        self.load(name, bytes)
+    }
+
+    /// Load a guest from the bytes of a component; `name` is used in messages.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
+        check_header(name, bytes)?;
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| Error::Compile { name: name.to_owned(), reason: format!("{e:#}") })?;
+        let link_error = |e: wasmtime::Error| Error::Link { name: name.to_owned(), reason: format!("{e:#}") };
+        let pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = ClientPre::new(pre).map_err(link_error)?;
+        Ok(Program::new(name.to_owned(), self.engine.clone(), pre))
+    }
+}
+
+/// Everything a guest may import: WASI 0.2 and `wsrun:ws/websocket`. Filesystem, sockets and the like are linked
+/// too, because ordinary guests import them even unused; each session grants them nothing.
+fn link(linker: &mut Linker<SessionState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    crate::websocket::add_to_linker(linker)
+}
+
+/// Tell apart "not wasm" and "a core module" before the compiler's less direct messages.
+fn check_header(name: &str, bytes: &[u8]) -> Result<(), Error> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
+    if !bytes.starts_with(MAGIC) {
+        return Err(Error::NotWasm { name: name.to_owned() });
+    }
+    if bytes.get(4..8) == Some(CORE_VERSION) {
+        return Err(Error::CoreModule { name: name.to_owned() });
+    }
+    Ok(())
+}
+
+/// Advances the engine's epoch every tick on an OS thread (a spinning guest could starve an async task), until
+/// dropped.
+struct EpochTicker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("wsrun-epoch".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        EpochTicker { stop: Some(stop), thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! One session: a fresh store for one run of a guest, its grant and limits, how it is stopped, and how it ends.
+
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::cli::{StdinStream, StdoutStream};
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+
+use crate::cancel::{CancelHandle, StopReason};
+use crate::grant::Grant;
+use crate::limits::Limits;
+use crate::program::Program;
+use crate::state::SessionState;
+use crate::websocket::WebsocketCtx;
+
+/// How a session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The guest finished: 0 when `run` returned `ok`, 1 when it returned `err`, or the code it exited with.
+    Exited(i32),
+    /// The guest trapped (a panic, `unreachable`, a limit hit); the text has wasmtime's message and backtrace.
+    Trapped(String),
+    /// The session was cancelled through its [`CancelHandle`].
+    Interrupted,
+    /// The session's wall-clock limit passed.
+    TimedOut(Duration),
+}
+
+impl Outcome {
+    /// The exit code wsrun uses for this outcome: the guest's own, 1 for a trap or a timeout, 130 when interrupted.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Exited(code) => *code,
+            Outcome::Trapped(_) | Outcome::TimedOut(_) => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
+
+    /// The close code the host sends on connections the guest left open.
+    fn close_code(&self) -> u16 {
+        match self {
+            Outcome::Exited(_) => 1000,
+            Outcome::Trapped(_) => 1011,
+            Outcome::Interrupted | Outcome::TimedOut(_) => 1001,
+        }
+    }
+}
+
+impl From<StopReason> for Outcome {
+    fn from(reason: StopReason) -> Self {
+        match reason {
+            StopReason::Cancelled => Outcome::Interrupted,
+            StopReason::TimedOut(after) => Outcome::TimedOut(after),
+        }
+    }
+}
+
+/// The trap the epoch callback raises in a guest that was told to stop.
+#[derive(Debug, thiserror::Error)]
+#[error("the session was stopped")]
+struct Stopped;
+
+/// Describes one session; [`run`](SessionBuilder::run) it to completion.
+///
+/// By default the guest gets the URL's origin and nothing else: no stdio (empty stdin, discarded output), no
+/// environment, no files, no sockets of its own, and the default [`Limits`].
+pub struct SessionBuilder {
+    program: Program,
+    url: String,
+    args: Vec<String>,
+    grant: Option<Grant>,
+    limits: Limits,
+    wasi: WasiCtxBuilder,
+    cancel: CancelHandle,
+}
+
+impl SessionBuilder {
+    pub(crate) fn new(program: Program, url: String) -> Self {
+        let cancel = CancelHandle::new(program.engine().clone());
+        SessionBuilder {
+            program,
+            url,
+            args: Vec::new(),
+            grant: None,
+            limits: Limits::default(),
+            wasi: WasiCtxBuilder::new(),
+            cancel,
+        }
+    }
+
+    /// The guest's own arguments, after the URL.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// What the guest may connect to, instead of the URL's origin.
+    pub fn grant(mut self, grant: Grant) -> Self {
+        self.grant = Some(grant);
+        self
+    }
+
+    /// The session's limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Give the guest this process's stdin, stdout and stderr.
+    pub fn inherit_stdio(mut self) -> Self {
+        self.wasi.inherit_stdio();
+        self
+    }
+
+    /// The guest's stdin (for example a `wasmtime_wasi::p2::pipe::MemoryInputPipe`).
+    pub fn stdin(mut self, stdin: impl StdinStream + 'static) -> Self {
+        self.wasi.stdin(stdin);
+        self
+    }
+
+    /// The guest's stdout (for example a `wasmtime_wasi::p2::pipe::MemoryOutputPipe`).
+    pub fn stdout(mut self, stdout: impl StdoutStream + 'static) -> Self {
+        self.wasi.stdout(stdout);
+        self
+    }
+
+    /// The guest's stderr.
+    pub fn stderr(mut self, stderr: impl StdoutStream + 'static) -> Self {
+        self.wasi.stderr(stderr);
+        self
+    }
+
+    /// A handle that stops this session from anywhere, at any time.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// Run the guest to its end, then close every connection it left open (1000 after a normal end, 1001 after a
+    /// cancel or timeout, 1011 after a trap) and wait, bounded, for the peers' close frames.
+    pub async fn run(self) -> Outcome {
+        let SessionBuilder { program, url, args, grant, limits, mut wasi, cancel } = self;
+        let grant = grant.unwrap_or_else(|| origin_grant(&url));
+        let mut arguments = vec![program.name().to_owned(), url];
+        arguments.extend(args);
+        // Deny by granting nothing: no environment, no preopened directories, no sockets of the guest's own.
+        wasi.args(&arguments).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        let state = SessionState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            websocket: WebsocketCtx::new(grant, limits.connections.clone()),
+            limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(),
+        };
+        let mut store = Store::new(program.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        let stopped = cancel.clone();
+        store.epoch_deadline_callback(move |_| match stopped.reason() {
+            Some(_) => Err(wasmtime::Error::new(Stopped)),
+            // Yield at each tick so a spinning guest cannot starve the other tasks on this thread.
+            None => Ok(UpdateDeadline::Yield(1)),
+        });
+
+        let outcome = {
+            let run = async {
+                let client = program.pre().instantiate_async(&mut store).await?;
+                client.wasi_cli_run().call_run(&mut store).await
+            };
+            let deadline = async {
+                match limits.timeout {
+                    Some(after) => {
+                        tokio::time::sleep(after).await;
+                        after
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            // Dropping `run` here is what stops a guest that waits inside a host call.
+            tokio::select! {
+                biased;
+                reason = cancel.stopped() => Outcome::from(reason),
+                after = deadline => {
+                    cancel.stop(StopReason::TimedOut(after));
+                    Outcome::TimedOut(after)
+                }
+                result = run => outcome_of(result, &cancel),
+            }
+        };
+
+        let opened = store.data_mut().websocket.take_opened();
+        // The store goes first: its handles hold the receiving ends of the connections' queues, and a full queue
+        // would keep a reader from getting to the peer's close frame.
+        drop(store);
+        let code = outcome.close_code();
+        futures_util::future::join_all(opened.iter().map(|conn| conn.shut_down(code, limits.close_wait))).await;
+        outcome
+    }
+}
+
+/// The grant a session gets by default: the origin of its URL, or nothing when it is not a WebSocket URL.
+fn origin_grant(url: &str) -> Grant {
+    let mut grant = Grant::none();
+    if let Ok(url) = crate::websocket::parse_ws_url(url) {
+        grant.allow_origin_of(&url);
+    }
+    grant
+}
+
+fn outcome_of(result: wasmtime::Result<Result<(), ()>>, cancel: &CancelHandle) -> Outcome {
+    match result {
+        Ok(Ok(())) => Outcome::Exited(0),
+        Ok(Err(())) => Outcome::Exited(1),
+        Err(error) => {
+            if let Some(exit) = error.downcast_ref::<I32Exit>() {
+                return Outcome::Exited(exit.0);
+            }
+            match (error.downcast_ref::<Stopped>(), cancel.reason()) {
+                (Some(_), Some(reason)) => Outcome::from(reason),
+                _ => Outcome::Trapped(format!("{error:?}")),
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Opening a connection: URL checks, the grant at every hop, DNS, TCP, TLS, the handshake and redirects, all
+//! under one time limit. Each failure becomes the `error-code` that names its cause.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Error as WsProtocolError;
+use url::{Host, Url};
+
+use super::connection::WsStream;
+use super::errors::from_transport;
+use super::ConnectionLimits;
+use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HttpResponse};
+use crate::grant::Grant;
+
+/// How many redirects are followed, as python-websockets does.
+const MAX_REDIRECTS: usize = 10;
+
+/// Request headers the handshake sets itself; a guest may not override them.
+const HANDSHAKE_HEADERS: &[&str] = &[
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+];
+
+/// A connection that completed its opening handshake.
+pub(crate) struct Dialed {
+    pub stream: WsStream,
+    /// The URL finally connected to, after redirects.
+    pub url: Url,
+    /// The subprotocol the server chose.
+    pub protocol: Option<String>,
+}
+
+/// What one hop ended with, short of an error.
+enum Hop {
+    Open(WsStream, Response),
+    Redirect(String),
+}
+
+/// Open a connection to `url`, following redirects within `grant`, in at most the open timeout.
+pub(crate) async fn dial(
+    url: &str,
+    options: &ConnectOptions,
+    grant: &Grant,
+    limits: &ConnectionLimits,
+) -> Result<Dialed, ErrorCode> {
+    let mut current = parse_ws_url(url)?;
+    let timeout = options
+        .open_timeout_ms
+        .map_or(limits.open_timeout, |ms| Duration::from_millis(ms.into()).min(limits.open_timeout));
+    let max_message = options
+        .max_message_size
+        .map_or(limits.max_message_size, |size| usize::try_from(size).unwrap_or(usize::MAX).min(limits.max_message_size));
+    let config = WebSocketConfig::default().max_message_size(Some(max_message)).max_frame_size(Some(max_message));
+
+    let hops = async {
+        for hop in 0..=MAX_REDIRECTS {
+            if !grant.allows(&current) {
+                let what = if hop == 0 { "connecting to" } else { "following a redirect to" };
+                return Err(ErrorCode::Denied(format!("{what} {current} is not allowed for this session")));
+            }
+            let request = request(&current, options)?;
+            match open(&current, request, config).await? {
+                Hop::Open(stream, response) => {
+                    let protocol = response
+                        .headers()
+                        .get("sec-websocket-protocol")
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    return Ok(Dialed { stream, url: current, protocol });
+                }
+                Hop::Redirect(location) => current = follow(&current, &location)?,
+            }
+        }
+        Err(ErrorCode::TooManyRedirects(current.to_string()))
+    };
+    tokio::time::timeout(timeout, hops).await.map_err(|_| ErrorCode::Timeout)?
+}
+
+/// A `ws://` or `wss://` URL with a host.
+pub(crate) fn parse_ws_url(url: &str) -> Result<Url, ErrorCode> {
+    let parsed = Url::parse(url).map_err(|e| ErrorCode::InvalidUrl(format!("{url}: {e}")))?;
+    if !matches!(parsed.scheme(), "ws" | "wss") {
+        return Err(ErrorCode::InvalidUrl(format!("{url}: the scheme must be ws:// or wss://")));
+    }
+    if parsed.host().is_none() {
+        return Err(ErrorCode::InvalidUrl(format!("{url}: no host")));
+    }
+    if parsed.fragment().is_some() {
+        return Err(ErrorCode::InvalidUrl(format!("{url}: a WebSocket URL has no #fragment")));
+    }
+    Ok(parsed)
+}
+
+/// The URL a redirect's `Location` points to, relative to `current`; http(s) locations map to ws(s).
+fn follow(current: &Url, location: &str) -> Result<Url, ErrorCode> {
+    let mut next = current
+        .join(location)
+        .map_err(|e| ErrorCode::InvalidUrl(format!("redirect to {location}: {e}")))?;
+    let scheme = match next.scheme() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        _ => return Err(ErrorCode::InvalidUrl(format!("redirect to {location}: not a WebSocket URL"))),
+    };
+    if next.scheme() != scheme {
+        // Url refuses some scheme changes; rebuilding from text always works.
+        next = Url::parse(&format!("{scheme}{}", &next.as_str()[next.scheme().len()..]))
+            .map_err(|e| ErrorCode::InvalidUrl(format!("redirect to {location}: {e}")))?;
+    }
+    next.set_fragment(None);
+    Ok(next)
+}
+
+/// The handshake request for `url` with the guest's headers and subprotocols.
+fn request(url: &Url, options: &ConnectOptions) -> Result<Request, ErrorCode> {
+    let mut request =
+        url.as_str().into_client_request().map_err(|e| ErrorCode::InvalidUrl(format!("{url}: {e}")))?;
+    let headers = request.headers_mut();
+    for Header { name, value } in &options.headers {
+        if HANDSHAKE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ErrorCode::InvalidArgument(format!("the header {name} is set by the handshake itself")));
+        }
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ErrorCode::InvalidArgument(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| ErrorCode::InvalidArgument(format!("invalid value for header {name}")))?;
+        headers.append(name, value);
+    }
+    if !options.subprotocols.is_empty() {
+        let offered = options.subprotocols.join(", ");
+        let value = HeaderValue::from_str(&offered)
+            .map_err(|_| ErrorCode::InvalidArgument(format!("invalid subprotocols {offered:?}")))?;
+        headers.insert("sec-websocket-protocol", value);
+    }
+    Ok(request)
+}
+
+/// One hop: resolve, connect, then the TLS and WebSocket handshakes.
+async fn open(url: &Url, request: Request, config: WebSocketConfig) -> Result<Hop, ErrorCode> {
+    let tcp = connect_tcp(url).await?;
+    let result = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), None).await;
+    match result {
+        Ok((stream, response)) => Ok(Hop::Open(stream, response)),
+        Err(WsProtocolError::Http(response)) => {
+            let status = response.status();
+            let location = response.headers().get("location").and_then(|value| value.to_str().ok());
+            match location {
+                Some(location) if is_redirect(status) => Ok(Hop::Redirect(location.to_owned())),
+                _ => Err(ErrorCode::HttpStatus(http_response(&response))),
+            }
+        }
+        Err(WsProtocolError::Io(e)) if url.scheme() == "wss" && is_tls_error(&e) => {
+            Err(ErrorCode::Tls(e.to_string()))
+        }
+        Err(e) => Err(from_transport(e, super::errors::abnormal_closure)),
+    }
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn is_tls_error(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) || error.kind() == io::ErrorKind::InvalidData
+}
+
+fn http_response(response: &tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>) -> HttpResponse {
+    let status = response.status();
+    HttpResponse {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or("").to_owned(),
+        headers: response
+            .headers()
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.as_str().to_owned(),
+                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// Resolve the host and connect to the first address that answers.
+async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<SocketAddr> = match url.host() {
+        Some(Host::Ipv4(ip)) => vec![SocketAddr::from((ip, port))],
+        Some(Host::Ipv6(ip)) => vec![SocketAddr::from((ip, port))],
+        Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
+            .await
+            .map_err(|e| ErrorCode::Dns(format!("{name}: {e}")))?
+            .collect(),
+        None => return Err(ErrorCode::InvalidUrl(format!("{url}: no host"))),
+    };
+    let mut last_error = None;
+    for addr in &addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => {
+                // Small messages go out at once rather than waiting for more to batch.
+                let _ = tcp.set_nodelay(true);
+                return Ok(tcp);
+            }
+            Err(e) => last_error = Some((addr, e)),
+        }
+    }
+    Err(match last_error {
+        Some((addr, e)) if e.kind() == io::ErrorKind::ConnectionRefused => ErrorCode::Refused(addr.to_string()),
+        Some((addr, e)) => ErrorCode::Io(format!("{addr}: {e}")),
+        None => ErrorCode::Dns(format!("{}: no addresses", url.host_str().unwrap_or_default())),
+    })
+}

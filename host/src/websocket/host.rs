@@ -1,0 +1,108 @@
+//! The generated `websocket` host traits, implemented over [`Connection`] and [`dial`](super::dial).
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::Message as WireMessage;
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::DynPollable;
+
+use super::dial::dial;
+use super::{Connection, WebsocketCtxView, WsError};
+use crate::bindings::websocket::{CloseFrame, ConnectOptions, ErrorCode, Host, HostConnection, Message};
+
+/// Largest ping payload (a control frame carries at most 125 bytes).
+const MAX_PING_PAYLOAD: usize = 125;
+/// Largest close reason: 125 bytes of control frame less the 2-byte code.
+const MAX_CLOSE_REASON: usize = 123;
+
+impl Host for WebsocketCtxView<'_> {
+    fn convert_error_code(&mut self, error: WsError) -> wasmtime::Result<ErrorCode> {
+        error.downcast()
+    }
+}
+
+impl HostConnection for WebsocketCtxView<'_> {
+    async fn connect(&mut self, url: String, options: ConnectOptions) -> Result<Resource<Connection>, WsError> {
+        self.ctx.opened.retain(|shared| shared.close_status().is_none());
+        let limit = self.ctx.limits.max_connections;
+        if self.ctx.opened.len() >= limit {
+            return Err(ErrorCode::Limit(format!("at most {limit} open connections per session")).into());
+        }
+        let dialed = dial(&url, &options, &self.ctx.grant, &self.ctx.limits).await?;
+        let conn =
+            Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, self.ctx.limits.queued_messages);
+        self.ctx.opened.push(conn.shared.clone());
+        self.table.push(conn).map_err(WsError::trap)
+    }
+
+    async fn url(&mut self, conn: Resource<Connection>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&conn)?.url.clone())
+    }
+
+    async fn protocol(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Option<String>> {
+        Ok(self.table.get(&conn)?.protocol.clone())
+    }
+
+    async fn send(&mut self, conn: Resource<Connection>, message: Message) -> Result<(), WsError> {
+        let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
+        let wire = match message {
+            Message::Text(text) => WireMessage::text(text),
+            Message::Binary(bytes) => WireMessage::binary(bytes),
+        };
+        Ok(shared.send(wire).await?)
+    }
+
+    async fn receive(&mut self, conn: Resource<Connection>) -> Result<Option<Message>, WsError> {
+        Ok(self.table.get_mut(&conn).map_err(WsError::trap)?.receive().await?)
+    }
+
+    async fn try_receive(
+        &mut self,
+        conn: Resource<Connection>,
+    ) -> wasmtime::Result<Option<Result<Option<Message>, ErrorCode>>> {
+        Ok(self.table.get_mut(&conn)?.try_receive())
+    }
+
+    async fn subscribe(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
+        wasmtime_wasi::p2::subscribe(self.table, conn)
+    }
+
+    async fn ping(&mut self, conn: Resource<Connection>, payload: Vec<u8>) -> Result<(), WsError> {
+        if payload.len() > MAX_PING_PAYLOAD {
+            return Err(ErrorCode::InvalidArgument(format!("a ping carries at most {MAX_PING_PAYLOAD} bytes")).into());
+        }
+        let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
+        Ok(shared.send(WireMessage::Ping(payload.into())).await?)
+    }
+
+    async fn close(&mut self, conn: Resource<Connection>, code: u16, reason: String) -> Result<(), WsError> {
+        if !may_send_close_code(code) {
+            return Err(ErrorCode::InvalidArgument(format!("close code {code} may not be sent")).into());
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(ErrorCode::InvalidArgument(format!("a close reason has at most {MAX_CLOSE_REASON} bytes")).into());
+        }
+        let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
+        Ok(shared.close(code, &reason).await?)
+    }
+
+    async fn close_status(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Option<CloseFrame>> {
+        Ok(self.table.get(&conn)?.shared.close_status())
+    }
+
+    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+        let conn = self.table.delete(conn)?;
+        // A handle dropped while the connection is open means "done with it": start the closing handshake now. The
+        // session still holds the connection and waits for the peer's close when it ends.
+        if conn.shared.close_status().is_none() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.shared.close(1000, "")).await;
+        }
+        Ok(())
+    }
+}
+
+/// Codes an endpoint may put in a close frame (RFC 6455, 7.4): not 1004-1006 or 1015, which are reserved for
+/// reporting, nor anything below 1000 or unassigned in 1016-2999.
+fn may_send_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}

@@ -1,0 +1,92 @@
+//! The `wsrun:ws/websocket` interface: WebSocket connections owned by the host, lent to the guest as handles.
+//!
+//! - [`dial`] opens a connection: URL checks, the grant, DNS, TCP, TLS, the handshake and redirects.
+//! - [`connection`] is the open connection: a reader task per connection that fills a bounded queue, the shared
+//!   writer, and the pollable.
+//! - [`host`] is the WIT glue: the generated `Host` traits implemented over those two.
+
+mod connection;
+mod dial;
+mod errors;
+mod host;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+use crate::grant::Grant;
+
+pub use connection::Connection;
+pub(crate) use connection::Shared;
+pub use errors::WsError;
+pub(crate) use dial::parse_ws_url;
+
+/// Limits on the connections of one session.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// How many connections may be open at once.
+    pub max_connections: usize,
+    /// The largest message accepted from a peer, in bytes.
+    pub max_message_size: usize,
+    /// How many received messages may wait for the guest before the host stops reading the socket.
+    pub queued_messages: usize,
+    /// How long opening a connection may take at most (a guest may ask for less).
+    pub open_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 16,
+            max_message_size: 64 << 20,
+            queued_messages: 1024,
+            open_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The WebSocket state of one session: what the guest may reach, its limits, and every connection it opened (so
+/// the host can close them when the session ends, whatever the guest did with its handles).
+pub struct WebsocketCtx {
+    pub(crate) grant: Grant,
+    pub(crate) limits: ConnectionLimits,
+    pub(crate) opened: Vec<Arc<Shared>>,
+}
+
+impl WebsocketCtx {
+    /// A context that lets the guest reach what `grant` allows, within `limits`.
+    pub fn new(grant: Grant, limits: ConnectionLimits) -> Self {
+        WebsocketCtx { grant, limits, opened: Vec::new() }
+    }
+
+    /// Take the connections the session opened, to close them after the guest is gone.
+    pub(crate) fn take_opened(&mut self) -> Vec<Arc<Shared>> {
+        std::mem::take(&mut self.opened)
+    }
+}
+
+/// What the `websocket` host functions work on: the session's context and its resource table.
+pub struct WebsocketCtxView<'a> {
+    /// The session's WebSocket state.
+    pub ctx: &'a mut WebsocketCtx,
+    /// The table that holds the guest's `connection` handles.
+    pub table: &'a mut ResourceTable,
+}
+
+/// Implemented by a store's data to give the `websocket` interface its state, like `wasmtime_wasi::WasiView`.
+pub trait WebsocketView: Send {
+    /// The session's WebSocket context and resource table.
+    fn websocket(&mut self) -> WebsocketCtxView<'_>;
+}
+
+struct HasWebsocket;
+
+impl HasData for HasWebsocket {
+    type Data<'a> = WebsocketCtxView<'a>;
+}
+
+/// Add the `wsrun:ws/websocket` interface to `linker`.
+pub fn add_to_linker<T: WebsocketView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    crate::bindings::websocket::add_to_linker::<T, HasWebsocket>(linker, T::websocket)
+}
