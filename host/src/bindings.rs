@@ -19,4 +19,4 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
-pub use wsrun::ws::websocket;
+pub use self::wsrun::ws::websocket;

@@ -1,1 +1,7 @@
-//! placeholder
+//! End-to-end tests: the real `wsrun` binary, real guests built from source, real WebSocket servers on loopback.
+
+mod servers;
+mod util;
+
+mod client;
+mod load_errors;

@@ -10,7 +10,7 @@ mod print;
 use wsrun_guest::wasi::cli::stdin;
 use wsrun_guest::wasi::io::poll;
 use wsrun_guest::wasi::io::streams::StreamError;
-use wsrun_guest::{args, describe, ConnectOptions, Connection, Guest, Message, Stdout};
+use wsrun_guest::{args, describe, CloseFrame, ConnectOptions, Connection, ErrorCode, Guest, Message, Stdout};
 
 use lines::LineSplitter;
 
@@ -57,6 +57,10 @@ fn session(conn: &Connection, out: &Stdout) -> Result<(), ()> {
                 Ok(bytes) => {
                     for line in lines.push(&bytes) {
                         send_line(conn, line)?;
+                        // Print what came back meanwhile, so a peer that answers every line never waits on us.
+                        if let Some(ended) = drain(conn, out) {
+                            return ended;
+                        }
                     }
                 }
                 Err(StreamError::Closed) | Err(StreamError::LastOperationFailed(_)) => {
@@ -64,9 +68,13 @@ fn session(conn: &Connection, out: &Stdout) -> Result<(), ()> {
                         send_line(conn, line)?;
                     }
                     input_open = false;
-                    if let Err(e) = conn.close(1000, "") {
-                        eprintln!("wsrun: could not close the connection: {}", describe(&e));
-                        return Err(());
+                    match conn.close(1000, "") {
+                        // The peer closed first; its close frame is on its way to `drain`.
+                        Ok(()) | Err(ErrorCode::Closed(_)) => {}
+                        Err(e) => {
+                            eprintln!("wsrun: could not close the connection: {}", describe(&e));
+                            return Err(());
+                        }
                     }
                 }
             }
@@ -89,15 +97,11 @@ fn drain(conn: &Connection, out: &Stdout) -> Option<Result<(), ()>> {
                 }
             }
             Ok(None) => {
-                let frame = conn.close_status();
-                let clean = match &frame {
-                    Some(frame) => {
-                        let _ = out.line(&format!("Connection closed: {frame}."));
-                        matches!(frame.code, 1000 | 1001 | 1005)
-                    }
-                    None => false,
-                };
-                return Some(if clean { Ok(()) } else { Err(()) });
+                let frame = conn.close_status().unwrap_or(CloseFrame { code: 1006, reason: String::new() });
+                let _ = out.line(&format!("Connection closed: {frame}."));
+                // A close handshake that completed, whatever its code, is the session ending as agreed; a peer that
+                // vanished (1006) is a connection failure.
+                return Some(if frame.code == 1006 { Err(()) } else { Ok(()) });
             }
             Err(e) => eprintln!("wsrun: {}", describe(&e)),
         }

@@ -47,6 +47,7 @@ pub struct Args {
 }
 
 /// What to run, once the positional arguments are sorted out.
+#[derive(Debug)]
 pub struct Invocation {
     pub guest: String,
     pub url: String,
