@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test suite: installs the guest toolchain if missing, then builds the host, the bundled and test guests, and
+# runs every test (unit, end-to-end, doc) in release mode, the same build the demo uses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo test --release --workspace
