@@ -40,6 +40,15 @@ impl Grant {
         Grant { any: true, patterns: Vec::new() }
     }
 
+    /// A session's default grant: the origin of `url`, or nothing when it is not a `ws://` or `wss://` URL.
+    pub fn origin_of_url(url: &str) -> Self {
+        let mut grant = Grant::none();
+        if let Ok(url) = crate::websocket::parse_ws_url(url) {
+            grant.allow_origin_of(&url);
+        }
+        grant
+    }
+
     /// Allow the exact origin of `url` (its scheme, host and port).
     pub fn allow_origin_of(&mut self, url: &Url) -> &mut Self {
         if let Some(host) = url.host_str() {

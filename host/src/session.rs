@@ -145,7 +145,7 @@ impl SessionBuilder {
     /// cancel or timeout, 1011 after a trap) and wait, bounded, for the peers' close frames.
     pub async fn run(self) -> Outcome {
         let SessionBuilder { program, url, args, grant, limits, mut wasi, cancel } = self;
-        let grant = grant.unwrap_or_else(|| origin_grant(&url));
+        let grant = grant.unwrap_or_else(|| Grant::origin_of_url(&url));
         let mut arguments = vec![program.name().to_owned(), url];
         arguments.extend(args);
         // Deny by granting nothing: no environment, no preopened directories, no sockets of the guest's own.
@@ -200,15 +200,6 @@ impl SessionBuilder {
         futures_util::future::join_all(opened.iter().map(|conn| conn.shut_down(code, limits.close_wait))).await;
         outcome
     }
-}
-
-/// The grant a session gets by default: the origin of its URL, or nothing when it is not a WebSocket URL.
-fn origin_grant(url: &str) -> Grant {
-    let mut grant = Grant::none();
-    if let Ok(url) = crate::websocket::parse_ws_url(url) {
-        grant.allow_origin_of(&url);
-    }
-    grant
 }
 
 fn outcome_of(result: wasmtime::Result<Result<(), ()>>, cancel: &CancelHandle) -> Outcome {

@@ -3,5 +3,7 @@
 mod servers;
 mod util;
 
+mod cancel;
 mod client;
+mod connect_errors;
 mod load_errors;

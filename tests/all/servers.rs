@@ -8,6 +8,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -15,6 +17,14 @@ pub type Ws = WebSocketStream<TcpStream>;
 
 /// The client's close as a server saw it: `Some((code, reason))`, or `None` when the client sent no close frame.
 pub type SeenClose = Option<(u16, String)>;
+
+/// What a routed server does with a request path.
+pub enum Answer {
+    /// Accept the WebSocket upgrade.
+    Upgrade,
+    /// Answer with this HTTP status and, for a redirect, a `Location`.
+    Status(u16, Option<String>),
+}
 
 /// A server running in the test's runtime until the test ends.
 pub struct Server {
@@ -30,6 +40,18 @@ impl Server {
         F: Fn(Ws) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = SeenClose> + Send + 'static,
     {
+        Server::routed(|_| Answer::Upgrade, handler).await
+    }
+
+    /// Like [`start`](Server::start), but `route` decides from the request path whether to upgrade or to answer
+    /// with a plain HTTP status.
+    pub async fn routed<R, F, Fut>(route: R, handler: F) -> Server
+    where
+        R: Fn(&str) -> Answer + Send + Sync + 'static,
+        F: Fn(Ws) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = SeenClose> + Send + 'static,
+    {
+        let route = Arc::new(route);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("ws://{}/", listener.local_addr().expect("addr"));
         let closes = Arc::new(Mutex::new(Vec::new()));
@@ -39,8 +61,20 @@ impl Server {
             while let Ok((tcp, _)) = listener.accept().await {
                 let handler = handler.clone();
                 let recorded = recorded.clone();
+                let route = route.clone();
                 tokio::spawn(async move {
-                    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                    let answer = |request: &Request, response: Response| match route(request.uri().path()) {
+                        Answer::Upgrade => Ok(response),
+                        Answer::Status(status, location) => {
+                            let mut refusal = ErrorResponse::new(Some(format!("status {status}")));
+                            *refusal.status_mut() = StatusCode::from_u16(status).expect("status");
+                            if let Some(location) = location {
+                                refusal.headers_mut().insert("location", location.parse().expect("location"));
+                            }
+                            Err(refusal)
+                        }
+                    };
+                    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, answer).await else { return };
                     let close = handler(ws).await;
                     recorded.lock().unwrap().push(close);
                 });
@@ -51,22 +85,19 @@ impl Server {
 
     /// Echo every text and binary message until the client closes.
     pub async fn echo() -> Server {
-        Server::start(|mut ws: Ws| async move {
-            loop {
-                match ws.next().await {
-                    Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
-                        if ws.send(message).await.is_err() {
-                            return None;
-                        }
-                    }
-                    Some(Ok(Message::Close(frame))) => return finish_close(ws, frame).await,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return None,
-                }
-            }
+        Server::start(echo).await
+    }
+
+    /// Hold every connection open without reading from it (or answering a close), until the test ends.
+    pub async fn deaf() -> Server {
+        Server::start(|ws: Ws| async move {
+            std::future::pending::<()>().await;
+            drop(ws);
+            None
         })
         .await
     }
+
 
     /// Send `messages` at once, then wait for the client's close.
     pub async fn sending(messages: Vec<Message>) -> Server {
@@ -104,6 +135,38 @@ impl Server {
         }
         self.closes.lock().unwrap().clone()
     }
+}
+
+/// Echo every text and binary message until the client closes.
+pub async fn echo(mut ws: Ws) -> SeenClose {
+    loop {
+        match ws.next().await {
+            Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                if ws.send(message).await.is_err() {
+                    return None;
+                }
+            }
+            Some(Ok(Message::Close(frame))) => return finish_close(ws, frame).await,
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+/// A TCP server that accepts connections and never answers: a WebSocket handshake to it waits forever. Each
+/// accepted connection is announced on the returned channel.
+pub async fn silent() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    let (accepted, announcements) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+            let _ = accepted.send(());
+        }
+    });
+    (url, announcements, task)
 }
 
 /// Read (and drop) messages until the client's close frame, then let the handshake finish.

@@ -69,3 +69,75 @@ pub async fn finish(child: Child, started: Instant) -> Run {
         elapsed: started.elapsed(),
     }
 }
+
+/// A wsrun process still running, whose stdout lines the test can wait for.
+pub struct Running {
+    child: Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: tokio::task::JoinHandle<String>,
+    /// Held so the guest's stdin stays open until the test ends.
+    _stdin: Option<tokio::process::ChildStdin>,
+}
+
+impl Running {
+    /// Start wsrun with stdin left open (never written to) until the test drops it.
+    pub fn spawn(args: &[&str]) -> Running {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+        let mut child = wsrun(args).spawn().expect("spawn wsrun");
+        let stdin = child.stdin.take();
+        let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut err = child.stderr.take().expect("stderr");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let collected = stdout.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = out.next_line().await {
+                collected.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text).await;
+            text
+        });
+        Running { child, lines, stdout, stderr, _stdin: stdin }
+    }
+
+    /// Wait (a few seconds at most) for a stdout line that starts with `prefix`.
+    pub async fn wait_for_line(&mut self, prefix: &str) {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                if line.starts_with(prefix) {
+                    return true;
+                }
+            }
+            false
+        };
+        let found = tokio::time::timeout(Duration::from_secs(5), wait).await.unwrap_or(false);
+        assert!(found, "wsrun never printed a line starting with {prefix:?}; stdout so far: {:?}", self.stdout.lock().unwrap());
+    }
+
+    /// Send `signal` (for example `libc::SIGINT`) to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.id().expect("wsrun is running") as i32;
+        // SAFETY: kill(2) on our own child's pid has no memory-safety concerns.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill failed");
+    }
+
+    /// Wait for the exit, at most [`BOUND`]; `elapsed` counts from this call.
+    pub async fn finish(mut self) -> Run {
+        let started = Instant::now();
+        let status = tokio::time::timeout(BOUND, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("wsrun did not exit within {BOUND:?}"))
+            .expect("wait for wsrun");
+        let elapsed = started.elapsed();
+        let stderr = self.stderr.await.unwrap_or_default();
+        // Let the stdout reader catch up with the last lines.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let stdout = self.stdout.lock().unwrap().clone();
+        Run { status, stdout, stderr, elapsed }
+    }
+}

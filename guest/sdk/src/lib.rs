@@ -17,10 +17,12 @@ wit_bindgen::generate!({
     default_bindings_module: "wsrun_guest",
 });
 
+mod connect;
 mod describe;
 mod io;
 
 pub use exports::wasi::cli::run::Guest;
+pub use connect::connect_to_url_arg;
 pub use describe::{close_code_name, describe};
 pub use io::{args, Stdout};
 pub use wsrun::ws::websocket::{

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::OriginPattern;
+
 const AFTER_HELP: &str = "\
 GUEST is a component file (client.wasm) or a bundled guest: client (the default) or echo.
 Everything after URL goes to the guest; `wsrun client --help` shows the client's own options.
@@ -34,6 +36,15 @@ pub struct Args {
     /// When the guest is done or stopped, how long to wait for each peer's close frame.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     pub close_timeout: Duration,
+
+    /// Also let the guest connect to origins matching PATTERN: [ws://|wss://]host[:port], where host may hold `*`
+    /// wildcards (`*.example.com`). Repeatable. The origin of URL is always allowed; redirects are checked too.
+    #[arg(long = "allow", value_name = "PATTERN", value_parser = OriginPattern::parse)]
+    pub allow: Vec<OriginPattern>,
+
+    /// Let the guest connect anywhere (printed as a warning).
+    #[arg(long)]
+    pub allow_any: bool,
 
     /// [GUEST] URL [GUEST ARGS]...
     #[arg(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::{Error, Limits, Outcome, Program, Runtime};
+use crate::{Error, Grant, Limits, Outcome, Program, Runtime};
 use args::Args;
 
 /// Exit code for usage, load and link errors.
@@ -52,7 +52,20 @@ fn run(args: Args) -> Result<ExitCode, String> {
             connections: crate::ConnectionLimits { open_timeout: args.open_timeout, ..Default::default() },
             ..Limits::default()
         };
-        let session = program.session(invocation.url).args(invocation.guest_args).limits(limits).inherit_stdio();
+        let mut grant = Grant::origin_of_url(&invocation.url);
+        for pattern in &args.allow {
+            grant.allow(pattern.clone());
+        }
+        if args.allow_any {
+            eprintln!("wsrun: warning: --allow-any lets the guest connect to any host");
+            grant.allow_any();
+        }
+        let session = program
+            .session(invocation.url)
+            .args(invocation.guest_args)
+            .grant(grant)
+            .limits(limits)
+            .inherit_stdio();
         let _signals = signals::cancel_on_signal(session.cancel_handle());
         let outcome = session.run().await;
         Ok::<_, String>(report(&program, &outcome))
