@@ -38,3 +38,4 @@ pub use program::Program;
 pub use runtime::Runtime;
 pub use session::{Outcome, SessionBuilder};
 pub use state::SessionState;
+pub use websocket::{Proxy, TlsSettings, Transport};

@@ -12,7 +12,7 @@ use crate::grant::Grant;
 use crate::limits::Limits;
 use crate::program::Program;
 use crate::state::SessionState;
-use crate::websocket::WebsocketCtx;
+use crate::websocket::{Transport, WebsocketCtx};
 
 /// How a session ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +72,7 @@ pub struct SessionBuilder {
     args: Vec<String>,
     grant: Option<Grant>,
     limits: Limits,
+    transport: Transport,
     wasi: WasiCtxBuilder,
     cancel: CancelHandle,
 }
@@ -85,6 +86,7 @@ impl SessionBuilder {
             args: Vec::new(),
             grant: None,
             limits: Limits::default(),
+            transport: Transport::default(),
             wasi: WasiCtxBuilder::new(),
             cancel,
         }
@@ -109,6 +111,12 @@ impl SessionBuilder {
     /// The session's limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// How connections reach servers: TLS trust and proxy. By default: the system's roots, no proxy.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -144,7 +152,7 @@ impl SessionBuilder {
     /// Run the guest to its end, then close every connection it left open (1000 after a normal end, 1001 after a
     /// cancel or timeout, 1011 after a trap) and wait, bounded, for the peers' close frames.
     pub async fn run(self) -> Outcome {
-        let SessionBuilder { program, url, args, grant, limits, mut wasi, cancel } = self;
+        let SessionBuilder { program, url, args, grant, limits, transport, mut wasi, cancel } = self;
         let grant = grant.unwrap_or_else(|| Grant::origin_of_url(&url));
         let mut arguments = vec![program.name().to_owned(), url];
         arguments.extend(args);
@@ -153,7 +161,7 @@ impl SessionBuilder {
         let state = SessionState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            websocket: WebsocketCtx::new(grant, limits.connections.clone()),
+            websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport),
             limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(),
         };
         let mut store = Store::new(program.engine(), state);

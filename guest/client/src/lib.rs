@@ -1,18 +1,24 @@
-//! The bundled `client` guest: an interactive WebSocket client in the manner of `python -m websockets`.
+//! The bundled `client` guest: an interactive WebSocket client in the manner of `python -m websockets`, `wscat`
+//! and `websocat`. `wsrun client --help` (the `options` module) lists what it does.
 //!
-//! Each stdin line is sent as a text message; each message received is printed as `< text` or
-//! `< (binary) <hex>`. On stdin's end it starts the closing handshake and keeps printing what arrives until the
-//! peer's close frame. It waits on stdin and the connection at once with `wasi:io/poll`, never busily.
+//! It waits on stdin and the connection at once with `wasi:io/poll`, never busily; everything it sends and prints
+//! goes through the host's `websocket` interface and stdio.
 
+mod commands;
+mod encoding;
 mod lines;
-mod print;
+mod options;
+mod output;
 
-use wsrun_guest::wasi::cli::stdin;
+use wsrun_guest::wasi::cli::{exit, stdin, terminal_stdin, terminal_stdout};
+use wsrun_guest::wasi::clocks::monotonic_clock;
 use wsrun_guest::wasi::io::poll;
-use wsrun_guest::wasi::io::streams::StreamError;
-use wsrun_guest::{args, describe, CloseFrame, ConnectOptions, Connection, ErrorCode, Guest, Message, Stdout};
+use wsrun_guest::{args, describe, CloseFrame, ConnectOptions, Connection, ErrorCode, Guest, Message};
 
+use commands::Command;
 use lines::LineSplitter;
+use options::{Encoding, OnEof, Options, Parsed};
+use output::{Gone, Output};
 
 /// How much of stdin to take in one read.
 const STDIN_CHUNK: u64 = 64 * 1024;
@@ -21,92 +27,214 @@ struct Client;
 
 impl Guest for Client {
     fn run() -> Result<(), ()> {
-        let Some(url) = args().get(1).cloned() else {
-            eprintln!("wsrun: client: usage: wsrun [client] URL");
-            return Err(());
+        let options = match options::parse(&args()) {
+            Ok(Parsed::Run(options)) => options,
+            Ok(Parsed::Help) => {
+                let _ = wsrun_guest::Stdout::get().line(options::HELP);
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("wsrun: client: {e}");
+                exit::exit_with_code(2);
+                return Err(());
+            }
         };
-        let out = Stdout::get();
-        let conn = Connection::connect(&url, &ConnectOptions::default()).map_err(|e| {
-            eprintln!("wsrun: could not connect to {url}: {}", describe(&e));
+        let interactive = terminal_stdin::get_terminal_stdin().is_some();
+        let prompt = interactive && terminal_stdout::get_terminal_stdout().is_some();
+        let out = Output::new(options.jsonl, options.output, prompt);
+        let connect = ConnectOptions {
+            headers: options.headers.clone(),
+            subprotocols: options.subprotocols.clone(),
+            open_timeout_ms: None,
+            max_message_size: options.max_message_size,
+            control_frames: true,
+            keepalive: options.keepalive,
+        };
+        let conn = Connection::connect(&options.url, &connect).map_err(|e| {
+            eprintln!("wsrun: could not connect to {}: {}", options.url, describe(&e));
         })?;
-        if out.line(&format!("Connected to {}.", conn.url())).is_err() {
+        if out.opened(&conn.url(), conn.protocol().as_deref()).is_err() {
             return Ok(());
         }
-        session(&conn, &out)
+        let commands = options.commands || interactive;
+        Session { conn, out, options, commands, pings: Vec::new(), sent_pings: 0, closing: false, lost: false }.run()
     }
 }
 
-/// Relay stdin to the connection and the connection to stdout until the connection ends.
-fn session(conn: &Connection, out: &Stdout) -> Result<(), ()> {
-    let input = stdin::get_stdin();
-    let input_ready = input.subscribe();
-    let conn_ready = conn.subscribe();
-    let mut lines = LineSplitter::default();
-    let mut input_open = true;
+struct Session {
+    conn: Connection,
+    out: Output,
+    options: Options,
+    /// Lines starting with `/` are commands.
+    commands: bool,
+    /// Our pings waiting for their pong: payload and when it was sent (monotonic ns).
+    pings: Vec<(Vec<u8>, u64)>,
+    sent_pings: u64,
+    /// Our close frame is sent: nothing more is sent, and (after `--once`) nothing more printed.
+    closing: bool,
+    /// The connection was lost rather than closed (keepalive timeout, transport error).
+    lost: bool,
+}
 
-    loop {
-        let ready = if input_open { poll::poll(&[&conn_ready, &input_ready]) } else { poll::poll(&[&conn_ready]) };
-        for index in ready {
-            if index == 0 {
-                if let Some(ended) = drain(conn, out) {
-                    return ended;
-                }
-                continue;
-            }
-            match input.read(STDIN_CHUNK) {
-                Ok(bytes) => {
-                    for line in lines.push(&bytes) {
-                        send_line(conn, line)?;
-                        // Print what came back meanwhile, so a peer that answers every line never waits on us.
-                        if let Some(ended) = drain(conn, out) {
-                            return ended;
+/// What a step of the session decided: go on, or end with this result.
+type Step = Option<Result<(), ()>>;
+
+impl Session {
+    /// Relay stdin to the connection and the connection to stdout until the connection ends.
+    fn run(mut self) -> Result<(), ()> {
+        let input = stdin::get_stdin();
+        let input_ready = input.subscribe();
+        let conn_ready = self.conn.subscribe();
+        let mut lines = LineSplitter::default();
+        let mut input_open = true;
+        if self.out.prompt().is_err() {
+            return Ok(());
+        }
+        loop {
+            let reading = input_open && !self.closing;
+            let ready = if reading { poll::poll(&[&conn_ready, &input_ready]) } else { poll::poll(&[&conn_ready]) };
+            for index in ready {
+                let step = if index == 0 {
+                    self.drain()
+                } else {
+                    match input.read(STDIN_CHUNK) {
+                        Ok(bytes) => lines.push(&bytes).into_iter().find_map(|line| self.line(line)),
+                        Err(_) => {
+                            input_open = false;
+                            lines.finish().and_then(|line| self.line(line)).or_else(|| self.end_of_input())
                         }
                     }
-                }
-                Err(StreamError::Closed) | Err(StreamError::LastOperationFailed(_)) => {
-                    if let Some(line) = lines.finish() {
-                        send_line(conn, line)?;
-                    }
-                    input_open = false;
-                    match conn.close(1000, "") {
-                        // The peer closed first; its close frame is on its way to `drain`.
-                        Ok(()) | Err(ErrorCode::Closed(_)) => {}
-                        Err(e) => {
-                            eprintln!("wsrun: could not close the connection: {}", describe(&e));
-                            return Err(());
-                        }
-                    }
+                };
+                if let Some(end) = step {
+                    return end;
                 }
             }
         }
     }
-}
 
-fn send_line(conn: &Connection, line: String) -> Result<(), ()> {
-    conn.send(&Message::Text(line)).map_err(|e| eprintln!("wsrun: send failed: {}", describe(&e)))
-}
-
-/// Print every message queued on the connection. `Some(result)` when the connection has ended.
-fn drain(conn: &Connection, out: &Stdout) -> Option<Result<(), ()>> {
-    while let Some(next) = conn.try_receive() {
-        match next {
-            Ok(Some(message)) => {
-                if out.line(&print::received(&message)).is_err() {
-                    // Stdout is gone (a closed pipe): nobody is reading, stop quietly.
-                    return Some(Ok(()));
+    /// One line of stdin: a command, or a message to send.
+    fn line(&mut self, line: Vec<u8>) -> Step {
+        if self.closing {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let command = if self.commands { commands::parse(&text) } else { Ok(Command::Send(text.into_owned())) };
+        let step = match command {
+            Ok(Command::Send(text)) => {
+                let message = match self.encode_line(text) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        eprintln!("wsrun: not sent: {e}");
+                        return None;
+                    }
+                };
+                self.send(message)
+            }
+            Ok(Command::Ping(mut payload)) => {
+                if payload.is_empty() {
+                    self.sent_pings += 1;
+                    payload = format!("wsrun-{}", self.sent_pings).into_bytes();
                 }
+                self.pings.push((payload.clone(), monotonic_clock::now()));
+                self.send(Message::Ping(payload))
             }
-            Ok(None) => {
-                let frame = conn.close_status().unwrap_or(CloseFrame { code: 1006, reason: String::new() });
-                let _ = out.line(&format!("Connection closed: {frame}."));
-                // A close handshake that completed, whatever its code, is the session ending as agreed; a peer that
-                // vanished (1006) is a connection failure.
-                return Some(if frame.code == 1006 { Err(()) } else { Ok(()) });
+            Ok(Command::Close(code, reason)) => self.close(code, &reason),
+            Ok(Command::Binary(bytes)) => self.send(Message::Binary(bytes)),
+            Ok(Command::Help) => self.out.note(commands::HELP).err().map(|Gone| Ok(())),
+            Err(e) => {
+                eprintln!("wsrun: {e}");
+                None
             }
-            Err(e) => eprintln!("wsrun: {}", describe(&e)),
+        };
+        // Print what came back meanwhile, so a peer that answers every line never waits on us.
+        step.or_else(|| self.drain())
+    }
+
+    fn encode_line(&self, text: String) -> Result<Message, String> {
+        if !self.options.binary {
+            return Ok(Message::Text(text));
+        }
+        Ok(Message::Binary(match self.options.input {
+            None => text.into_bytes(),
+            Some(Encoding::Hex) => encoding::unhex(&text).map_err(|e| format!("not hex: {e}"))?,
+            Some(Encoding::Base64) => encoding::unbase64(&text).map_err(|e| format!("not base64: {e}"))?,
+        }))
+    }
+
+    fn send(&mut self, message: Message) -> Step {
+        match self.conn.send(&message) {
+            Ok(()) => None,
+            // The peer closed first; its close frame is on its way to `drain`.
+            Err(ErrorCode::Closed(_)) => None,
+            Err(e) => {
+                eprintln!("wsrun: send failed: {}", describe(&e));
+                self.lost = true;
+                None
+            }
         }
     }
-    None
+
+    fn close(&mut self, code: u16, reason: &str) -> Step {
+        self.closing = true;
+        match self.conn.close(code, reason) {
+            Ok(()) | Err(ErrorCode::Closed(_)) => None,
+            Err(e) => {
+                eprintln!("wsrun: could not close the connection: {}", describe(&e));
+                Some(Err(()))
+            }
+        }
+    }
+
+    fn end_of_input(&mut self) -> Step {
+        match self.options.on_eof {
+            OnEof::Close => self.close(self.options.close_code, &self.options.close_reason.clone()),
+            OnEof::Exit => self.close(self.options.close_code, &self.options.close_reason.clone()).or(Some(Ok(()))),
+            OnEof::KeepOpen => None,
+        }
+    }
+
+    /// Print every message queued on the connection; the end of the connection ends the session.
+    fn drain(&mut self) -> Step {
+        while let Some(next) = self.conn.try_receive() {
+            match next {
+                Ok(Some(message)) => {
+                    if self.closing && self.options.once {
+                        continue;
+                    }
+                    let rtt = match &message {
+                        Message::Pong(payload) => self.answered_ping(payload),
+                        _ => None,
+                    };
+                    if self.out.received(&message, rtt).is_err() {
+                        return Some(Ok(()));
+                    }
+                    if self.options.once && matches!(message, Message::Text(_) | Message::Binary(_)) {
+                        if let Some(end) = self.close(self.options.close_code, &self.options.close_reason.clone()) {
+                            return Some(end);
+                        }
+                    }
+                }
+                Ok(None) => {
+                    let frame = self.conn.close_status().unwrap_or(CloseFrame { code: 1006, reason: String::new() });
+                    let _ = self.out.closed(&frame);
+                    // A closing handshake, whatever its code, is the session ending as agreed; a vanished peer is not.
+                    return Some(if frame.code == 1006 || self.lost { Err(()) } else { Ok(()) });
+                }
+                Err(e) => {
+                    eprintln!("wsrun: {}", describe(&e));
+                    self.lost = true;
+                }
+            }
+        }
+        None
+    }
+
+    /// The round-trip time in milliseconds, when `payload` answers one of our pings.
+    fn answered_ping(&mut self, payload: &[u8]) -> Option<f64> {
+        let index = self.pings.iter().position(|(sent, _)| sent == payload)?;
+        let (_, sent_at) = self.pings.remove(index);
+        Some(monotonic_clock::now().saturating_sub(sent_at) as f64 / 1e6)
+    }
 }
 
 wsrun_guest::export!(Client);

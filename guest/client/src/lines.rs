@@ -8,7 +8,7 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     /// Add bytes; return every line they complete.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
         let mut lines = Vec::new();
         for &byte in bytes {
             if byte == b'\n' {
@@ -16,7 +16,7 @@ impl LineSplitter {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                lines.push(String::from_utf8_lossy(&line).into_owned());
+                lines.push(line);
             } else {
                 self.pending.push(byte);
             }
@@ -25,7 +25,7 @@ impl LineSplitter {
     }
 
     /// The last line when the input did not end with a newline.
-    pub fn finish(&mut self) -> Option<String> {
-        (!self.pending.is_empty()).then(|| String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned())
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
     }
 }

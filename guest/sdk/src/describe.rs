@@ -19,6 +19,8 @@ impl fmt::Display for Described<'_> {
             ErrorCode::Denied(why) => write!(f, "not allowed: {why}"),
             ErrorCode::Dns(why) => write!(f, "DNS lookup failed: {why}"),
             ErrorCode::Refused(why) => write!(f, "connection refused: {why}"),
+            ErrorCode::Proxy(why) => write!(f, "proxy error: {why}"),
+            ErrorCode::KeepaliveTimeout => write!(f, "connection lost: no pong to a keepalive ping in time"),
             ErrorCode::Tls(why) => write!(f, "TLS error: {why}"),
             ErrorCode::Timeout => write!(f, "timed out while opening the connection"),
             ErrorCode::HttpStatus(response) => {

@@ -26,11 +26,18 @@ pub use connect::connect_to_url_arg;
 pub use describe::{close_code_name, describe};
 pub use io::{args, Stdout};
 pub use wsrun::ws::websocket::{
-    CloseFrame, ConnectOptions, Connection, ErrorCode, Header, HttpResponse, Message,
+    CloseFrame, ConnectOptions, Connection, ErrorCode, Header, HttpResponse, Keepalive, Message,
 };
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), open_timeout_ms: None, max_message_size: None }
+        ConnectOptions {
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            open_timeout_ms: None,
+            max_message_size: None,
+            control_frames: false,
+            keepalive: None,
+        }
     }
 }

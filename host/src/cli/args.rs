@@ -46,6 +46,19 @@ pub struct Args {
     #[arg(long)]
     pub allow_any: bool,
 
+    /// Also trust the CA certificates in this PEM file for wss:// (beside the system's roots). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Vec<std::path::PathBuf>,
+
+    /// Do not verify TLS certificates at all (printed as a warning). Only for servers you control.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Tunnel connections through this HTTP proxy (http://[user:pass@]host:port), instead of the one named by
+    /// the http_proxy / https_proxy / no_proxy environment variables.
+    #[arg(long, value_name = "URL", value_parser = crate::websocket::parse_proxy_url)]
+    pub proxy: Option<url::Url>,
+
     /// [GUEST] URL [GUEST ARGS]...
     #[arg(
         value_name = "[GUEST] URL [GUEST ARGS]",

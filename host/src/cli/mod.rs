@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::{Error, Grant, Limits, Outcome, Program, Runtime};
+use crate::{Error, Grant, Limits, Outcome, Program, Proxy, Runtime, TlsSettings, Transport};
 use args::Args;
 
 /// Exit code for usage, load and link errors.
@@ -39,6 +39,7 @@ pub fn main() -> ExitCode {
 /// Everything after parsing. `Err` is a usage or load error (exit 2); everything else is in the exit code.
 fn run(args: Args) -> Result<ExitCode, String> {
     let invocation = args.invocation()?;
+    let transport = transport(&args)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,6 +66,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             .args(invocation.guest_args)
             .grant(grant)
             .limits(limits)
+            .transport(transport)
             .inherit_stdio();
         let _signals = signals::cancel_on_signal(session.cancel_handle());
         let outcome = session.run().await;
@@ -73,6 +75,24 @@ fn run(args: Args) -> Result<ExitCode, String> {
     // The stdin reader thread may be blocked in read(2); do not wait for it.
     tokio.shutdown_background();
     Ok(code)
+}
+
+/// TLS trust and proxy from the flags (and, without --proxy, the environment).
+fn transport(args: &Args) -> Result<Transport, String> {
+    let mut tls = TlsSettings { insecure: args.insecure, ..TlsSettings::default() };
+    for path in &args.cacert {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read --cacert {}: {e}", path.display()))?;
+        let certs = TlsSettings::read_pem(&pem).map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+        tls.extra_roots.extend(certs);
+    }
+    if args.insecure {
+        eprintln!("wsrun: warning: --insecure: TLS certificates are NOT verified; anyone on the path can read and change this session");
+    }
+    let proxy = match &args.proxy {
+        Some(url) => Proxy::Always(url.clone()),
+        None => Proxy::from_environment()?,
+    };
+    Ok(Transport::new(tls, proxy))
 }
 
 /// A guest file, or a bundled guest when no file of that name exists.

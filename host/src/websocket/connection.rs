@@ -1,30 +1,40 @@
-//! An open connection: the reader task that fills a bounded queue, the writer the guest sends through, and the
-//! close status both sides see.
+//! An open connection: the reader task that fills a bounded queue (and sends keepalive pings), the writer the guest
+//! sends through, and the close status both sides see.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{Error as WsProtocolError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WireCloseFrame;
 use tokio_tungstenite::tungstenite::Message as WireMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 use super::errors::{abnormal_closure, from_transport};
+use super::transport::Stream;
 use crate::bindings::websocket::{CloseFrame, ErrorCode, Message};
 
-pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type WsStream = WebSocketStream<Stream>;
 
 /// One item for the guest: a message, or the error that ended the connection.
 type Incoming = Result<Message, ErrorCode>;
 
 /// What the guest gets from `receive`: a message, `None` for the end, or an error.
 pub(crate) type Received = Result<Option<Message>, ErrorCode>;
+
+/// How the reader task treats a connection, from the guest's `connect-options`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReadOptions {
+    /// Queue pings and pongs for the guest too.
+    pub control_frames: bool,
+    /// Ping every `.0`; give up when no pong came `.1` after a ping.
+    pub keepalive: Option<(Duration, Duration)>,
+}
 
 /// The guest's handle on a connection (the `connection` resource).
 ///
@@ -41,15 +51,14 @@ pub struct Connection {
 
 /// The half of a connection the session keeps until it ends.
 pub(crate) struct Shared {
-    writer: tokio::sync::Mutex<SplitSink<WsStream, WireMessage>>,
-    status: Arc<Status>,
+    link: Arc<Link>,
     /// Reads the socket until the connection ends; dropping the last `Shared` aborts it and closes the socket.
     reader: Mutex<Option<AbortOnDropJoinHandle<()>>>,
 }
 
-/// What both the reader task and the guest's side know about how the connection is going.
-#[derive(Default)]
-struct Status {
+/// What the guest's side and the reader task share: the writer and how the connection is going.
+struct Link {
+    writer: tokio::sync::Mutex<SplitSink<WsStream, WireMessage>>,
     /// How the connection ended: the peer's close frame, or 1006. `None` while it is open.
     closed: Mutex<Option<CloseFrame>>,
     /// The close frame we sent, once we have: nothing may be sent after it.
@@ -58,16 +67,22 @@ struct Status {
 
 impl Connection {
     /// Start the reader task for an open stream and hand back the guest's handle.
-    pub(crate) fn start(stream: WsStream, url: String, protocol: Option<String>, queued: usize) -> Connection {
+    pub(crate) fn start(
+        stream: WsStream,
+        url: String,
+        protocol: Option<String>,
+        queued: usize,
+        options: ReadOptions,
+    ) -> Connection {
         let (writer, reader) = stream.split();
         let (tx, incoming) = mpsc::channel(queued.max(1));
-        let status = Arc::new(Status::default());
-        let task = wasmtime_wasi::runtime::spawn(read_loop(reader, tx, status.clone()));
-        let shared = Arc::new(Shared {
+        let link = Arc::new(Link {
             writer: tokio::sync::Mutex::new(writer),
-            status,
-            reader: Mutex::new(Some(task)),
+            closed: Mutex::new(None),
+            sent: Mutex::new(None),
         });
+        let task = wasmtime_wasi::runtime::spawn(read_loop(reader, tx, link.clone(), options));
+        let shared = Arc::new(Shared { link, reader: Mutex::new(Some(task)) });
         Connection { shared, incoming, ready: None, url, protocol }
     }
 
@@ -109,33 +124,17 @@ impl wasmtime_wasi::p2::Pollable for Connection {
 impl Shared {
     /// Send one message; waits while the socket is not writable.
     pub(crate) async fn send(&self, message: WireMessage) -> Result<(), ErrorCode> {
-        if let Some(sent) = self.sent_close() {
-            return Err(ErrorCode::Closed(sent));
-        }
-        let mut writer = self.writer.lock().await;
-        writer.send(message).await.map_err(|e| self.transport_error(e))
+        self.link.send(message).await
     }
 
     /// Send our close frame, once. Later calls say the connection is closed.
     pub(crate) async fn close(&self, code: u16, reason: &str) -> Result<(), ErrorCode> {
-        if let Some(closed) = self.close_status() {
-            return Err(ErrorCode::Closed(closed));
-        }
-        {
-            let Ok(mut sent) = self.status.sent.lock() else { return Err(ErrorCode::Io("poisoned lock".into())) };
-            if let Some(sent) = &*sent {
-                return Err(ErrorCode::Closed(sent.clone()));
-            }
-            *sent = Some(CloseFrame { code, reason: reason.to_owned() });
-        }
-        let frame = WireCloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
-        let mut writer = self.writer.lock().await;
-        writer.send(WireMessage::Close(Some(frame))).await.map_err(|e| self.transport_error(e))
+        self.link.close(code, reason).await
     }
 
     /// How the connection ended, or `None` while it is open.
     pub(crate) fn close_status(&self) -> Option<CloseFrame> {
-        self.status.closed.lock().map(|closed| closed.clone()).unwrap_or(None)
+        self.link.close_status()
     }
 
     /// Close the connection for a session that is ending, if it is still open: send `code` unless a close frame
@@ -153,9 +152,35 @@ impl Shared {
         // Past the wait the reader is dropped, which aborts it and closes the socket without more ado.
         let _ = tokio::time::timeout(wait, closing).await;
     }
+}
 
-    fn sent_close(&self) -> Option<CloseFrame> {
-        self.status.sent.lock().map(|sent| sent.clone()).unwrap_or(None)
+impl Link {
+    async fn send(&self, message: WireMessage) -> Result<(), ErrorCode> {
+        if let Some(sent) = lock(&self.sent).clone() {
+            return Err(ErrorCode::Closed(sent));
+        }
+        let mut writer = self.writer.lock().await;
+        writer.send(message).await.map_err(|e| self.transport_error(e))
+    }
+
+    async fn close(&self, code: u16, reason: &str) -> Result<(), ErrorCode> {
+        if let Some(closed) = self.close_status() {
+            return Err(ErrorCode::Closed(closed));
+        }
+        {
+            let mut sent = lock(&self.sent);
+            if let Some(sent) = &*sent {
+                return Err(ErrorCode::Closed(sent.clone()));
+            }
+            *sent = Some(CloseFrame { code, reason: reason.to_owned() });
+        }
+        let frame = WireCloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
+        let mut writer = self.writer.lock().await;
+        writer.send(WireMessage::Close(Some(frame))).await.map_err(|e| self.transport_error(e))
+    }
+
+    fn close_status(&self) -> Option<CloseFrame> {
+        lock(&self.closed).clone()
     }
 
     fn transport_error(&self, error: WsProtocolError) -> ErrorCode {
@@ -163,17 +188,46 @@ impl Shared {
     }
 }
 
+/// A poisoned lock only means another task panicked while holding it; the value is still the best we know.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Read frames until the connection ends, queueing messages for the guest. A full queue stops the reading, and so
 /// the peer (backpressure); a guest that dropped its handle no longer gets messages, but the reading goes on so the
 /// closing handshake can finish.
-async fn read_loop(mut reader: SplitStream<WsStream>, tx: mpsc::Sender<Incoming>, status: Arc<Status>) {
+async fn read_loop(mut reader: SplitStream<WsStream>, tx: mpsc::Sender<Incoming>, link: Arc<Link>, options: ReadOptions) {
     let mut deliver = true;
     let mut peer_close = None;
     let mut failure = None;
-    while let Some(next) = reader.next().await {
+    let mut keepalive = options.keepalive.map(|(interval, timeout)| Keepalive::new(interval, timeout));
+    loop {
+        let next = tokio::select! {
+            next = reader.next() => next,
+            action = Keepalive::due(&mut keepalive) => {
+                match action {
+                    Due::Ping => {
+                        // A writer busy with a large send is skipped this time rather than waited for.
+                        if let Ok(mut writer) = link.writer.try_lock() {
+                            let _ = writer.send(WireMessage::Ping(Vec::new().into())).await;
+                        }
+                    }
+                    Due::GiveUp => {
+                        let frame = WireCloseFrame { code: CloseCode::Error, reason: "keepalive ping timeout".into() };
+                        if let Ok(mut writer) = link.writer.try_lock() {
+                            let _ = tokio::time::timeout(Duration::from_millis(100), writer.send(WireMessage::Close(Some(frame)))).await;
+                        }
+                        failure = Some(ErrorCode::KeepaliveTimeout);
+                        break;
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(next) = next else { break };
         let item = match next {
-            Ok(WireMessage::Text(text)) => Ok(Message::Text(text.as_str().to_owned())),
-            Ok(WireMessage::Binary(bytes)) => Ok(Message::Binary(bytes.into())),
+            Ok(WireMessage::Text(text)) => Message::Text(text.as_str().to_owned()),
+            Ok(WireMessage::Binary(bytes)) => Message::Binary(bytes.into()),
             Ok(WireMessage::Close(frame)) => {
                 peer_close = Some(match frame {
                     Some(frame) => CloseFrame { code: frame.code.into(), reason: frame.reason.as_str().to_owned() },
@@ -181,8 +235,18 @@ async fn read_loop(mut reader: SplitStream<WsStream>, tx: mpsc::Sender<Incoming>
                 });
                 continue;
             }
-            // tungstenite answers pings itself; pongs and raw frames mean nothing to the guest.
-            Ok(WireMessage::Ping(_) | WireMessage::Pong(_) | WireMessage::Frame(_)) => continue,
+            Ok(WireMessage::Pong(payload)) => {
+                if let Some(keepalive) = &mut keepalive {
+                    keepalive.ponged();
+                }
+                if !options.control_frames {
+                    continue;
+                }
+                Message::Pong(payload.into())
+            }
+            // tungstenite answers pings itself.
+            Ok(WireMessage::Ping(payload)) if options.control_frames => Message::Ping(payload.into()),
+            Ok(WireMessage::Ping(_) | WireMessage::Frame(_)) => continue,
             Err(WsProtocolError::ConnectionClosed | WsProtocolError::AlreadyClosed) => break,
             Err(WsProtocolError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => break,
             Err(error) => {
@@ -190,14 +254,63 @@ async fn read_loop(mut reader: SplitStream<WsStream>, tx: mpsc::Sender<Incoming>
                 break;
             }
         };
-        if deliver && tx.send(item).await.is_err() {
-            deliver = false;
+        if deliver {
+            let blocked = Instant::now();
+            deliver = tx.send(Ok(item)).await.is_ok();
+            if let Some(keepalive) = &mut keepalive {
+                // Time spent waiting for the guest is not the peer's fault: its pong may be waiting unread.
+                keepalive.pause(blocked.elapsed());
+            }
         }
     }
-    if let Ok(mut closed) = status.closed.lock() {
-        *closed = Some(peer_close.unwrap_or_else(abnormal_closure));
-    }
+    *lock(&link.closed) = Some(peer_close.unwrap_or_else(abnormal_closure));
     if let (true, Some(error)) = (deliver, failure) {
         let _ = tx.send(Err(error)).await;
+    }
+}
+
+/// The keepalive clock of one connection: when to ping, and when to give up on the pong.
+struct Keepalive {
+    interval: Duration,
+    timeout: Duration,
+    next_ping: Instant,
+    pong_deadline: Option<Instant>,
+}
+
+enum Due {
+    Ping,
+    GiveUp,
+}
+
+impl Keepalive {
+    fn new(interval: Duration, timeout: Duration) -> Self {
+        Keepalive { interval, timeout, next_ping: Instant::now() + interval, pong_deadline: None }
+    }
+
+    /// Resolves when a ping is due or the pong is overdue; never, without keepalive.
+    async fn due(keepalive: &mut Option<Keepalive>) -> Due {
+        let Some(keepalive) = keepalive else { return std::future::pending().await };
+        match keepalive.pong_deadline {
+            Some(deadline) => {
+                tokio::time::sleep_until(deadline).await;
+                Due::GiveUp
+            }
+            None => {
+                tokio::time::sleep_until(keepalive.next_ping).await;
+                keepalive.next_ping += keepalive.interval;
+                keepalive.pong_deadline = Some(Instant::now() + keepalive.timeout);
+                Due::Ping
+            }
+        }
+    }
+
+    fn ponged(&mut self) {
+        self.pong_deadline = None;
+    }
+
+    fn pause(&mut self, paused: Duration) {
+        if let Some(deadline) = &mut self.pong_deadline {
+            *deadline += paused;
+        }
     }
 }

@@ -2,19 +2,18 @@
 //! under one time limit. Each failure becomes the `error-code` that names its cause.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsProtocolError;
-use url::{Host, Url};
+use url::Url;
 
 use super::connection::WsStream;
 use super::errors::from_transport;
+use super::transport::Transport;
 use super::ConnectionLimits;
 use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HttpResponse};
 use crate::grant::Grant;
@@ -54,6 +53,7 @@ pub(crate) async fn dial(
     options: &ConnectOptions,
     grant: &Grant,
     limits: &ConnectionLimits,
+    transport: &Transport,
 ) -> Result<Dialed, ErrorCode> {
     let mut current = parse_ws_url(url)?;
     let timeout = options
@@ -71,7 +71,7 @@ pub(crate) async fn dial(
                 return Err(ErrorCode::Denied(format!("{what} {current} is not allowed for this session")));
             }
             let request = request(&current, options)?;
-            match open(&current, request, config).await? {
+            match open(&current, request, config, transport).await? {
                 Hop::Open(stream, response) => {
                     let protocol = response
                         .headers()
@@ -146,10 +146,11 @@ fn request(url: &Url, options: &ConnectOptions) -> Result<Request, ErrorCode> {
     Ok(request)
 }
 
-/// One hop: resolve, connect, then the TLS and WebSocket handshakes.
-async fn open(url: &Url, request: Request, config: WebSocketConfig) -> Result<Hop, ErrorCode> {
-    let tcp = connect_tcp(url).await?;
-    let result = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), None).await;
+/// One hop: resolve, connect (perhaps through the proxy), then the TLS and WebSocket handshakes.
+async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &Transport) -> Result<Hop, ErrorCode> {
+    let connector = transport.connector(url)?;
+    let tcp = transport.connect(url).await?;
+    let result = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), Some(connector)).await;
     match result {
         Ok((stream, response)) => Ok(Hop::Open(stream, response)),
         Err(WsProtocolError::Http(response)) => {
@@ -189,34 +190,4 @@ fn http_response(response: &tokio_tungstenite::tungstenite::http::Response<Optio
             })
             .collect(),
     }
-}
-
-/// Resolve the host and connect to the first address that answers.
-async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
-    let port = url.port_or_known_default().unwrap_or(80);
-    let addrs: Vec<SocketAddr> = match url.host() {
-        Some(Host::Ipv4(ip)) => vec![SocketAddr::from((ip, port))],
-        Some(Host::Ipv6(ip)) => vec![SocketAddr::from((ip, port))],
-        Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
-            .await
-            .map_err(|e| ErrorCode::Dns(format!("{name}: {e}")))?
-            .collect(),
-        None => return Err(ErrorCode::InvalidUrl(format!("{url}: no host"))),
-    };
-    let mut last_error = None;
-    for addr in &addrs {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => {
-                // Small messages go out at once rather than waiting for more to batch.
-                let _ = tcp.set_nodelay(true);
-                return Ok(tcp);
-            }
-            Err(e) => last_error = Some((addr, e)),
-        }
-    }
-    Err(match last_error {
-        Some((addr, e)) if e.kind() == io::ErrorKind::ConnectionRefused => ErrorCode::Refused(addr.to_string()),
-        Some((addr, e)) => ErrorCode::Io(format!("{addr}: {e}")),
-        None => ErrorCode::Dns(format!("{}: no addresses", url.host_str().unwrap_or_default())),
-    })
 }

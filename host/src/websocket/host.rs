@@ -7,11 +7,12 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynPollable;
 
 use super::dial::dial;
+use super::connection::ReadOptions;
 use super::{Connection, WebsocketCtxView, WsError};
 use crate::bindings::websocket::{CloseFrame, ConnectOptions, ErrorCode, Host, HostConnection, Message};
 
-/// Largest ping payload (a control frame carries at most 125 bytes).
-const MAX_PING_PAYLOAD: usize = 125;
+/// Largest ping or pong payload (a control frame carries at most 125 bytes).
+const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Largest close reason: 125 bytes of control frame less the 2-byte code.
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -28,9 +29,15 @@ impl HostConnection for WebsocketCtxView<'_> {
         if self.ctx.opened.len() >= limit {
             return Err(ErrorCode::Limit(format!("at most {limit} open connections per session")).into());
         }
-        let dialed = dial(&url, &options, &self.ctx.grant, &self.ctx.limits).await?;
-        let conn =
-            Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, self.ctx.limits.queued_messages);
+        let dialed = dial(&url, &options, &self.ctx.grant, &self.ctx.limits, &self.ctx.transport).await?;
+        let read = ReadOptions {
+            control_frames: options.control_frames,
+            keepalive: options.keepalive.map(|k| {
+                (Duration::from_millis(k.interval_ms.max(1).into()), Duration::from_millis(k.timeout_ms.into()))
+            }),
+        };
+        let queued = self.ctx.limits.queued_messages;
+        let conn = Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, queued, read);
         self.ctx.opened.push(conn.shared.clone());
         self.table.push(conn).map_err(WsError::trap)
     }
@@ -48,6 +55,8 @@ impl HostConnection for WebsocketCtxView<'_> {
         let wire = match message {
             Message::Text(text) => WireMessage::text(text),
             Message::Binary(bytes) => WireMessage::binary(bytes),
+            Message::Ping(payload) => WireMessage::Ping(control_payload(payload)?.into()),
+            Message::Pong(payload) => WireMessage::Pong(control_payload(payload)?.into()),
         };
         Ok(shared.send(wire).await?)
     }
@@ -65,14 +74,6 @@ impl HostConnection for WebsocketCtxView<'_> {
 
     async fn subscribe(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
         wasmtime_wasi::p2::subscribe(self.table, conn)
-    }
-
-    async fn ping(&mut self, conn: Resource<Connection>, payload: Vec<u8>) -> Result<(), WsError> {
-        if payload.len() > MAX_PING_PAYLOAD {
-            return Err(ErrorCode::InvalidArgument(format!("a ping carries at most {MAX_PING_PAYLOAD} bytes")).into());
-        }
-        let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
-        Ok(shared.send(WireMessage::Ping(payload.into())).await?)
     }
 
     async fn close(&mut self, conn: Resource<Connection>, code: u16, reason: String) -> Result<(), WsError> {
@@ -99,6 +100,13 @@ impl HostConnection for WebsocketCtxView<'_> {
         }
         Ok(())
     }
+}
+
+fn control_payload(payload: Vec<u8>) -> Result<Vec<u8>, ErrorCode> {
+    if payload.len() > MAX_CONTROL_PAYLOAD {
+        return Err(ErrorCode::InvalidArgument(format!("a ping or pong carries at most {MAX_CONTROL_PAYLOAD} bytes")));
+    }
+    Ok(payload)
 }
 
 /// Codes an endpoint may put in a close frame (RFC 6455, 7.4): not 1004-1006 or 1015, which are reserved for

@@ -9,6 +9,8 @@ mod connection;
 mod dial;
 mod errors;
 mod host;
+mod tls;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,8 @@ use crate::grant::Grant;
 pub use connection::Connection;
 pub(crate) use connection::Shared;
 pub use errors::WsError;
+pub use tls::TlsSettings;
+pub use transport::{parse_proxy_url, Proxy, Transport};
 pub(crate) use dial::parse_ws_url;
 
 /// Limits on the connections of one session.
@@ -51,13 +55,14 @@ impl Default for ConnectionLimits {
 pub struct WebsocketCtx {
     pub(crate) grant: Grant,
     pub(crate) limits: ConnectionLimits,
+    pub(crate) transport: Transport,
     pub(crate) opened: Vec<Arc<Shared>>,
 }
 
 impl WebsocketCtx {
-    /// A context that lets the guest reach what `grant` allows, within `limits`.
-    pub fn new(grant: Grant, limits: ConnectionLimits) -> Self {
-        WebsocketCtx { grant, limits, opened: Vec::new() }
+    /// A context that lets the guest reach what `grant` allows, within `limits`, by way of `transport`.
+    pub fn new(grant: Grant, limits: ConnectionLimits, transport: Transport) -> Self {
+        WebsocketCtx { grant, limits, transport, opened: Vec::new() }
     }
 
     /// Take the connections the session opened, to close them after the guest is gone.

@@ -1,0 +1,196 @@
+//! The client's own arguments (everything after the URL) and its help text.
+
+use wsrun_guest::{Header, Keepalive};
+
+pub const HELP: &str = "\
+wsrun client: an interactive WebSocket client.
+
+Usage: wsrun [HOST OPTIONS] [client] URL [CLIENT OPTIONS]
+
+Sends each line of stdin as a message and prints each message received:
+  < text                       a text message (control characters escaped)
+  < (binary) 0102ff            a binary message, in hex (or base64 with --base64)
+  < (pong) 0.42 ms             the answer to /ping, with its round-trip time
+At the end of stdin it closes the connection, prints what the server still sends,
+then `Connection closed: CODE (REASON).`
+
+Connection:
+  -H, --header 'NAME: VALUE'   add a request header (repeatable)
+      --protocol NAME          offer a subprotocol (repeatable; the chosen one is shown)
+      --origin ORIGIN          set the Origin header
+      --basic-auth USER:PASS   HTTP basic authentication
+      --ping-interval DURATION send keepalive pings this often (e.g. 20s)
+      --ping-timeout DURATION  give up when a pong takes longer (default 20s)
+      --max-message-size SIZE  largest message to accept (e.g. 1048576, 64K, 16M)
+      --close-code CODE        close code to send at the end (default 1000)
+      --close-reason TEXT      close reason to send at the end
+
+Input and output:
+      --binary                 send each line as a binary message
+      --hex                    lines are hex, sent as binary; binary shown in hex (the default)
+      --base64                 lines are base64, sent as binary; binary shown in base64
+      --jsonl                  print one JSON object per event (open, message, ping, pong, close)
+  -1, --once                   send stdin, print the first reply, close
+      --exit-on-eof            at the end of stdin, close and exit without waiting for the server
+      --no-close               at the end of stdin, keep the connection open until the server closes
+      --commands               accept /commands even when stdin is not a terminal
+  -h, --help                   this help
+
+Commands (when stdin is a terminal, or with --commands):
+  /ping [DATA]                 send a ping; the pong is shown with its round-trip time
+  /close [CODE [REASON]]       close the connection
+  /binary HEX                  send a binary message
+  /help                        list the commands
+  //text                       send a line that starts with /
+
+Exit codes:
+  0    the connection closed with a closing handshake (whatever its code)
+  1    could not connect, or the connection was lost (no close frame, keepalive timeout)
+  2    invalid arguments (wsrun's own: usage, load and link errors)
+  130  interrupted (Ctrl+C)";
+
+/// How binary payloads are written, in and out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Hex,
+    Base64,
+}
+
+/// What the end of stdin does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnEof {
+    /// Send the close frame, print until the server's.
+    Close,
+    /// Send the close frame and exit.
+    Exit,
+    /// Nothing: wait for the server to close.
+    KeepOpen,
+}
+
+#[derive(Debug)]
+pub struct Options {
+    pub url: String,
+    pub headers: Vec<Header>,
+    pub subprotocols: Vec<String>,
+    pub keepalive: Option<Keepalive>,
+    pub max_message_size: Option<u64>,
+    pub close_code: u16,
+    pub close_reason: String,
+    /// Send lines as binary: raw, or decoded from `input`.
+    pub binary: bool,
+    /// Lines are encoded binary (`--hex`, `--base64`).
+    pub input: Option<Encoding>,
+    pub output: Encoding,
+    pub jsonl: bool,
+    pub once: bool,
+    pub on_eof: OnEof,
+    pub commands: bool,
+}
+
+pub enum Parsed {
+    Run(Options),
+    Help,
+}
+
+/// Parse `[name, URL, options...]`.
+pub fn parse(args: &[String]) -> Result<Parsed, String> {
+    let mut rest = args.iter().skip(1);
+    let mut url = None;
+    let mut options = Options {
+        url: String::new(),
+        headers: Vec::new(),
+        subprotocols: Vec::new(),
+        keepalive: None,
+        max_message_size: None,
+        close_code: 1000,
+        close_reason: String::new(),
+        binary: false,
+        input: None,
+        output: Encoding::Hex,
+        jsonl: false,
+        once: false,
+        on_eof: OnEof::Close,
+        commands: false,
+    };
+    let mut ping_interval = None;
+    let mut ping_timeout = 20_000;
+    while let Some(arg) = rest.next() {
+        let mut value = |name: &str| rest.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-H" | "--header" => {
+                let header = value(arg)?;
+                let (name, text) = header.split_once(':').ok_or_else(|| format!("invalid header {header:?}: expected 'Name: value'"))?;
+                options.headers.push(Header { name: name.trim().to_owned(), value: text.trim().to_owned() });
+            }
+            "--protocol" => options.subprotocols.extend(value(arg)?.split(',').map(|p| p.trim().to_owned())),
+            "--origin" => options.headers.push(Header { name: "Origin".into(), value: value(arg)? }),
+            "--basic-auth" => {
+                let credentials = value(arg)?;
+                if !credentials.contains(':') {
+                    return Err("--basic-auth expects USER:PASS".into());
+                }
+                let token = crate::encoding::base64(credentials.as_bytes());
+                options.headers.push(Header { name: "Authorization".into(), value: format!("Basic {token}") });
+            }
+            "--ping-interval" => ping_interval = Some(millis(&value(arg)?)?),
+            "--ping-timeout" => ping_timeout = millis(&value(arg)?)?,
+            "--max-message-size" => options.max_message_size = Some(size(&value(arg)?)?),
+            "--close-code" => {
+                let code = value(arg)?;
+                options.close_code = code.parse().map_err(|_| format!("invalid --close-code {code:?}"))?;
+            }
+            "--close-reason" => options.close_reason = value(arg)?,
+            "--binary" => options.binary = true,
+            "--hex" => (options.binary, options.input, options.output) = (true, Some(Encoding::Hex), Encoding::Hex),
+            "--base64" => {
+                (options.binary, options.input, options.output) = (true, Some(Encoding::Base64), Encoding::Base64)
+            }
+            "--jsonl" => options.jsonl = true,
+            "-1" | "--once" => options.once = true,
+            "--exit-on-eof" => options.on_eof = OnEof::Exit,
+            "--no-close" => options.on_eof = OnEof::KeepOpen,
+            "--commands" => options.commands = true,
+            other if other.starts_with('-') => return Err(format!("unknown option {other} (see wsrun client --help)")),
+            other if url.is_none() => url = Some(other.to_owned()),
+            other => return Err(format!("unexpected argument {other:?} (see wsrun client --help)")),
+        }
+    }
+    options.url = url.ok_or("missing URL (see wsrun client --help)")?;
+    options.keepalive = ping_interval.map(|interval_ms| Keepalive { interval_ms, timeout_ms: ping_timeout });
+    Ok(Parsed::Run(options))
+}
+
+/// `500ms`, `2s`, `1.5s`, `2m`, or a bare number of seconds, in milliseconds.
+fn millis(text: &str) -> Result<u32, String> {
+    let error = || format!("invalid duration {text:?} (try 500ms, 20s or 1m)");
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| error())?;
+    let factor = match unit {
+        "ms" => 1.0,
+        "" | "s" => 1000.0,
+        "m" => 60_000.0,
+        _ => return Err(error()),
+    };
+    let ms = number * factor;
+    if !(1.0..=f64::from(u32::MAX)).contains(&ms) {
+        return Err(error());
+    }
+    Ok(ms as u32)
+}
+
+/// Bytes, with an optional K/KiB/M/MiB/G/GiB suffix (powers of 1024).
+fn size(text: &str) -> Result<u64, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("invalid size {text:?}"))?;
+    let shift = match unit {
+        "" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return Err(format!("invalid size unit in {text:?} (use K, M or G)")),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
+}

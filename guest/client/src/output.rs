@@ -1,0 +1,144 @@
+//! Everything the client prints: plain lines for people (with a prompt on a terminal) or JSON lines for scripts.
+
+use std::fmt::Write;
+
+use wsrun_guest::wasi::clocks::wall_clock;
+use wsrun_guest::{close_code_name, CloseFrame, Message, Stdout};
+
+use crate::encoding::{base64, hex, json_string};
+use crate::options::Encoding;
+
+/// Where output goes, and in which form.
+pub struct Output {
+    out: Stdout,
+    jsonl: bool,
+    binary: Encoding,
+    /// A `> ` prompt is shown (stdin and stdout are terminals).
+    prompt: bool,
+}
+
+/// Stdout is gone (a closed pipe): nobody is reading, so the guest should stop quietly.
+pub struct Gone;
+
+impl Output {
+    pub fn new(jsonl: bool, binary: Encoding, prompt: bool) -> Self {
+        Output { out: Stdout::get(), jsonl, binary, prompt: prompt && !jsonl }
+    }
+
+    pub fn opened(&self, url: &str, protocol: Option<&str>) -> Result<(), Gone> {
+        if self.jsonl {
+            let protocol = protocol.map_or("null".to_owned(), json_string);
+            return self.event("open", &format!(r#""url":{},"protocol":{protocol}"#, json_string(url)));
+        }
+        match protocol {
+            Some(protocol) => self.line(&format!("Connected to {url} (subprotocol {protocol}).")),
+            None => self.line(&format!("Connected to {url}.")),
+        }
+    }
+
+    /// A message from the peer. `rtt_ms` is set for a pong that answers our ping.
+    pub fn received(&self, message: &Message, rtt_ms: Option<f64>) -> Result<(), Gone> {
+        if self.jsonl {
+            let fields = match message {
+                Message::Text(text) => format!(r#""type":"text","data":{}"#, json_string(text)),
+                Message::Binary(bytes) => {
+                    format!(r#""type":"binary","data":"{}","encoding":"{}""#, self.encode(bytes), self.encoding_name())
+                }
+                Message::Ping(payload) => return self.event("ping", &format!(r#""data":"{}""#, hex(payload))),
+                Message::Pong(payload) => {
+                    let rtt = rtt_ms.map_or(String::new(), |ms| format!(r#","rtt_ms":{ms:.3}"#));
+                    return self.event("pong", &format!(r#""data":"{}"{rtt}"#, hex(payload)));
+                }
+            };
+            return self.event("message", &fields);
+        }
+        let line = match message {
+            Message::Text(text) => format!("< {}", escape_controls(text)),
+            Message::Binary(bytes) => format!("< (binary) {}", self.encode(bytes)),
+            Message::Pong(_) => match rtt_ms {
+                Some(ms) => format!("< (pong) {ms:.2} ms"),
+                None => return Ok(()),
+            },
+            // The host has answered it; a person has no use for it.
+            Message::Ping(_) => return Ok(()),
+        };
+        self.line(&line)
+    }
+
+    pub fn closed(&self, frame: &CloseFrame) -> Result<(), Gone> {
+        if self.jsonl {
+            let fields = format!(
+                r#""code":{},"reason":{},"name":{}"#,
+                frame.code,
+                json_string(&frame.reason),
+                json_string(close_code_name(frame.code))
+            );
+            return self.event("close", &fields);
+        }
+        let line = format!("Connection closed: {frame}.");
+        if self.prompt {
+            // The last line: no prompt after it.
+            return self.out.write_all(format!("\r\x1b[K{line}\n").as_bytes()).map_err(|_| Gone);
+        }
+        self.out.line(&line).map_err(|_| Gone)
+    }
+
+    /// Text for the person at the terminal (the help of /help), never in JSON output.
+    pub fn note(&self, text: &str) -> Result<(), Gone> {
+        if self.jsonl {
+            return Ok(());
+        }
+        self.line(text)
+    }
+
+    /// Show the prompt, when there is one.
+    pub fn prompt(&self) -> Result<(), Gone> {
+        if self.prompt {
+            self.out.write_all(b"> ").map_err(|_| Gone)?;
+        }
+        Ok(())
+    }
+
+    fn line(&self, text: &str) -> Result<(), Gone> {
+        if self.prompt {
+            // Replace the prompt on the current line, print, and prompt again below.
+            return self.out.write_all(format!("\r\x1b[K{text}\n> ").as_bytes()).map_err(|_| Gone);
+        }
+        self.out.line(text).map_err(|_| Gone)
+    }
+
+    fn event(&self, event: &str, fields: &str) -> Result<(), Gone> {
+        let now = wall_clock::now();
+        let mut line = String::with_capacity(fields.len() + 48);
+        let _ = write!(line, r#"{{"time":{}.{:06},"event":"{event}",{fields}}}"#, now.seconds, now.nanoseconds / 1000);
+        self.out.line(&line).map_err(|_| Gone)
+    }
+
+    fn encode(&self, bytes: &[u8]) -> String {
+        match self.binary {
+            Encoding::Hex => hex(bytes),
+            Encoding::Base64 => base64(bytes),
+        }
+    }
+
+    fn encoding_name(&self) -> &'static str {
+        match self.binary {
+            Encoding::Hex => "hex",
+            Encoding::Base64 => "base64",
+        }
+    }
+}
+
+/// Control characters as escapes: a raw newline or escape sequence would break the one-message-per-line output, or
+/// the terminal.
+fn escape_controls(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(line, "{}", c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
