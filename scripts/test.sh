@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --release --workspace
+# The guests' own unit tests run natively (they are plain Rust apart from their bindings).
+(cd guest && CARGO_TARGET_DIR=../target/guest-native cargo test --workspace)

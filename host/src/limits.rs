@@ -20,7 +20,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            memory: 64 << 20,
+            memory: 256 << 20,
             connections: ConnectionLimits::default(),
             timeout: None,
             close_wait: Duration::from_secs(1),

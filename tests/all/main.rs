@@ -1,9 +1,13 @@
 //! End-to-end tests: the real `wsrun` binary, real guests built from source, real WebSocket servers on loopback.
 
+mod proxy;
 mod servers;
+mod tls;
 mod util;
 
 mod cancel;
 mod client;
+mod client_modes;
 mod connect_errors;
 mod load_errors;
+mod tls_and_proxy;

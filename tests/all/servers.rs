@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -13,7 +15,11 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-pub type Ws = WebSocketStream<TcpStream>;
+/// A server-side byte stream: plain TCP or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+pub type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// The client's close as a server saw it: `Some((code, reason))`, or `None` when the client sent no close frame.
 pub type SeenClose = Option<(u16, String)>;
@@ -30,6 +36,8 @@ pub enum Answer {
 pub struct Server {
     pub url: String,
     closes: Arc<Mutex<Vec<SeenClose>>>,
+    /// The headers of every upgrade request, in order.
+    requests: Arc<Mutex<Vec<tokio_tungstenite::tungstenite::http::HeaderMap>>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -43,6 +51,15 @@ impl Server {
         Server::routed(|_| Answer::Upgrade, handler).await
     }
 
+    /// Like [`start`](Server::start), over TLS with `acceptor` (a `wss://` URL).
+    pub async fn start_tls<F, Fut>(acceptor: TlsAcceptor, handler: F) -> Server
+    where
+        F: Fn(Ws) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = SeenClose> + Send + 'static,
+    {
+        Server::listen(Some(acceptor), |_| Answer::Upgrade, handler).await
+    }
+
     /// Like [`start`](Server::start), but `route` decides from the request path whether to upgrade or to answer
     /// with a plain HTTP status.
     pub async fn routed<R, F, Fut>(route: R, handler: F) -> Server
@@ -51,10 +68,22 @@ impl Server {
         F: Fn(Ws) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = SeenClose> + Send + 'static,
     {
+        Server::listen(None, route, handler).await
+    }
+
+    async fn listen<R, F, Fut>(tls: Option<TlsAcceptor>, route: R, handler: F) -> Server
+    where
+        R: Fn(&str) -> Answer + Send + Sync + 'static,
+        F: Fn(Ws) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = SeenClose> + Send + 'static,
+    {
         let route = Arc::new(route);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        let url = format!("{scheme}://{}/", listener.local_addr().expect("addr"));
         let closes = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen_requests = requests.clone();
         let handler = Arc::new(handler);
         let recorded = closes.clone();
         let task = tokio::spawn(async move {
@@ -62,9 +91,26 @@ impl Server {
                 let handler = handler.clone();
                 let recorded = recorded.clone();
                 let route = route.clone();
+                let seen_requests = seen_requests.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let answer = |request: &Request, response: Response| match route(request.uri().path()) {
-                        Answer::Upgrade => Ok(response),
+                    let stream: Box<dyn Io> = match tls {
+                        Some(acceptor) => match acceptor.accept(tcp).await {
+                            Ok(stream) => Box::new(stream),
+                            Err(_) => return,
+                        },
+                        None => Box::new(tcp),
+                    };
+                    let answer = |request: &Request, mut response: Response| match route(request.uri().path()) {
+                        Answer::Upgrade => {
+                            seen_requests.lock().unwrap().push(request.headers().clone());
+                            // Choose the first subprotocol offered, if any.
+                            let offered = request.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
+                            if let Some(first) = offered.and_then(|list| list.split(',').next()) {
+                                response.headers_mut().insert("sec-websocket-protocol", first.trim().parse().unwrap());
+                            }
+                            Ok(response)
+                        }
                         Answer::Status(status, location) => {
                             let mut refusal = ErrorResponse::new(Some(format!("status {status}")));
                             *refusal.status_mut() = StatusCode::from_u16(status).expect("status");
@@ -74,13 +120,13 @@ impl Server {
                             Err(refusal)
                         }
                     };
-                    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, answer).await else { return };
+                    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, answer).await else { return };
                     let close = handler(ws).await;
                     recorded.lock().unwrap().push(close);
                 });
             }
         });
-        Server { url, closes, _task: task }
+        Server { url, closes, requests, _task: task }
     }
 
     /// Echo every text and binary message until the client closes.
@@ -123,6 +169,11 @@ impl Server {
             until_close(ws).await
         })
         .await
+    }
+
+    /// The headers of the upgrade requests received so far.
+    pub fn requests(&self) -> Vec<tokio_tungstenite::tungstenite::http::HeaderMap> {
+        self.requests.lock().unwrap().clone()
     }
 
     /// The client closes seen so far, waiting up to two seconds for `count` of them.

@@ -12,7 +12,7 @@ Commands:
 
 pub enum Command {
     /// Not a command: send this line (a leading `//` is one literal `/`).
-    Send(String),
+    Send(Vec<u8>),
     Ping(Vec<u8>),
     Close(u16, String),
     Binary(Vec<u8>),
@@ -22,9 +22,9 @@ pub enum Command {
 /// Read a line typed at the prompt.
 pub fn parse(line: &str) -> Result<Command, String> {
     if let Some(literal) = line.strip_prefix("//") {
-        return Ok(Command::Send(format!("/{literal}")));
+        return Ok(Command::Send(format!("/{literal}").into_bytes()));
     }
-    let Some(command) = line.strip_prefix('/') else { return Ok(Command::Send(line.to_owned())) };
+    let Some(command) = line.strip_prefix('/') else { return Ok(Command::Send(line.as_bytes().to_vec())) };
     let (name, rest) = command.split_once(' ').unwrap_or((command, ""));
     let rest = rest.trim();
     match name {

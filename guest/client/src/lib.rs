@@ -23,6 +23,17 @@ use output::{Gone, Output};
 /// How much of stdin to take in one read.
 const STDIN_CHUNK: u64 = 64 * 1024;
 
+/// How long to wait for the server's close frame after sending ours (python-websockets' close_timeout).
+const CLOSE_WAIT_NS: u64 = 10_000_000_000;
+
+/// What a pollable in the session's wait stands for.
+#[derive(Clone, Copy)]
+enum Wake {
+    Connection,
+    Input,
+    CloseTimer,
+}
+
 struct Client;
 
 impl Guest for Client {
@@ -85,24 +96,37 @@ impl Session {
         let input = stdin::get_stdin();
         let input_ready = input.subscribe();
         let conn_ready = self.conn.subscribe();
+        let mut close_timer = None;
         let mut lines = LineSplitter::default();
         let mut input_open = true;
         if self.out.prompt().is_err() {
             return Ok(());
         }
         loop {
-            let reading = input_open && !self.closing;
-            let ready = if reading { poll::poll(&[&conn_ready, &input_ready]) } else { poll::poll(&[&conn_ready]) };
-            for index in ready {
-                let step = if index == 0 {
-                    self.drain()
-                } else {
-                    match input.read(STDIN_CHUNK) {
+            if self.closing && close_timer.is_none() {
+                close_timer = Some(monotonic_clock::subscribe_duration(CLOSE_WAIT_NS));
+            }
+            let mut waits = vec![(Wake::Connection, &conn_ready)];
+            if input_open && !self.closing {
+                waits.push((Wake::Input, &input_ready));
+            }
+            if let Some(timer) = &close_timer {
+                waits.push((Wake::CloseTimer, timer));
+            }
+            let pollables: Vec<_> = waits.iter().map(|(_, pollable)| *pollable).collect();
+            for index in poll::poll(&pollables) {
+                let step = match waits[index as usize].0 {
+                    Wake::Connection => self.drain(),
+                    Wake::Input => match input.read(STDIN_CHUNK) {
                         Ok(bytes) => lines.push(&bytes).into_iter().find_map(|line| self.line(line)),
                         Err(_) => {
                             input_open = false;
                             lines.finish().and_then(|line| self.line(line)).or_else(|| self.end_of_input())
                         }
+                    },
+                    Wake::CloseTimer => {
+                        eprintln!("wsrun: the server did not answer the close within {}s", CLOSE_WAIT_NS / 1_000_000_000);
+                        Some(Err(()))
                     }
                 };
                 if let Some(end) = step {
@@ -117,11 +141,14 @@ impl Session {
         if self.closing {
             return None;
         }
-        let text = String::from_utf8_lossy(&line);
-        let command = if self.commands { commands::parse(&text) } else { Ok(Command::Send(text.into_owned())) };
+        let command = if self.commands && line.first() == Some(&b'/') {
+            commands::parse(&String::from_utf8_lossy(&line))
+        } else {
+            Ok(Command::Send(line))
+        };
         let step = match command {
-            Ok(Command::Send(text)) => {
-                let message = match self.encode_line(text) {
+            Ok(Command::Send(line)) => {
+                let message = match self.encode_line(line) {
                     Ok(message) => message,
                     Err(e) => {
                         eprintln!("wsrun: not sent: {e}");
@@ -150,15 +177,16 @@ impl Session {
         step.or_else(|| self.drain())
     }
 
-    fn encode_line(&self, text: String) -> Result<Message, String> {
-        if !self.options.binary {
-            return Ok(Message::Text(text));
-        }
-        Ok(Message::Binary(match self.options.input {
-            None => text.into_bytes(),
-            Some(Encoding::Hex) => encoding::unhex(&text).map_err(|e| format!("not hex: {e}"))?,
-            Some(Encoding::Base64) => encoding::unbase64(&text).map_err(|e| format!("not base64: {e}"))?,
-        }))
+    /// The message a line of input stands for. Large lines are common (`--binary` payloads): no needless copies.
+    fn encode_line(&self, line: Vec<u8>) -> Result<Message, String> {
+        Ok(match (self.options.binary, self.options.input) {
+            (false, _) => Message::Text(String::from_utf8(line).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+            (true, None) => Message::Binary(line),
+            (true, Some(Encoding::Hex)) => Message::Binary(encoding::unhex(utf8(&line)?).map_err(|e| format!("not hex: {e}"))?),
+            (true, Some(Encoding::Base64)) => {
+                Message::Binary(encoding::unbase64(utf8(&line)?).map_err(|e| format!("not base64: {e}"))?)
+            }
+        })
     }
 
     fn send(&mut self, message: Message) -> Step {
@@ -235,6 +263,10 @@ impl Session {
         let (_, sent_at) = self.pings.remove(index);
         Some(monotonic_clock::now().saturating_sub(sent_at) as f64 / 1e6)
     }
+}
+
+fn utf8(line: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(line).map_err(|_| "the line is not UTF-8".to_owned())
 }
 
 wsrun_guest::export!(Client);

@@ -183,6 +183,16 @@ impl Link {
         lock(&self.closed).clone()
     }
 
+    /// The reader gives up on the connection: send a close frame saying why, without waiting on a writer that is
+    /// busy or a peer that does not read.
+    async fn close_for_failure(&self, code: CloseCode, reason: &str) {
+        *lock(&self.sent) = Some(CloseFrame { code: code.into(), reason: reason.to_owned() });
+        if let Ok(mut writer) = self.writer.try_lock() {
+            let frame = WireCloseFrame { code, reason: reason.to_owned().into() };
+            let _ = tokio::time::timeout(Duration::from_millis(100), writer.send(WireMessage::Close(Some(frame)))).await;
+        }
+    }
+
     fn transport_error(&self, error: WsProtocolError) -> ErrorCode {
         from_transport(error, || self.close_status().unwrap_or_else(abnormal_closure))
     }
@@ -213,10 +223,7 @@ async fn read_loop(mut reader: SplitStream<WsStream>, tx: mpsc::Sender<Incoming>
                         }
                     }
                     Due::GiveUp => {
-                        let frame = WireCloseFrame { code: CloseCode::Error, reason: "keepalive ping timeout".into() };
-                        if let Ok(mut writer) = link.writer.try_lock() {
-                            let _ = tokio::time::timeout(Duration::from_millis(100), writer.send(WireMessage::Close(Some(frame)))).await;
-                        }
+                        link.close_for_failure(CloseCode::Error, "keepalive ping timeout").await;
                         failure = Some(ErrorCode::KeepaliveTimeout);
                         break;
                     }
@@ -249,7 +256,20 @@ async fn read_loop(mut reader: SplitStream<WsStream>, tx: mpsc::Sender<Incoming>
             Ok(WireMessage::Ping(_) | WireMessage::Frame(_)) => continue,
             Err(WsProtocolError::ConnectionClosed | WsProtocolError::AlreadyClosed) => break,
             Err(WsProtocolError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => break,
+            // After the peer's close frame the handshake is done, however the socket ends (a TLS peer that skips
+            // close_notify, say).
+            Err(_) if peer_close.is_some() => break,
             Err(error) => {
+                // Tell the peer why, as RFC 6455 asks, when the socket still works.
+                let code = match &error {
+                    WsProtocolError::Capacity(_) => Some((CloseCode::Size, "message too big")),
+                    WsProtocolError::Utf8(_) => Some((CloseCode::Invalid, "invalid UTF-8")),
+                    WsProtocolError::Protocol(_) => Some((CloseCode::Protocol, "protocol error")),
+                    _ => None,
+                };
+                if let Some((code, reason)) = code {
+                    link.close_for_failure(code, reason).await;
+                }
                 failure = Some(from_transport(error, abnormal_closure));
                 break;
             }

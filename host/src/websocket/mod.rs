@@ -43,7 +43,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             max_connections: 16,
-            max_message_size: 64 << 20,
+            max_message_size: 16 << 20,
             queued_messages: 1024,
             open_timeout: Duration::from_secs(10),
         }

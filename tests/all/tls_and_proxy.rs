@@ -1,0 +1,102 @@
+//! wss:// with a private CA (--cacert), without it (a clear certificate error), with --insecure, and connections
+//! through an HTTP CONNECT proxy (--proxy and the environment).
+
+use crate::proxy::ConnectProxy;
+use crate::servers::{self, Server};
+use crate::tls::TestPki;
+use crate::util::{run_with_input, wsrun};
+
+fn ca_file(pki: &TestPki) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ca-{}-{:?}.pem", std::process::id(), std::thread::current().id()));
+    std::fs::write(&path, &pki.ca_pem).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wss_with_the_private_ca_works() {
+    let pki = TestPki::new();
+    let server = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
+    let ca = ca_file(&pki);
+    let run = run_with_input(&["--cacert", ca.to_str().unwrap(), &server.url], b"secure\n").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(run.received(), ["< secure"]);
+    assert_eq!(server.closes(1).await, vec![Some((1000, String::new()))]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wss_without_the_ca_is_a_certificate_error() {
+    let pki = TestPki::new();
+    let server = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
+    let run = run_with_input(&[&server.url], b"").await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(run.stderr.contains("TLS error") && run.stderr.contains("certificate"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_skips_verification_with_a_warning() {
+    let pki = TestPki::new();
+    let server = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
+    let run = run_with_input(&["--insecure", &server.url], b"hi\n").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(run.received(), ["< hi"]);
+    assert!(run.stderr.starts_with("wsrun: warning: --insecure"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_cacert_is_a_usage_error() {
+    let run = run_with_input(&["--cacert", "/nonexistent/ca.pem", "wss://127.0.0.1:9/"], b"").await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(run.stderr.starts_with("wsrun: cannot read --cacert /nonexistent/ca.pem"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_flag_tunnels_through_connect() {
+    let proxy = ConnectProxy::start().await;
+    let server = Server::echo().await;
+    let with_credentials = proxy.url.replace("http://", "http://me:s%40cret@");
+    let run = run_with_input(&["--proxy", &with_credentials, &server.url], b"via proxy\n").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(run.received(), ["< via proxy"]);
+    let authority = server.url.trim_start_matches("ws://").trim_end_matches('/').to_owned();
+    // base64("me:s@cret")
+    assert_eq!(*proxy.tunnels.lock().unwrap(), vec![(authority, Some("Basic bWU6c0BjcmV0".to_owned()))]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wss_goes_through_the_proxy_too() {
+    let proxy = ConnectProxy::start().await;
+    let pki = TestPki::new();
+    let server = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
+    let ca = ca_file(&pki);
+    let run = run_with_input(&["--proxy", &proxy.url, "--cacert", ca.to_str().unwrap(), &server.url], b"tls in a tunnel\n").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(run.received(), ["< tls in a tunnel"]);
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_environment_names_the_proxy_and_no_proxy_bypasses_it() {
+    let proxy = ConnectProxy::start().await;
+    let server = Server::echo().await;
+    let mut command = wsrun(&[&server.url]);
+    command.env("http_proxy", &proxy.url).env_remove("no_proxy").env_remove("NO_PROXY");
+    let output = command.output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 1, "the proxy was not used");
+
+    let mut command = wsrun(&[&server.url]);
+    command.env("http_proxy", &proxy.url).env("no_proxy", "localhost,127.0.0.1");
+    let output = command.output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 1, "no_proxy was not honoured");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_that_refuses_is_a_clear_error() {
+    let proxy = ConnectProxy::start().await;
+    // The test proxy refuses anything but 127.0.0.1; `localhost` resolves locally and never leaves the machine.
+    let run = run_with_input(&["--proxy", &proxy.url, "--allow-any", "ws://localhost:9/"], b"").await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("proxy error") && run.stderr.contains("403"), "{run:?}");
+}
