@@ -99,9 +99,6 @@ impl Session {
         let mut close_timer = None;
         let mut lines = LineSplitter::default();
         let mut input_open = true;
-        if self.out.prompt().is_err() {
-            return Ok(());
-        }
         loop {
             if self.closing && close_timer.is_none() {
                 close_timer = Some(monotonic_clock::subscribe_duration(CLOSE_WAIT_NS));

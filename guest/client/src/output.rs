@@ -13,7 +13,7 @@ pub struct Output {
     out: Stdout,
     jsonl: bool,
     binary: Encoding,
-    /// A `> ` prompt is shown (stdin and stdout are terminals).
+    /// A `> ` prompt follows every line printed (stdin and stdout are terminals).
     prompt: bool,
 }
 
@@ -89,14 +89,6 @@ impl Output {
             return Ok(());
         }
         self.line(text)
-    }
-
-    /// Show the prompt, when there is one.
-    pub fn prompt(&self) -> Result<(), Gone> {
-        if self.prompt {
-            self.out.write_all(b"> ").map_err(|_| Gone)?;
-        }
-        Ok(())
     }
 
     fn line(&self, text: &str) -> Result<(), Gone> {
