@@ -35,7 +35,7 @@ pub use error::Error;
 pub use grant::{Grant, OriginPattern};
 pub use limits::{ConnectionLimits, Limits};
 pub use program::Program;
-pub use runtime::Runtime;
+pub use runtime::{Runtime, RuntimeBuilder};
 pub use session::{Outcome, SessionBuilder};
 pub use state::SessionState;
 pub use websocket::{Proxy, TlsSettings, Transport};

@@ -25,17 +25,42 @@ pub struct Runtime {
     _ticker: EpochTicker,
 }
 
-impl Runtime {
-    /// A runtime with wasmtime's defaults plus epoch interruption.
-    pub fn new() -> Result<Self, Error> {
+/// Settings of a [`Runtime`] that change how guests are compiled, so they are fixed when it is built.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeBuilder {
+    fuel: bool,
+}
+
+impl RuntimeBuilder {
+    /// Meter fuel, so sessions can have a CPU limit ([`Limits::fuel`](crate::Limits::fuel)). Makes guests slower.
+    pub fn fuel(mut self, enable: bool) -> Self {
+        self.fuel = enable;
+        self
+    }
+
+    /// Build the runtime.
+    pub fn build(self) -> Result<Runtime, Error> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+        config.consume_fuel(self.fuel);
         let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Runtime { engine, linker, _ticker: ticker })
+    }
+}
+
+impl Runtime {
+    /// A runtime with wasmtime's defaults plus epoch interruption.
+    pub fn new() -> Result<Self, Error> {
+        Runtime::builder().build()
+    }
+
+    /// A runtime with other settings.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
     }
 
     /// Load a guest from a component file.

@@ -3,16 +3,19 @@
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 use crate::cancel::{CancelHandle, StopReason};
 use crate::grant::Grant;
-use crate::limits::Limits;
+use crate::limits::{Limits, SessionLimiter};
 use crate::program::Program;
 use crate::state::SessionState;
 use crate::websocket::{Transport, WebsocketCtx};
+
+/// With fuel metering, how much fuel a guest burns between yields to other tasks.
+const FUEL_YIELD: u64 = 1_000_000;
 
 /// How a session ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +123,19 @@ impl SessionBuilder {
         self
     }
 
+    /// Give the guest these environment variables (it has none otherwise).
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (name, value) in vars {
+            self.wasi.env(name, value);
+        }
+        self
+    }
+
     /// Give the guest this process's stdin, stdout and stderr.
     pub fn inherit_stdio(mut self) -> Self {
         self.wasi.inherit_stdio();
@@ -162,10 +178,16 @@ impl SessionBuilder {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport),
-            limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(),
+            limiter: SessionLimiter::new(&limits),
         };
         let mut store = Store::new(program.engine(), state);
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.limiter);
+        if let Some(fuel) = limits.fuel {
+            let metered = store.set_fuel(fuel).and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD)));
+            if let Err(e) = metered {
+                return Outcome::Trapped(format!("cannot limit fuel ({e}): build the runtime with fuel metering"));
+            }
+        }
         store.set_epoch_deadline(1);
         let stopped = cancel.clone();
         store.epoch_deadline_callback(move |_| match stopped.reason() {
@@ -220,8 +242,37 @@ fn outcome_of(result: wasmtime::Result<Result<(), ()>>, cancel: &CancelHandle) -
             }
             match (error.downcast_ref::<Stopped>(), cancel.reason()) {
                 (Some(_), Some(reason)) => Outcome::from(reason),
-                _ => Outcome::Trapped(format!("{error:?}")),
+                _ => Outcome::Trapped(describe_trap(&error)),
             }
         }
     }
+}
+
+/// How many frames of a trap's backtrace are shown (a stack overflow has thousands).
+const BACKTRACE_FRAMES: usize = 16;
+
+/// The trap's causes on the first line, most general first, then the wasm backtrace, cut short.
+fn describe_trap(error: &wasmtime::Error) -> String {
+    let causes: Vec<String> = error
+        .chain()
+        .map(|cause| cause.to_string())
+        // The backtrace is in the chain as a context of its own; it is shown below, shorter.
+        .filter(|cause| !cause.starts_with("error while executing at wasm backtrace"))
+        .collect();
+    let mut text = causes.join(": ");
+    if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
+        text.push_str("\nwasm backtrace:");
+        for (index, frame) in backtrace.frames().iter().enumerate().take(BACKTRACE_FRAMES) {
+            let name = frame.func_name().unwrap_or("<unnamed>");
+            match frame.module_offset() {
+                Some(offset) => text.push_str(&format!("\n  {index:>2}: {name} (at {offset:#x})")),
+                None => text.push_str(&format!("\n  {index:>2}: {name}")),
+            }
+        }
+        let hidden = backtrace.frames().len().saturating_sub(BACKTRACE_FRAMES);
+        if hidden > 0 {
+            text.push_str(&format!("\n  ... {hidden} more frames"));
+        }
+    }
+    text
 }

@@ -1,9 +1,9 @@
 //! The data of a session's store: WASI, the resource table, the WebSocket state and the store's limits.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::limits::SessionLimiter;
 use crate::websocket::{WebsocketCtx, WebsocketCtxView, WebsocketView};
 
 /// What a session's `Store` holds.
@@ -11,7 +11,7 @@ pub struct SessionState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) websocket: WebsocketCtx,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limiter: SessionLimiter,
 }
 
 impl WasiView for SessionState {

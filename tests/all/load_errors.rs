@@ -40,3 +40,51 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[tokio::test]
+async fn a_directory() {
+    let dir = tempdir();
+    let message = load_error(dir.to_str().unwrap()).await;
+    assert!(message.contains("cannot read guest"), "{message}");
+}
+
+#[tokio::test]
+async fn a_core_module_instead_of_a_component() {
+    let dir = tempdir();
+    let file = dir.join("core.wasm");
+    // The smallest core module: magic and version 1.
+    std::fs::write(&file, b"\0asm\x01\0\0\0").unwrap();
+    let message = load_error(file.to_str().unwrap()).await;
+    assert!(message.contains("core WebAssembly module, not a component"), "{message}");
+}
+
+#[tokio::test]
+async fn truncated_and_corrupt_components() {
+    let dir = tempdir();
+    let good = std::fs::read(wsrun_test_artifacts::TEST_SPIN).unwrap();
+    let truncated = dir.join("truncated.wasm");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let message = load_error(truncated.to_str().unwrap()).await;
+    assert!(message.contains("could not be compiled"), "{message}");
+
+    let mut bytes = good.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 64].fill(0xff);
+    let corrupt = dir.join("corrupt.wasm");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let message = load_error(corrupt.to_str().unwrap()).await;
+    assert!(message.contains("could not be compiled"), "{message}");
+}
+
+#[tokio::test]
+async fn a_component_with_an_unknown_import() {
+    let message = load_error(wsrun_test_artifacts::TEST_UNKNOWN_IMPORT).await;
+    assert!(message.contains("does not fit the wsrun:ws/client world"), "{message}");
+    assert!(message.contains("wsrun:test-unknown/gadget"), "the import is named: {message}");
+}
+
+#[tokio::test]
+async fn a_component_without_the_run_export() {
+    let message = load_error(wsrun_test_artifacts::TEST_NO_RUN).await;
+    assert!(message.contains("does not fit the wsrun:ws/client world") && message.contains("wasi:cli/run"), "{message}");
+}

@@ -9,5 +9,7 @@ mod cancel;
 mod client;
 mod client_modes;
 mod connect_errors;
+mod bad_peers;
 mod load_errors;
+mod sandbox;
 mod tls_and_proxy;

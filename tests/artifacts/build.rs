@@ -3,7 +3,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
-const TEST_GUESTS: &[&str] = &["test-spin", "test-stdin-block", "test-big-send"];
+const TEST_GUESTS: &[&str] =
+    &["test-spin", "test-stdin-block", "test-big-send", "test-misbehave", "test-unknown-import", "test-no-run"];
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -59,6 +59,38 @@ pub struct Args {
     #[arg(long, value_name = "URL", value_parser = crate::websocket::parse_proxy_url)]
     pub proxy: Option<url::Url>,
 
+    /// Give the guest this environment variable (repeatable). It gets none otherwise.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// Largest linear memory of the guest (e.g. 64M, 1G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
+    pub max_memory: usize,
+
+    /// How many connections the guest may have open at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_connections: usize,
+
+    /// Largest message accepted from a peer; a larger one closes the connection with 1009.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16M")]
+    pub max_message_size: usize,
+
+    /// Received messages that may wait for the guest, per connection, before wsrun stops reading the socket.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_queued: usize,
+
+    /// Received bytes that may wait for the guest, per connection, before wsrun stops reading the socket.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
+    pub max_queued_bytes: usize,
+
+    /// CPU limit, in wasmtime fuel units (about one per wasm instruction). Metering makes guests slower.
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+
+    /// Print wsrun's debug log on stderr (denied connections, queue figures, ...).
+    #[arg(short, long)]
+    pub verbose: bool,
+
     /// [GUEST] URL [GUEST ARGS]...
     #[arg(
         value_name = "[GUEST] URL [GUEST ARGS]",
@@ -92,6 +124,29 @@ impl Args {
             rest.split_first().ok_or_else(|| format!("missing URL after the guest {first} (see wsrun --help)"))?;
         Ok(Invocation { guest: first.clone(), url: url.clone(), guest_args: guest_args.to_vec() })
     }
+}
+
+/// `NAME=VALUE`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
+}
+
+/// Bytes, with an optional K/M/G suffix (powers of 1024, `KiB` spellings too).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().map_err(|_| format!("invalid size {text:?} (try 65536, 64K or 16M)"))?;
+    let shift = match unit {
+        "" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return Err(format!("invalid size unit in {text:?} (use K, M or G)")),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
 }
 
 /// `500ms`, `2s`, `1.5s`, `2m`, `1h`, or a bare number of seconds.
@@ -137,6 +192,15 @@ mod tests {
     #[test]
     fn a_guest_without_url_is_a_usage_error() {
         assert!(invocation(&["echo"]).unwrap_err().contains("missing URL"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536").unwrap(), 65536);
+        assert_eq!(parse_size("64K").unwrap(), 64 << 10);
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("M").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! outcome into one message and an exit code. The binary only calls [`main`].
 
 mod args;
+mod logger;
 mod signals;
 
 use std::io::Write;
@@ -38,6 +39,9 @@ pub fn main() -> ExitCode {
 
 /// Everything after parsing. `Err` is a usage or load error (exit 2); everything else is in the exit code.
 fn run(args: Args) -> Result<ExitCode, String> {
+    if args.verbose {
+        logger::enable();
+    }
     let invocation = args.invocation()?;
     let transport = transport(&args)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -45,13 +49,20 @@ fn run(args: Args) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
-        let runtime = Runtime::new().map_err(|e| e.to_string())?;
+        let runtime = Runtime::builder().fuel(args.fuel.is_some()).build().map_err(|e| e.to_string())?;
         let program = load(&runtime, &invocation.guest).map_err(|e| e.to_string())?;
         let limits = Limits {
+            memory: args.max_memory,
             timeout: args.timeout,
             close_wait: args.close_timeout,
-            connections: crate::ConnectionLimits { open_timeout: args.open_timeout, ..Default::default() },
-            ..Limits::default()
+            fuel: args.fuel,
+            connections: crate::ConnectionLimits {
+                max_connections: args.max_connections,
+                max_message_size: args.max_message_size,
+                queued_messages: args.max_queued,
+                queued_bytes: args.max_queued_bytes,
+                open_timeout: args.open_timeout,
+            },
         };
         let mut grant = Grant::origin_of_url(&invocation.url);
         for pattern in &args.allow {
@@ -67,6 +78,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             .grant(grant)
             .limits(limits)
             .transport(transport)
+            .envs(args.env.iter().cloned())
             .inherit_stdio();
         let _signals = signals::cancel_on_signal(session.cancel_handle());
         let outcome = session.run().await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{Error as WsProtocolError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -21,15 +21,23 @@ use crate::bindings::websocket::{CloseFrame, ErrorCode, Message};
 
 pub(crate) type WsStream = WebSocketStream<Stream>;
 
-/// One item for the guest: a message, or the error that ended the connection.
-type Incoming = Result<Message, ErrorCode>;
+/// One item for the guest: a message, or the error that ended the connection, with its share of the byte budget
+/// (given back when the guest takes it).
+struct Incoming {
+    item: Result<Message, ErrorCode>,
+    _bytes: Option<OwnedSemaphorePermit>,
+}
 
 /// What the guest gets from `receive`: a message, `None` for the end, or an error.
 pub(crate) type Received = Result<Option<Message>, ErrorCode>;
 
-/// How the reader task treats a connection, from the guest's `connect-options`.
+/// How the reader task treats a connection: the guest's `connect-options` and the session's queue limits.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ReadOptions {
+    /// Messages that may wait for the guest before reading stops.
+    pub queued_messages: usize,
+    /// Bytes that may wait for the guest before reading stops.
+    pub queued_bytes: usize,
     /// Queue pings and pongs for the guest too.
     pub control_frames: bool,
     /// Ping every `.0`; give up when no pong came `.1` after a ping.
@@ -67,21 +75,15 @@ struct Link {
 
 impl Connection {
     /// Start the reader task for an open stream and hand back the guest's handle.
-    pub(crate) fn start(
-        stream: WsStream,
-        url: String,
-        protocol: Option<String>,
-        queued: usize,
-        options: ReadOptions,
-    ) -> Connection {
+    pub(crate) fn start(stream: WsStream, url: String, protocol: Option<String>, options: ReadOptions) -> Connection {
         let (writer, reader) = stream.split();
-        let (tx, incoming) = mpsc::channel(queued.max(1));
+        let (tx, incoming) = mpsc::channel(options.queued_messages.max(1));
         let link = Arc::new(Link {
             writer: tokio::sync::Mutex::new(writer),
             closed: Mutex::new(None),
             sent: Mutex::new(None),
         });
-        let task = wasmtime_wasi::runtime::spawn(read_loop(reader, tx, link.clone(), options));
+        let task = wasmtime_wasi::runtime::spawn(read_loop(reader, tx, link.clone(), options, url.clone()));
         let shared = Arc::new(Shared { link, reader: Mutex::new(Some(task)) });
         Connection { shared, incoming, ready: None, url, protocol }
     }
@@ -98,7 +100,7 @@ impl Connection {
             return Some(ready);
         }
         match self.incoming.try_recv() {
-            Ok(item) => Some(item.map(Some)),
+            Ok(incoming) => Some(incoming.item.map(Some)),
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => Some(Ok(None)),
         }
@@ -107,7 +109,7 @@ impl Connection {
     async fn wait_ready(&mut self) {
         if self.ready.is_none() {
             self.ready = Some(match self.incoming.recv().await {
-                Some(item) => item.map(Some),
+                Some(incoming) => incoming.item.map(Some),
                 None => Ok(None),
             });
         }
@@ -206,7 +208,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Read frames until the connection ends, queueing messages for the guest. A full queue stops the reading, and so
 /// the peer (backpressure); a guest that dropped its handle no longer gets messages, but the reading goes on so the
 /// closing handshake can finish.
-async fn read_loop(mut reader: SplitStream<WsStream>, tx: mpsc::Sender<Incoming>, link: Arc<Link>, options: ReadOptions) {
+async fn read_loop(
+    mut reader: SplitStream<WsStream>,
+    tx: mpsc::Sender<Incoming>,
+    link: Arc<Link>,
+    options: ReadOptions,
+    url: String,
+) {
+    let budget_size = u32::try_from(options.queued_bytes.max(1)).unwrap_or(u32::MAX);
+    let budget = Arc::new(Semaphore::new(budget_size as usize));
+    // Logged when the reader ends, however it ends (an aborted reader included).
+    let mut stats = QueueStats { url, limits: (options.queued_messages, options.queued_bytes), ..QueueStats::default() };
     let mut deliver = true;
     let mut peer_close = None;
     let mut failure = None;
@@ -274,18 +286,58 @@ async fn read_loop(mut reader: SplitStream<WsStream>, tx: mpsc::Sender<Incoming>
                 break;
             }
         };
+        stats.messages += 1;
         if deliver {
             let blocked = Instant::now();
-            deliver = tx.send(Ok(item)).await.is_ok();
+            let size = u32::try_from(message_size(&item)).unwrap_or(u32::MAX).min(budget_size);
+            let Ok(bytes) = budget.clone().acquire_many_owned(size).await else { break };
+            stats.peak_bytes = stats.peak_bytes.max((budget_size as usize) - budget.available_permits());
+            deliver = tx.send(Incoming { item: Ok(item), _bytes: Some(bytes) }).await.is_ok();
+            stats.peak_messages = stats.peak_messages.max(tx.max_capacity() - tx.capacity());
             if let Some(keepalive) = &mut keepalive {
                 // Time spent waiting for the guest is not the peer's fault: its pong may be waiting unread.
                 keepalive.pause(blocked.elapsed());
             }
         }
     }
-    *lock(&link.closed) = Some(peer_close.unwrap_or_else(abnormal_closure));
+    let closed = peer_close.unwrap_or_else(abnormal_closure);
+    stats.close_code = Some(closed.code);
+    *lock(&link.closed) = Some(closed);
     if let (true, Some(error)) = (deliver, failure) {
-        let _ = tx.send(Err(error)).await;
+        let _ = tx.send(Incoming { item: Err(error), _bytes: None }).await;
+    }
+}
+
+/// What the reader saw of its queue, for the debug log (and the tests that read it).
+#[derive(Default)]
+struct QueueStats {
+    url: String,
+    limits: (usize, usize),
+    messages: u64,
+    peak_messages: usize,
+    peak_bytes: usize,
+    close_code: Option<u16>,
+}
+
+impl Drop for QueueStats {
+    fn drop(&mut self) {
+        let how = self.close_code.map_or("stopped by the host".to_owned(), |code| format!("closed {code}"));
+        log::debug!(
+            "connection to {} {how}: {} messages received, queue peak {} messages / {} bytes (limits {} / {})",
+            self.url,
+            self.messages,
+            self.peak_messages,
+            self.peak_bytes,
+            self.limits.0,
+            self.limits.1,
+        );
+    }
+}
+
+fn message_size(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
     }
 }
 

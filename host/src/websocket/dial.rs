@@ -68,6 +68,7 @@ pub(crate) async fn dial(
         for hop in 0..=MAX_REDIRECTS {
             if !grant.allows(&current) {
                 let what = if hop == 0 { "connecting to" } else { "following a redirect to" };
+                log::debug!("denied: {what} {current}");
                 return Err(ErrorCode::Denied(format!("{what} {current} is not allowed for this session")));
             }
             let request = request(&current, options)?;

@@ -30,14 +30,16 @@ impl HostConnection for WebsocketCtxView<'_> {
             return Err(ErrorCode::Limit(format!("at most {limit} open connections per session")).into());
         }
         let dialed = dial(&url, &options, &self.ctx.grant, &self.ctx.limits, &self.ctx.transport).await?;
+        let limits = &self.ctx.limits;
         let read = ReadOptions {
+            queued_messages: limits.queued_messages,
+            queued_bytes: limits.queued_bytes,
             control_frames: options.control_frames,
             keepalive: options.keepalive.map(|k| {
                 (Duration::from_millis(k.interval_ms.max(1).into()), Duration::from_millis(k.timeout_ms.into()))
             }),
         };
-        let queued = self.ctx.limits.queued_messages;
-        let conn = Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, queued, read);
+        let conn = Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, read);
         self.ctx.opened.push(conn.shared.clone());
         self.table.push(conn).map_err(WsError::trap)
     }

@@ -35,6 +35,9 @@ pub struct ConnectionLimits {
     pub max_message_size: usize,
     /// How many received messages may wait for the guest before the host stops reading the socket.
     pub queued_messages: usize,
+    /// How many bytes of received messages may wait for the guest before the host stops reading the socket (a
+    /// single larger message still gets through, alone).
+    pub queued_bytes: usize,
     /// How long opening a connection may take at most (a guest may ask for less).
     pub open_timeout: Duration,
 }
@@ -45,6 +48,7 @@ impl Default for ConnectionLimits {
             max_connections: 16,
             max_message_size: 16 << 20,
             queued_messages: 1024,
+            queued_bytes: 64 << 20,
             open_timeout: Duration::from_secs(10),
         }
     }
