@@ -68,7 +68,8 @@ impl Guest for Client {
             return Ok(());
         }
         let commands = options.commands || interactive;
-        Session { conn, out, options, commands, pings: Vec::new(), sent_pings: 0, closing: false, lost: false }.run()
+        Session { conn, out, options, commands, pings: Vec::new(), sent_pings: 0, closing: false, replied: false, lost: false }
+            .run()
     }
 }
 
@@ -81,8 +82,10 @@ struct Session {
     /// Our pings waiting for their pong: payload and when it was sent (monotonic ns).
     pings: Vec<(Vec<u8>, u64)>,
     sent_pings: u64,
-    /// Our close frame is sent: nothing more is sent, and (after `--once`) nothing more printed.
+    /// Our close frame is sent: nothing more is sent.
     closing: bool,
+    /// A message has come (with `--once`, nothing more is printed and the end of stdin waits for it).
+    replied: bool,
     /// The connection was lost rather than closed (keepalive timeout, transport error).
     lost: bool,
 }
@@ -211,6 +214,10 @@ impl Session {
     }
 
     fn end_of_input(&mut self) -> Step {
+        if self.options.once && !self.replied {
+            // The close follows the reply.
+            return None;
+        }
         match self.options.on_eof {
             OnEof::Close => self.close(self.options.close_code, &self.options.close_reason.clone()),
             OnEof::Exit => self.close(self.options.close_code, &self.options.close_reason.clone()).or(Some(Ok(()))),
@@ -223,7 +230,7 @@ impl Session {
         while let Some(next) = self.conn.try_receive() {
             match next {
                 Ok(Some(message)) => {
-                    if self.closing && self.options.once {
+                    if self.replied && self.options.once {
                         continue;
                     }
                     let rtt = match &message {
@@ -234,6 +241,7 @@ impl Session {
                         return Some(Ok(()));
                     }
                     if self.options.once && matches!(message, Message::Text(_) | Message::Binary(_)) {
+                        self.replied = true;
                         if let Some(end) = self.close(self.options.close_code, &self.options.close_reason.clone()) {
                             return Some(end);
                         }

@@ -5,6 +5,8 @@
 //!   writer, and the pollable.
 //! - [`host`] is the WIT glue: the generated `Host` traits implemented over those two.
 
+#[cfg(test)]
+mod boundary_tests;
 mod connection;
 mod dial;
 mod errors;
