@@ -18,6 +18,7 @@
 
 mod bindings;
 pub mod bundled;
+mod cache;
 mod cancel;
 #[doc(hidden)]
 pub mod cli;

@@ -1,6 +1,6 @@
 //! The runtime: one engine, one linker and one epoch ticker, shared by every guest and session.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::bindings::ClientPre;
+use crate::cache::Cache;
 use crate::error::Error;
 use crate::program::Program;
 use crate::state::SessionState;
@@ -22,6 +23,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Runtime {
     engine: Engine,
     linker: Linker<SessionState>,
+    cache: Option<Cache>,
     _ticker: EpochTicker,
 }
 
@@ -29,12 +31,20 @@ pub struct Runtime {
 #[derive(Clone, Debug, Default)]
 pub struct RuntimeBuilder {
     fuel: bool,
+    cache: Option<PathBuf>,
 }
 
 impl RuntimeBuilder {
     /// Meter fuel, so sessions can have a CPU limit ([`Limits::fuel`](crate::Limits::fuel)). Makes guests slower.
     pub fn fuel(mut self, enable: bool) -> Self {
         self.fuel = enable;
+        self
+    }
+
+    /// Keep compiled guests in this directory (the CLI uses `$XDG_CACHE_HOME/wsrun`), so the next load of the same
+    /// guest skips compiling. `None` (the default) compiles every time.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache = dir;
         self
     }
 
@@ -48,7 +58,8 @@ impl RuntimeBuilder {
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Runtime { engine, linker, _ticker: ticker })
+        let cache = self.cache.map(|root| Cache::new(&root, &engine));
+        Ok(Runtime { engine, linker, cache, _ticker: ticker })
     }
 }
 
@@ -75,15 +86,36 @@ impl Runtime {
         self.load(name, bytes)
     }
 
-    /// Load a guest from the bytes of a component; `name` is used in messages.
+    /// Load a guest from the bytes of a component (or of a file `wsrun compile` wrote); `name` is used in messages.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
-        check_header(name, bytes)?;
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| Error::Compile { name: name.to_owned(), reason: format!("{e:#}") })?;
+        let component = self.compile(name, bytes)?;
         let link_error = |e: wasmtime::Error| Error::Link { name: name.to_owned(), reason: format!("{e:#}") };
         let pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = ClientPre::new(pre).map_err(link_error)?;
         Ok(Program::new(name.to_owned(), self.engine.clone(), pre))
+    }
+}
+
+impl Runtime {
+    /// Compile a guest ahead of time: the bytes `load` accepts, for this runtime's wasmtime version and settings.
+    pub fn precompile(&self, name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+        let component = self.compile(name, bytes)?;
+        let code = component.serialize().map_err(|e| Error::Compile { name: name.to_owned(), reason: format!("{e:#}") })?;
+        Ok(crate::cache::entry(&code))
+    }
+
+    fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, Error> {
+        let failed = |reason: String| Error::Compile { name: name.to_owned(), reason };
+        if crate::cache::is_entry(bytes) {
+            return crate::cache::load(&self.engine, bytes).map_err(|why| failed(format!("unusable precompiled guest: {why}")));
+        }
+        check_header(name, bytes)?;
+        let compile = || Component::new(&self.engine, bytes);
+        let component = match &self.cache {
+            Some(cache) => cache.get_or_compile(&self.engine, bytes, compile),
+            None => compile(),
+        };
+        component.map_err(|e| failed(format!("{e:#}")))
     }
 }
 

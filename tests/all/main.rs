@@ -10,6 +10,7 @@ mod client;
 mod client_modes;
 mod connect_errors;
 mod bad_peers;
+mod cache;
 mod load_errors;
 mod sandbox;
 mod tls_and_proxy;

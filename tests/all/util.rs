@@ -32,7 +32,10 @@ impl Run {
 /// A `wsrun` command with piped stdio.
 pub fn wsrun(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wsrun"));
+    // The tests' own compiled cache, not the user's.
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
     command
+        .env("XDG_CACHE_HOME", cache)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -9,6 +9,7 @@ use crate::OriginPattern;
 const AFTER_HELP: &str = "\
 GUEST is a component file (client.wasm) or a bundled guest: client (the default) or echo.
 Everything after URL goes to the guest; `wsrun client --help` shows the client's own options.
+`wsrun compile GUEST -o FILE` compiles a guest ahead of time; FILE then runs as GUEST on this wsrun.
 
 Exit codes:
   0    success
@@ -87,6 +88,14 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
 
+    /// Keep compiled guests in DIR instead of $XDG_CACHE_HOME/wsrun (~/.cache/wsrun).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+
+    /// Compile the guest every time; read and write no compiled cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+
     /// Print wsrun's debug log on stderr (denied connections, queue figures, ...).
     #[arg(short, long)]
     pub verbose: bool,
@@ -102,6 +111,12 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
+/// `compile GUEST -o FILE`, when that is what was asked.
+pub struct Compile {
+    pub guest: String,
+    pub output: std::path::PathBuf,
+}
+
 /// What to run, once the positional arguments are sorted out.
 #[derive(Debug)]
 pub struct Invocation {
@@ -111,6 +126,20 @@ pub struct Invocation {
 }
 
 impl Args {
+    /// `wsrun compile GUEST -o FILE` (unless a file named `compile` is the guest).
+    pub fn compile(&self) -> Option<Result<Compile, String>> {
+        let (first, rest) = self.command.split_first()?;
+        if first != "compile" || std::path::Path::new(first).is_file() {
+            return None;
+        }
+        Some(match rest {
+            [guest, flag, output] if flag == "-o" || flag == "--output" => {
+                Ok(Compile { guest: guest.clone(), output: output.into() })
+            }
+            _ => Err("usage: wsrun compile GUEST -o FILE".to_owned()),
+        })
+    }
+
     /// `[GUEST] URL [GUEST ARGS]`: a first argument with `://` is the URL of the default `client` guest.
     pub fn invocation(&self) -> Result<Invocation, String> {
         let (first, rest) = self.command.split_first().ok_or("missing URL")?;

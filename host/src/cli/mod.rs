@@ -42,6 +42,15 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if args.verbose {
         logger::enable();
     }
+    let cache = match (&args.cache_dir, args.no_cache) {
+        (_, true) => None,
+        (Some(dir), false) => Some(dir.clone()),
+        (None, false) => crate::cache::Cache::default_root(),
+    };
+    let builder = Runtime::builder().fuel(args.fuel.is_some()).cache_dir(cache);
+    if let Some(compile) = args.compile() {
+        return precompile(builder, compile?);
+    }
     let invocation = args.invocation()?;
     let transport = transport(&args)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -49,7 +58,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
-        let runtime = Runtime::builder().fuel(args.fuel.is_some()).build().map_err(|e| e.to_string())?;
+        let runtime = builder.build().map_err(|e| e.to_string())?;
         let program = load(&runtime, &invocation.guest).map_err(|e| e.to_string())?;
         let limits = Limits {
             memory: args.max_memory,
@@ -87,6 +96,19 @@ fn run(args: Args) -> Result<ExitCode, String> {
     // The stdin reader thread may be blocked in read(2); do not wait for it.
     tokio.shutdown_background();
     Ok(code)
+}
+
+/// `wsrun compile GUEST -o FILE`.
+fn precompile(builder: crate::RuntimeBuilder, compile: args::Compile) -> Result<ExitCode, String> {
+    let runtime = builder.cache_dir(None).build().map_err(|e| e.to_string())?;
+    let path = Path::new(&compile.guest);
+    let bytes = match crate::bundled::get(&compile.guest) {
+        Some(bytes) if !path.is_file() => bytes.to_vec(),
+        _ => std::fs::read(path).map_err(|e| format!("cannot read guest {}: {e}", compile.guest))?,
+    };
+    let compiled = runtime.precompile(&compile.guest, &bytes).map_err(|e| e.to_string())?;
+    std::fs::write(&compile.output, compiled).map_err(|e| format!("cannot write {}: {e}", compile.output.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// TLS trust and proxy from the flags (and, without --proxy, the environment).
