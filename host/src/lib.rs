@@ -40,3 +40,6 @@ pub use runtime::{Runtime, RuntimeBuilder};
 pub use session::{Outcome, SessionBuilder};
 pub use state::SessionState;
 pub use websocket::{Proxy, TlsSettings, Transport};
+
+/// In-memory stdio for sessions (`MemoryInputPipe`, `MemoryOutputPipe`), from wasmtime-wasi.
+pub use wasmtime_wasi::p2::pipe;

@@ -9,6 +9,7 @@ mod cancel;
 mod client;
 mod client_modes;
 mod connect_errors;
+mod embedding;
 mod bad_peers;
 mod cache;
 mod load_errors;
