@@ -8,18 +8,26 @@
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let port: u16 = std::env::args().nth(1).map(|p| p.parse()).transpose().context("PORT must be a number")?.unwrap_or(0);
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.context("cannot listen")?;
+    raise_open_file_limit();
+    // A deep accept queue: a burst of connects must not overflow it (a dropped SYN costs a second).
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).context("cannot listen")?;
+    let listener = socket.listen(4096)?;
     println!("ws://{}/", listener.local_addr()?);
     loop {
         let (tcp, _) = listener.accept().await?;
         tokio::spawn(async move {
-            if let Err(e) = echo(tcp).await {
-                eprintln!("echo_server: {e}");
+            match echo(tcp).await {
+                // A client that just goes away is not worth a line.
+                Err(e) if matches!(e.downcast_ref(), Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {}
+                Err(e) => eprintln!("echo_server: {e}"),
+                Ok(()) => {}
             }
         });
     }
@@ -34,4 +42,16 @@ async fn echo(tcp: TcpStream) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Thousands of clients need thousands of sockets: lift the soft limit on open files to the hard one.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain getrlimit/setrlimit calls with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }

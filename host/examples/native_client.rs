@@ -1,10 +1,11 @@
 //! A plain native tokio-tungstenite client, the baseline wsrun's benchmarks measure against.
 //!
 //! ```text
-//! native_client URL [--send-mib N]
+//! native_client URL [--send-mib N | --echo]
 //! ```
 //! Connects, prints `Connected to URL.`, sends each stdin line as a text message (or, with `--send-mib`, binary
-//! messages of N MiB back to back), prints what it receives, and on SIGINT/SIGTERM sends a 1001 close frame, waits
+//! messages of N MiB back to back; or, with `--echo`, sends back every message it receives, like wsrun's `echo`
+//! guest), prints what it receives, and on SIGINT/SIGTERM sends a 1001 close frame, waits
 //! up to a second for the peer's, and exits 130: what wsrun does, without the sandbox.
 
 use std::time::Duration;
@@ -21,9 +22,10 @@ use tokio_tungstenite::tungstenite::Message;
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let mut args = std::env::args().skip(1);
     let url = args.next().context("usage: native_client URL [--send-mib N]")?;
-    let send_mib: Option<usize> = match (args.next().as_deref(), args.next()) {
-        (Some("--send-mib"), Some(n)) => Some(n.parse()?),
-        _ => None,
+    let (send_mib, echo): (Option<usize>, bool) = match (args.next().as_deref(), args.next()) {
+        (Some("--send-mib"), Some(n)) => (Some(n.parse()?), false),
+        (Some("--echo"), _) => (None, true),
+        _ => (None, false),
     };
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -35,6 +37,16 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         _ = terminate.recv() => return Ok(interrupted()),
     };
     println!("Connected to {url}.");
+    if echo {
+        let mut ws = ws;
+        while let Some(message) = ws.next().await {
+            let message = message?;
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                break;
+            }
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let (mut sink, mut stream) = ws.split();
 
     let sending = async {

@@ -32,12 +32,22 @@ pub struct Runtime {
 pub struct RuntimeBuilder {
     fuel: bool,
     cache: Option<PathBuf>,
+    pooling: Option<(u32, usize)>,
 }
 
 impl RuntimeBuilder {
     /// Meter fuel, so sessions can have a CPU limit ([`Limits::fuel`](crate::Limits::fuel)). Makes guests slower.
     pub fn fuel(mut self, enable: bool) -> Self {
         self.fuel = enable;
+        self
+    }
+
+    /// Preallocate room for `sessions` concurrent sessions whose linear memories are at most `max_memory` bytes
+    /// (wasmtime's pooling allocator). Instantiation gets cheaper, and many thousands of sessions stay within the
+    /// kernel's limit on memory mappings; past `sessions`, starting one more fails with a trap. Sessions' memory
+    /// limits above `max_memory` have no effect.
+    pub fn pooling(mut self, sessions: u32, max_memory: usize) -> Self {
+        self.pooling = Some((sessions, max_memory));
         self
     }
 
@@ -54,6 +64,22 @@ impl RuntimeBuilder {
         config.epoch_interruption(true);
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
         config.consume_fuel(self.fuel);
+        if let Some((sessions, max_memory)) = self.pooling {
+            // Rust std and componentize guests hold a few core instances, memories and tables each.
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(sessions)
+                .total_core_instances(sessions.saturating_mul(8))
+                .max_core_instances_per_component(8)
+                .total_memories(sessions.saturating_mul(2))
+                .max_memories_per_component(2)
+                .total_tables(sessions.saturating_mul(4))
+                .max_tables_per_component(4)
+                .total_stacks(sessions)
+                .max_memory_size(max_memory);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+            // Small reservations, so thousands of slots fit in the address space (bounds are then checked in code).
+            config.memory_reservation(max_memory as u64);
+        }
         let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;

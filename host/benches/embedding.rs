@@ -1,0 +1,379 @@
+//! The speed and cost figures of wsrun, each beside a native baseline measured in the same run. Printed, not
+//! asserted.
+//!
+//! ```text
+//! cargo build --release --examples && cargo bench --bench embedding [-- PART...]
+//! ```
+//! PART is any of `throughput`, `startup`, `memory`, `cancel` (all by default). `WSRUN_BENCH_SESSIONS` overrides
+//! the session counts of `memory` (default `100,1000,10000`).
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncBufReadExt;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::process::Command;
+use tokio_tungstenite::tungstenite::Message;
+use wsrun::pipe::MemoryOutputPipe;
+use wsrun::{Outcome, Runtime};
+use wsrun_test_artifacts::TEST_MISBEHAVE;
+
+const WSRUN: &str = env!("CARGO_BIN_EXE_wsrun");
+
+#[tokio::main]
+async fn main() {
+    raise_open_file_limit();
+    let parts: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    println!("machine: {} cores, {} MiB memory\n", cores(), total_memory_mib());
+    if wanted("throughput") {
+        throughput().await;
+    }
+    if wanted("startup") {
+        startup().await;
+    }
+    if wanted("memory") {
+        memory().await;
+    }
+    if wanted("cancel") {
+        cancel_among_busy().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. Echo throughput: the echo guest vs a native tokio-tungstenite echo client, same server, same messages.
+
+async fn throughput() {
+    println!("1. echo throughput (the server sends N messages, pipelined, and times until every echo is back)");
+    println!("{:>8} | {:>8} | {:>24} | {:>24} | {:>6}", "size", "messages", "wsrun echo: msg/s, MB/s", "native: msg/s, MB/s", "ratio");
+    for size in [16usize, 1 << 10, 64 << 10, 1 << 20] {
+        let count = ((64usize << 20) / size).clamp(500, 100_000);
+        let ours = echo_run(&[WSRUN, "echo"], size, count).await;
+        let theirs = echo_run(&[&example("native_client"), "--echo"], size, count).await;
+        let rate = |secs: f64| (count as f64 / secs, (count * size) as f64 / secs / 1e6);
+        let (our_msgs, our_mb) = rate(ours);
+        let (their_msgs, their_mb) = rate(theirs);
+        println!(
+            "{:>8} | {:>8} | {:>12.0} {:>10.1} | {:>12.0} {:>10.1} | {:>5.2}x",
+            human_size(size),
+            count,
+            our_msgs,
+            our_mb,
+            their_msgs,
+            their_mb,
+            theirs / ours
+        );
+    }
+    println!();
+}
+
+/// Seconds for `count` messages of `size` bytes to go to the client and back. `client[0]` is the program; the URL
+/// is inserted after `client[1]` for wsrun (`wsrun echo URL`) or after the program for the native client.
+async fn echo_run(client: &[&str], size: usize, count: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let mut command = Command::new(client[0]);
+    if client[0] == WSRUN {
+        command.args(["--no-cache", "--max-message-size", "2M", client[1], &url]);
+    } else {
+        command.arg(&url).args(&client[1..]);
+    }
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).kill_on_drop(true).spawn().unwrap();
+    let (tcp, _) = listener.accept().await.unwrap();
+    let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let (mut sink, mut stream) = ws.split();
+    let payload = vec![0x42u8; size];
+    let started = Instant::now();
+    let sender = async {
+        for _ in 0..count {
+            sink.send(Message::binary(payload.clone())).await.unwrap();
+        }
+        sink
+    };
+    let receiver = async {
+        let mut echoed = 0;
+        while echoed < count {
+            match stream.next().await {
+                Some(Ok(Message::Binary(_))) => echoed += 1,
+                Some(Ok(_)) => {}
+                other => panic!("echo stopped after {echoed}: {other:?}"),
+            }
+        }
+    };
+    let (mut sink, ()) = tokio::join!(sender, receiver);
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = sink.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    elapsed
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. Start-up: process start to connection open.
+
+async fn startup() {
+    const RUNS: usize = 20;
+    println!("2. start-up: process start to WebSocket connection open, median of {RUNS} runs");
+    let cache = std::env::temp_dir().join(format!("wsrun-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let cache_flag = format!("--cache-dir={}", cache.display());
+    let cases: [(&str, Vec<String>); 4] = [
+        ("wsrun client, compiling (--no-cache)", vec![WSRUN.into(), "--no-cache".into()]),
+        ("wsrun client, cached", vec![WSRUN.into(), cache_flag.clone()]),
+        ("wsrun client, precompiled file", vec![WSRUN.into(), "--no-cache".into(), "{precompiled}".into()]),
+        ("native tokio-tungstenite client", vec![example("native_client")]),
+    ];
+    let precompiled = std::env::temp_dir().join(format!("wsrun-bench-client-{}.cwasm", std::process::id()));
+    let status = std::process::Command::new(WSRUN).args(["compile", "client", "-o"]).arg(&precompiled).status().unwrap();
+    assert!(status.success());
+    // Warm the cache once, so "cached" measures hits only.
+    connect_time(&[WSRUN.into(), cache_flag]).await;
+    let mut native = f64::NAN;
+    let mut rows = Vec::new();
+    for (name, command) in cases {
+        let command: Vec<String> =
+            command.into_iter().map(|a| if a == "{precompiled}" { precompiled.display().to_string() } else { a }).collect();
+        let mut times = Vec::new();
+        for _ in 0..RUNS {
+            times.push(connect_time(&command).await);
+        }
+        let median = percentile(&times, 0.5);
+        if name.starts_with("native") {
+            native = median;
+        }
+        rows.push((name, median));
+    }
+    for (name, median) in rows {
+        println!("{name:<40} {median:>8.2} ms   {:>6.2}x native", median / native);
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_file(&precompiled);
+    println!();
+}
+
+/// Milliseconds from spawning `command URL` to the server completing the opening handshake.
+async fn connect_time(command: &[String]) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let started = Instant::now();
+    let mut args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
+    // The guest (if any) comes last among wsrun's arguments, then the URL.
+    args.push(&url);
+    let mut child = Command::new(&command[0])
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (tcp, _) = listener.accept().await.unwrap();
+    let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    drop(child.stdin.take());
+    drop(ws);
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    elapsed
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. Per-session memory in the embedding: idle connected sessions, beside idle native connections.
+
+async fn memory() {
+    let counts: Vec<usize> = std::env::var("WSRUN_BENCH_SESSIONS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 1000, 10_000]);
+    println!("3. resident memory per idle connected session (server in another process)");
+    println!("{:>8} | {:>18} | {:>22} | {:>6}", "sessions", "wsrun KiB/session", "native KiB/connection", "ratio");
+    let server = EchoServerProcess::start().await;
+    // The pooling allocator: thousands of default instances would pass the kernel's limit on memory mappings.
+    let most = counts.iter().copied().max().unwrap_or(0) as u32;
+    let runtime = Runtime::builder().pooling(most, 64 << 20).build().unwrap();
+    let idle = runtime.load_file(TEST_MISBEHAVE.as_ref()).unwrap();
+    for count in counts {
+        let before = rss_kib();
+        let mut outputs = Vec::with_capacity(count);
+        let mut cancels = Vec::with_capacity(count);
+        let mut running = Vec::with_capacity(count);
+        for _ in 0..count {
+            let stdout = MemoryOutputPipe::new(64);
+            let session = idle.session(&server.url).args(["idle"]).stdout(stdout.clone());
+            cancels.push(session.cancel_handle());
+            outputs.push(stdout);
+            running.push(tokio::spawn(session.run()));
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while outputs.iter().any(|o| o.contents().is_empty()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let connected = outputs.iter().filter(|o| !o.contents().is_empty()).count();
+        let ours = (rss_kib() - before) as f64 / count as f64;
+        for cancel in &cancels {
+            cancel.cancel();
+        }
+        for session in running {
+            assert_eq!(session.await.unwrap(), Outcome::Interrupted);
+        }
+
+        let before = rss_kib();
+        let mut native = Vec::with_capacity(count);
+        for _ in 0..count {
+            native.push(tokio_tungstenite::connect_async(server.url.as_str()).await.unwrap().0);
+        }
+        let theirs = (rss_kib() - before) as f64 / count as f64;
+        drop(native);
+        let note = if connected < count { format!(" (only {connected} connected)") } else { String::new() };
+        println!("{count:>8} | {ours:>18.1} | {theirs:>22.1} | {:>5.1}x{note}", ours / theirs.max(0.1));
+    }
+    println!();
+}
+
+struct EchoServerProcess {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+impl EchoServerProcess {
+    async fn start() -> Self {
+        let mut child = Command::new(example("echo_server"))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the echo_server example (cargo build --release --examples)");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines.next_line().await.unwrap().unwrap();
+        EchoServerProcess { url, _child: child }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. Cancel latency of one session among 1,000 busy ones.
+
+async fn cancel_among_busy() {
+    const SAMPLES: usize = 20;
+    println!("4. cancel latency of one session: cancel() to its outcome, {SAMPLES} samples");
+    let runtime = Runtime::new().unwrap();
+    let echo = runtime.load_bundled("echo").unwrap();
+    let mut rows = Vec::new();
+    for busy in [0usize, 1000] {
+        let url = chatty_server().await;
+        let background: Vec<_> = (0..busy).map(|_| {
+            let session = echo.session(&url);
+            (session.cancel_handle(), tokio::spawn(session.run()))
+        }).collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut times = Vec::new();
+        for _ in 0..SAMPLES {
+            let session = echo.session(&url);
+            let cancel = session.cancel_handle();
+            let running = tokio::spawn(session.run());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let started = Instant::now();
+            cancel.cancel();
+            let outcome = running.await.unwrap();
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(outcome, Outcome::Interrupted);
+        }
+        for (cancel, running) in background {
+            cancel.cancel();
+            let _ = running.await;
+        }
+        rows.push((busy, percentile(&times, 0.5), percentile(&times, 0.99)));
+    }
+    let alone = rows[0].1;
+    for (busy, median, p99) in rows {
+        println!("among {busy:>5} busy sessions: median {median:>7.2} ms, p99 {p99:>7.2} ms   {:>5.2}x alone", median / alone);
+    }
+    println!("(a cancel includes the clean close: a 1001 close frame and the server's answer)\n");
+}
+
+/// A server that keeps every connection busy: a 1 KiB message every 10 ms, echoes read and dropped.
+async fn chatty_server() -> String {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(4096).unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let live = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let live = live.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                live.fetch_add(1, Ordering::Relaxed);
+                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            if ws.send(Message::binary(vec![1u8; 1024])).await.is_err() {
+                                break;
+                            }
+                        }
+                        next = ws.next() => match next {
+                            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                            Some(Ok(_)) => {}
+                        },
+                    }
+                }
+                // Answers the client's close at once.
+                let _ = ws.close(None).await;
+                live.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    });
+    url
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+fn example(name: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("examples").join(name).display().to_string()
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+fn rss_kib() -> i64 {
+    status_field("/proc/self/status", "VmRSS:")
+}
+
+fn total_memory_mib() -> i64 {
+    status_field("/proc/meminfo", "MemTotal:") / 1024
+}
+
+fn status_field(file: &str, field: &str) -> i64 {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain getrlimit/setrlimit calls with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
