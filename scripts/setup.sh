@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what building wsrun's guests (wasm32-wasip2 components) needs, when it is missing.
 #
+# Rust guests:
 # 1. rustup's own target, the usual route on a connected machine: `rustup target add wasm32-wasip2`.
 # 2. Where rustup cannot download it: Debian's Rust 1.96 with std sources, lld's wasm-ld and wasi-libc, with which
 #    the build compiles std itself (-Zbuild-std). The host build (host/guest-builder) finds either route.
-# Safe to run again: it does nothing when a route is already there.
+# Python and JavaScript guests: componentize-py (PyPI) and componentize-js (npm, pinned in guest/js/package-lock.json).
+# Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 debian_packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc)
+componentize_py_version=0.25.1
 
 have_rustup_target() {
     local sysroot
@@ -26,21 +29,39 @@ as_root() {
     fi
 }
 
-if have_rustup_target; then
-    echo "setup: using rustup's wasm32-wasip2 target"
-    exit 0
-fi
-if have_debian_route; then
-    echo "setup: using Debian's Rust with -Zbuild-std for wasm32-wasip2"
-    exit 0
-fi
-if command -v rustup >/dev/null && timeout 300 rustup target add wasm32-wasip2 && have_rustup_target; then
-    echo "setup: installed rustup's wasm32-wasip2 target"
-    exit 0
-fi
-echo "setup: rustup cannot add wasm32-wasip2 here; installing Debian's Rust with std sources instead"
-export DEBIAN_FRONTEND=noninteractive
-as_root apt-get update -q
-as_root apt-get install -y -q "${debian_packages[@]}"
-have_debian_route || { echo "setup: the Debian route is still incomplete after installing ${debian_packages[*]}" >&2; exit 1; }
-echo "setup: installed ${debian_packages[*]}"
+rust_guests() {
+    if have_rustup_target; then
+        echo "setup: using rustup's wasm32-wasip2 target"
+        return
+    fi
+    if have_debian_route; then
+        echo "setup: using Debian's Rust with -Zbuild-std for wasm32-wasip2"
+        return
+    fi
+    if command -v rustup >/dev/null && timeout 300 rustup target add wasm32-wasip2 && have_rustup_target; then
+        echo "setup: installed rustup's wasm32-wasip2 target"
+        return
+    fi
+    echo "setup: rustup cannot add wasm32-wasip2 here; installing Debian's Rust with std sources instead"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q "${debian_packages[@]}"
+    have_debian_route || { echo "setup: the Debian route is still incomplete after installing ${debian_packages[*]}" >&2; exit 1; }
+    echo "setup: installed ${debian_packages[*]}"
+}
+
+# The Python and JavaScript guests (guest/python, guest/js), built by the tests' build script.
+script_guests() {
+    if [ "$(componentize-py --version 2>/dev/null)" != "componentize-py $componentize_py_version" ]; then
+        python3 -m pip install -q "componentize-py==$componentize_py_version"
+    fi
+    echo "setup: $(componentize-py --version)"
+    if [ ! -x guest/js/node_modules/.bin/componentize-js ]; then
+        (cd guest/js && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    echo "setup: componentize-js $(cd guest/js && node -p "require('./node_modules/@bytecodealliance/componentize-js/package.json').version")"
+}
+
+cd "$(dirname "$0")/.."
+rust_guests
+script_guests

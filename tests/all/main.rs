@@ -14,4 +14,5 @@ mod bad_peers;
 mod cache;
 mod load_errors;
 mod sandbox;
+mod scripting;
 mod tls_and_proxy;

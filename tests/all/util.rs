@@ -46,6 +46,11 @@ pub fn wsrun(args: &[&str]) -> Command {
 
 /// Run wsrun with `input` on stdin (then EOF) and wait for it, at most [`BOUND`].
 pub async fn run_with_input(args: &[&str], input: &[u8]) -> Run {
+    run_with_input_within(args, input, BOUND).await
+}
+
+/// [`run_with_input`] with another bound (a Python or JS guest's first start compiles for seconds).
+pub async fn run_with_input_within(args: &[&str], input: &[u8], bound: Duration) -> Run {
     let started = Instant::now();
     let mut child = wsrun(args).spawn().expect("spawn wsrun");
     let mut stdin = child.stdin.take().expect("stdin");
@@ -54,16 +59,20 @@ pub async fn run_with_input(args: &[&str], input: &[u8]) -> Run {
         // wsrun may exit before reading everything (a failed connect); that is not this helper's concern.
         let _ = stdin.write_all(&input).await;
     });
-    let run = finish(child, started).await;
+    let run = finish_within(child, started, bound).await;
     let _ = writer.await;
     run
 }
 
 /// Wait for a spawned wsrun, at most [`BOUND`].
 pub async fn finish(child: Child, started: Instant) -> Run {
-    let output = tokio::time::timeout(BOUND, child.wait_with_output())
+    finish_within(child, started, BOUND).await
+}
+
+async fn finish_within(child: Child, started: Instant, bound: Duration) -> Run {
+    let output = tokio::time::timeout(bound, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("wsrun did not exit within {BOUND:?}"))
+        .unwrap_or_else(|_| panic!("wsrun did not exit within {bound:?}"))
         .expect("wait for wsrun");
     Run {
         status: output.status,
@@ -110,6 +119,11 @@ impl Running {
 
     /// Wait (a few seconds at most) for a stdout line that starts with `prefix`.
     pub async fn wait_for_line(&mut self, prefix: &str) {
+        self.wait_for_line_within(prefix, Duration::from_secs(5)).await;
+    }
+
+    /// Wait up to `bound` for a stdout line that starts with `prefix`.
+    pub async fn wait_for_line_within(&mut self, prefix: &str, bound: Duration) {
         let wait = async {
             while let Some(line) = self.lines.recv().await {
                 if line.starts_with(prefix) {
@@ -118,7 +132,7 @@ impl Running {
             }
             false
         };
-        let found = tokio::time::timeout(Duration::from_secs(5), wait).await.unwrap_or(false);
+        let found = tokio::time::timeout(bound, wait).await.unwrap_or(false);
         assert!(found, "wsrun never printed a line starting with {prefix:?}; stdout so far: {:?}", self.stdout.lock().unwrap());
     }
 

@@ -1,20 +1,108 @@
-//! Builds the test-only guests (`guest/test-*`) and writes `artifacts.rs`: one path constant per guest.
+//! Builds the test guests and writes `artifacts.rs`, one path constant per component:
+//! - Rust: the `test-*` crates and the `scenario` sample of `guest/`, through wsrun-guest-builder;
+//! - Python and JavaScript: `guest/python` with componentize-py and `guest/js` with componentize-js, both installed
+//!   by `scripts/setup.sh` (this build only runs them, and says so when they are missing).
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-const TEST_GUESTS: &[&str] =
-    &["test-spin", "test-stdin-block", "test-big-send", "test-misbehave", "test-unknown-import", "test-no-run"];
+const RUST_GUESTS: &[&str] = &[
+    "test-spin",
+    "test-stdin-block",
+    "test-big-send",
+    "test-misbehave",
+    "test-unknown-import",
+    "test-no-run",
+    "scenario",
+];
+
+/// Scripted guests: output name, and the module (Python) or file (JS) that is the guest.
+const PYTHON_GUESTS: &[(&str, &str)] = &[("py-echo", "echo"), ("py-scenario", "scenario")];
+const JS_GUESTS: &[(&str, &str)] = &[("js-echo", "echo.js"), ("js-scenario", "scenario.js")];
+const PYTHON_SOURCES: &[&str] = &["wsrun_session.py", "echo.py", "scenario.py"];
+const JS_SOURCES: &[&str] = &["wsrun-session.js", "echo.js", "scenario.js", "package-lock.json"];
+
+const WORLD: &str = "wsrun:ws/client";
+const SETUP_HINT: &str = "run `bash scripts/setup.sh`";
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let built = wsrun_guest_builder::build(&root, TEST_GUESTS);
-    let mut code = String::new();
-    for (name, path) in TEST_GUESTS.iter().zip(&built) {
-        let constant = name.to_uppercase().replace('-', "_");
-        writeln!(code, "/// The `{name}` guest component.\npub const {constant}: &str = {:?};", path.display().to_string())
-            .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let mut built: Vec<(String, PathBuf)> = RUST_GUESTS
+        .iter()
+        .map(|name| name.to_string())
+        .zip(wsrun_guest_builder::build(&root, RUST_GUESTS))
+        .collect();
+
+    let python_dir = root.join("guest/python");
+    let js_dir = root.join("guest/js");
+    for file in PYTHON_SOURCES {
+        println!("cargo:rerun-if-changed={}", python_dir.join(file).display());
     }
-    let out = std::env::var("OUT_DIR").unwrap();
-    std::fs::write(Path::new(&out).join("artifacts.rs"), code).unwrap();
+    for file in JS_SOURCES {
+        println!("cargo:rerun-if-changed={}", js_dir.join(file).display());
+    }
+    // Python and JavaScript take several seconds each: build the two languages side by side.
+    let python = {
+        let (root, out) = (root.clone(), out.clone());
+        std::thread::spawn(move || {
+            PYTHON_GUESTS.iter().map(|(name, module)| (name.to_string(), componentize_py(&root, &out, name, module))).collect::<Vec<_>>()
+        })
+    };
+    let js: Vec<_> = JS_GUESTS.iter().map(|(name, file)| (name.to_string(), componentize_js(&root, &out, name, file))).collect();
+    built.extend(python.join().expect("the Python build thread"));
+    built.extend(js);
+
+    let mut code = String::new();
+    for (name, path) in &built {
+        let constant = name.to_uppercase().replace('-', "_");
+        writeln!(code, "/// The `{name}` guest component.\npub const {constant}: &str = {:?};", path.display().to_string()).unwrap();
+    }
+    std::fs::write(out.join("artifacts.rs"), code).unwrap();
+}
+
+fn componentize_py(root: &Path, out: &Path, name: &str, module: &str) -> PathBuf {
+    let output = out.join(format!("{name}.wasm"));
+    let mut command = Command::new("componentize-py");
+    command
+        .arg("-d")
+        .arg(root.join("wit"))
+        .args(["-w", WORLD, "componentize", "-p"])
+        .arg(root.join("guest/python"))
+        .arg(module)
+        .arg("-o")
+        .arg(&output)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    run(command, "componentize-py", name);
+    output
+}
+
+fn componentize_js(root: &Path, out: &Path, name: &str, file: &str) -> PathBuf {
+    let output = out.join(format!("{name}.wasm"));
+    let dir = root.join("guest/js");
+    let mut command = Command::new(dir.join("node_modules/.bin/componentize-js"));
+    command
+        .current_dir(&dir)
+        .arg("--wit")
+        .arg(root.join("wit"))
+        .args(["-n", WORLD, "--disable", "http", "fetch-event", "-o"])
+        .arg(&output)
+        .arg(file);
+    run(command, "componentize-js", name);
+    output
+}
+
+fn run(mut command: Command, tool: &str, name: &str) {
+    let output = command.output().unwrap_or_else(|e| fail(&format!("cannot run {tool} ({e}): {SETUP_HINT}")));
+    if !output.status.success() {
+        eprintln!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        fail(&format!("{tool} failed to build the {name} guest; its messages are above"));
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    println!("cargo:warning={message}");
+    std::process::exit(1)
 }

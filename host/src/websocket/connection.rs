@@ -71,6 +71,8 @@ struct Link {
     closed: Mutex<Option<CloseFrame>>,
     /// The close frame we sent, once we have: nothing may be sent after it.
     sent: Mutex<Option<CloseFrame>>,
+    /// What the reader saw of its queue.
+    stats: Mutex<QueueStats>,
 }
 
 impl Connection {
@@ -82,6 +84,7 @@ impl Connection {
             writer: tokio::sync::Mutex::new(writer),
             closed: Mutex::new(None),
             sent: Mutex::new(None),
+            stats: Mutex::new(QueueStats::default()),
         });
         let task = wasmtime_wasi::runtime::spawn(read_loop(reader, tx, link.clone(), options, url.clone()));
         let shared = Arc::new(Shared { link, reader: Mutex::new(Some(task)) });
@@ -217,8 +220,7 @@ async fn read_loop(
 ) {
     let budget_size = u32::try_from(options.queued_bytes.max(1)).unwrap_or(u32::MAX);
     let budget = Arc::new(Semaphore::new(budget_size as usize));
-    // Logged when the reader ends, however it ends (an aborted reader included).
-    let mut stats = QueueStats { url, limits: (options.queued_messages, options.queued_bytes), ..QueueStats::default() };
+    *lock(&link.stats) = QueueStats { url, limits: (options.queued_messages, options.queued_bytes), ..QueueStats::default() };
     let mut deliver = true;
     let mut peer_close = None;
     let mut failure = None;
@@ -286,14 +288,18 @@ async fn read_loop(
                 break;
             }
         };
-        stats.messages += 1;
+        lock(&link.stats).messages += 1;
         if deliver {
             let blocked = Instant::now();
             let size = u32::try_from(message_size(&item)).unwrap_or(u32::MAX).min(budget_size);
             let Ok(bytes) = budget.clone().acquire_many_owned(size).await else { break };
-            stats.peak_bytes = stats.peak_bytes.max((budget_size as usize) - budget.available_permits());
+            let queued_bytes = (budget_size as usize) - budget.available_permits();
             deliver = tx.send(Incoming { item: Ok(item), _bytes: Some(bytes) }).await.is_ok();
-            stats.peak_messages = stats.peak_messages.max(tx.max_capacity() - tx.capacity());
+            let queued_messages = tx.max_capacity() - tx.capacity();
+            let mut stats = lock(&link.stats);
+            stats.peak_bytes = stats.peak_bytes.max(queued_bytes);
+            stats.peak_messages = stats.peak_messages.max(queued_messages);
+            drop(stats);
             if let Some(keepalive) = &mut keepalive {
                 // Time spent waiting for the guest is not the peer's fault: its pong may be waiting unread.
                 keepalive.pause(blocked.elapsed());
@@ -301,7 +307,7 @@ async fn read_loop(
         }
     }
     let closed = peer_close.unwrap_or_else(abnormal_closure);
-    stats.close_code = Some(closed.code);
+    lock(&link.stats).close_code = Some(closed.code);
     *lock(&link.closed) = Some(closed);
     if let (true, Some(error)) = (deliver, failure) {
         let _ = tx.send(Incoming { item: Err(error), _bytes: None }).await;
@@ -319,17 +325,19 @@ struct QueueStats {
     close_code: Option<u16>,
 }
 
-impl Drop for QueueStats {
+impl Drop for Shared {
+    /// The session is done with the connection: log what its queue saw, however the reader ended.
     fn drop(&mut self) {
-        let how = self.close_code.map_or("stopped by the host".to_owned(), |code| format!("closed {code}"));
+        let stats = lock(&self.link.stats);
+        let how = stats.close_code.map_or("stopped by the host".to_owned(), |code| format!("closed {code}"));
         log::debug!(
             "connection to {} {how}: {} messages received, queue peak {} messages / {} bytes (limits {} / {})",
-            self.url,
-            self.messages,
-            self.peak_messages,
-            self.peak_bytes,
-            self.limits.0,
-            self.limits.1,
+            stats.url,
+            stats.messages,
+            stats.peak_messages,
+            stats.peak_bytes,
+            stats.limits.0,
+            stats.limits.1,
         );
     }
 }

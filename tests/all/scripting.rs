@@ -1,0 +1,139 @@
+//! Guests in Python and JavaScript (componentize-py, componentize-js) run exactly like Rust ones: same echo, same
+//! scripted scenario in all three languages, same Ctrl+C, same exit codes, errors with the script's traceback,
+//! and the compiled cache for their long compiles.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use wsrun_test_artifacts::{JS_ECHO, JS_SCENARIO, PY_ECHO, PY_SCENARIO, SCENARIO};
+
+use crate::servers::{self, Server, Ws};
+use crate::util::{run_with_input_within, Running};
+
+/// How long a run of a scripted guest may take: its first start compiles 12-18 MB of wasm, several at once here.
+const SCRIPT_BOUND: Duration = Duration::from_secs(120);
+
+async fn run_script(args: &[&str]) -> crate::util::Run {
+    run_with_input_within(args, b"", SCRIPT_BOUND).await
+}
+
+/// A server that checks one text and one binary echo, then closes.
+async fn echo_checker() -> (Server, tokio::sync::mpsc::UnboundedReceiver<bool>) {
+    let (done, results) = tokio::sync::mpsc::unbounded_channel();
+    let server = Server::start(move |mut ws: Ws| {
+        let done = done.clone();
+        async move {
+            let sent = vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255])];
+            let mut echoed = Vec::new();
+            for message in &sent {
+                ws.send(message.clone()).await.ok()?;
+                echoed.push(ws.next().await?.ok()?);
+            }
+            let _ = done.send(echoed == sent);
+            ws.close(None).await.ok()?;
+            servers::until_close(ws).await
+        }
+    })
+    .await;
+    (server, results)
+}
+
+/// A price feed: answers a subscription with an update for another topic, then the one asked for.
+async fn feed(answer: bool) -> Server {
+    Server::start(move |mut ws: Ws| async move {
+        let request = ws.next().await?.ok()?;
+        let request: serde_json::Value = serde_json::from_str(request.to_text().ok()?).ok()?;
+        let topic = request["subscribe"].as_str()?.to_owned();
+        ws.send(Message::text(r#"{"topic":"OTHER","price":1}"#)).await.ok()?;
+        if answer {
+            ws.send(Message::text(format!(r#"{{"topic":"{topic}","price":101.25}}"#))).await.ok()?;
+        }
+        servers::until_close(ws).await
+    })
+    .await
+}
+
+async fn echo_round_trips(guest: &str) {
+    let (server, mut results) = echo_checker().await;
+    let run = run_script(&[guest, &server.url]).await;
+    assert_eq!(results.recv().await, Some(true), "the echoes differ: {run:?}");
+    assert_eq!(run.code(), Some(0), "{run:?}");
+}
+
+async fn scenario_passes_and_fails(guest: &str) {
+    let server = feed(true).await;
+    let run = run_script(&[guest, &server.url, "BTC", "5000"]).await;
+    assert_eq!((run.code(), run.stdout.as_str()), (Some(0), "price BTC 101.25\n"), "{guest}: {run:?}");
+    assert_eq!(server.closes(1).await, vec![Some((1000, "done".to_owned()))], "{guest}");
+
+    let server = feed(false).await;
+    let run = run_script(&[guest, &server.url, "BTC", "300"]).await;
+    assert_eq!(run.code(), Some(3), "{guest}: {run:?}");
+    assert_eq!(run.stderr, "wsrun: scenario: no update for BTC within 0.3s\n", "{guest}");
+    assert_eq!(server.closes(1).await, vec![Some((4000, "no update".to_owned()))], "{guest}");
+}
+
+async fn ctrl_c_stops_a_spinning_script(guest: &str) {
+    let server = Server::echo().await;
+    // Generous: the first start may compile the component (seconds) before connecting.
+    let mut wsrun = Running::spawn(&[guest, &server.url, "spin"]);
+    wsrun.wait_for_line_within("connected", SCRIPT_BOUND).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    wsrun.signal(libc::SIGINT);
+    let run = wsrun.finish().await;
+    assert_eq!(run.code(), Some(130), "{guest}: {run:?}");
+    assert_eq!(run.stderr, "wsrun: interrupted\n", "{guest}");
+    assert!(run.elapsed < Duration::from_secs(2), "{guest}: took {:?}", run.elapsed);
+    assert_eq!(server.closes(1).await, vec![Some((1001, String::new()))], "{guest}");
+}
+
+async fn errors_show_the_scripts_traceback(guest: &str, mode: &str, first_line: &str, trace: &[&str]) {
+    let server = Server::echo().await;
+    let run = run_script(&[guest, &server.url, mode]).await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert_eq!(run.stderr.lines().next(), Some(first_line), "{run:?}");
+    for frame in trace {
+        assert!(run.stderr.contains(frame), "no {frame:?} in {run:?}");
+    }
+    assert!(!run.stderr.contains("trapped"), "an exception is not a trap: {run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_guests() {
+    // One after the other: the first start of each component compiles it (seconds); the rest hit the cache.
+    echo_round_trips(PY_ECHO).await;
+    scenario_passes_and_fails(PY_SCENARIO).await;
+    ctrl_c_stops_a_spinning_script(PY_ECHO).await;
+    let first = "wsrun: ValueError: invalid literal for int() with base 10: 'not a number'";
+    errors_show_the_scripts_traceback(PY_ECHO, "raise", first, &["Traceback", "echo.py\", line", "in check_input"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn javascript_guests() {
+    echo_round_trips(JS_ECHO).await;
+    scenario_passes_and_fails(JS_SCENARIO).await;
+    ctrl_c_stops_a_spinning_script(JS_ECHO).await;
+    let first = r#"wsrun: TypeError: bad input: "not a number" is not a number"#;
+    errors_show_the_scripts_traceback(JS_ECHO, "throw", first, &["checkInput@echo.js:"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rust_scenario_matches_the_others() {
+    scenario_passes_and_fails(SCENARIO).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_guest_compiles_once_then_starts_from_the_cache() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-python-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = feed(true).await;
+    let args = ["--verbose", "--cache-dir", dir.to_str().unwrap(), PY_SCENARIO, &server.url];
+    let first = run_script(&args).await;
+    assert_eq!(first.code(), Some(0), "{first:?}");
+    assert!(first.stderr.contains("compiled cache stored"), "{first:?}");
+    let second = run_script(&args).await;
+    assert_eq!(second.code(), Some(0), "{second:?}");
+    assert!(second.stderr.contains("compiled cache hit"), "{second:?}");
+    assert!(!second.stderr.contains("cache miss"), "it compiled again: {second:?}");
+}
