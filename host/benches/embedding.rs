@@ -7,6 +7,9 @@
 //! PART is any of `throughput`, `startup`, `memory`, `cancel` (all by default). `WSRUN_BENCH_SESSIONS` overrides
 //! the session counts of `memory` (default `100,1000,10000`).
 
+#[path = "../examples/support/fd_limit.rs"]
+mod fd_limit;
+
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,7 +28,7 @@ const WSRUN: &str = env!("CARGO_BIN_EXE_wsrun");
 
 #[tokio::main]
 async fn main() {
-    raise_open_file_limit();
+    fd_limit::raise_open_file_limit();
     let parts: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     println!("machine: {} cores, {} MiB memory\n", cores(), total_memory_mib());
@@ -366,15 +369,4 @@ fn status_field(file: &str, field: &str) -> i64 {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
-}
-
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain getrlimit/setrlimit calls with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

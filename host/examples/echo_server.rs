@@ -6,6 +6,9 @@
 //! Every text and binary message is sent back; a client's close is answered; port 0 (the default) picks a free
 //! port. It serves until killed.
 
+#[path = "support/fd_limit.rs"]
+mod fd_limit;
+
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -14,7 +17,7 @@ use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let port: u16 = std::env::args().nth(1).map(|p| p.parse()).transpose().context("PORT must be a number")?.unwrap_or(0);
-    raise_open_file_limit();
+    fd_limit::raise_open_file_limit();
     // A deep accept queue: a burst of connects must not overflow it (a dropped SYN costs a second).
     let socket = TcpSocket::new_v4()?;
     socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).context("cannot listen")?;
@@ -42,16 +45,4 @@ async fn echo(tcp: TcpStream) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Thousands of clients need thousands of sockets: lift the soft limit on open files to the hard one.
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain getrlimit/setrlimit calls with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

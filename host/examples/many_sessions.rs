@@ -7,6 +7,9 @@
 //! ```
 //! Exits 1 if any session ended otherwise than expected.
 
+#[path = "support/fd_limit.rs"]
+mod fd_limit;
+
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,7 +40,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
     let sessions = args.next().transpose()?.unwrap_or(1000);
     let cancel_every = args.next().transpose()?.unwrap_or(100).max(1);
-    raise_open_file_limit();
+    fd_limit::raise_open_file_limit();
 
     let tally = Arc::new(ServerTally::default());
     let url = serve(tally.clone()).await?;
@@ -131,16 +134,4 @@ async fn serve(tally: Arc<ServerTally>) -> anyhow::Result<String> {
         }
     });
     Ok(url)
-}
-
-/// Each session holds a socket on each side: lift the soft limit on open files to the hard one.
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain getrlimit/setrlimit calls with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

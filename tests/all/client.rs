@@ -60,25 +60,8 @@ async fn the_servers_close_code_and_reason_are_printed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn echo_guest_sends_text_and_binary_back_unchanged() {
-    use futures_util::{SinkExt, StreamExt};
-    let (done, results) = tokio::sync::mpsc::unbounded_channel();
-    let server = Server::start(move |mut ws| {
-        let done = done.clone();
-        async move {
-            let sent = vec![Message::text("hello"), Message::binary(vec![0u8, 1, 2, 254, 255]), Message::text("")];
-            let mut echoed = Vec::new();
-            for message in &sent {
-                ws.send(message.clone()).await.ok()?;
-                echoed.push(ws.next().await?.ok()?);
-            }
-            let _ = done.send(echoed == sent);
-            ws.close(None).await.ok()?;
-            crate::servers::until_close(ws).await
-        }
-    })
-    .await;
+    let (server, mut results) = Server::echo_checker().await;
     let run = run_with_input(&["echo", &server.url], b"").await;
-    let mut results = results;
     assert_eq!(results.recv().await, Some(true), "the echoes differ: {run:?}");
     assert_eq!(run.code(), Some(0), "{run:?}");
 }

@@ -18,27 +18,6 @@ async fn run_script(args: &[&str]) -> crate::util::Run {
     run_with_input_within(args, b"", SCRIPT_BOUND).await
 }
 
-/// A server that checks one text and one binary echo, then closes.
-async fn echo_checker() -> (Server, tokio::sync::mpsc::UnboundedReceiver<bool>) {
-    let (done, results) = tokio::sync::mpsc::unbounded_channel();
-    let server = Server::start(move |mut ws: Ws| {
-        let done = done.clone();
-        async move {
-            let sent = vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255])];
-            let mut echoed = Vec::new();
-            for message in &sent {
-                ws.send(message.clone()).await.ok()?;
-                echoed.push(ws.next().await?.ok()?);
-            }
-            let _ = done.send(echoed == sent);
-            ws.close(None).await.ok()?;
-            servers::until_close(ws).await
-        }
-    })
-    .await;
-    (server, results)
-}
-
 /// A price feed: answers a subscription with an update for another topic, then the one asked for.
 async fn feed(answer: bool) -> Server {
     Server::start(move |mut ws: Ws| async move {
@@ -55,7 +34,7 @@ async fn feed(answer: bool) -> Server {
 }
 
 async fn echo_round_trips(guest: &str) {
-    let (server, mut results) = echo_checker().await;
+    let (server, mut results) = Server::echo_checker().await;
     let run = run_script(&[guest, &server.url]).await;
     assert_eq!(results.recv().await, Some(true), "the echoes differ: {run:?}");
     assert_eq!(run.code(), Some(0), "{run:?}");

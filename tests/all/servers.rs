@@ -145,6 +145,28 @@ impl Server {
     }
 
 
+    /// Send one text and one binary message, check that each comes back unchanged (reported on the channel),
+    /// then close: the test of an echo guest.
+    pub async fn echo_checker() -> (Server, tokio::sync::mpsc::UnboundedReceiver<bool>) {
+        let (done, results) = tokio::sync::mpsc::unbounded_channel();
+        let server = Server::start(move |mut ws: Ws| {
+            let done = done.clone();
+            async move {
+                let sent = vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255]), Message::text("")];
+                let mut echoed = Vec::new();
+                for message in &sent {
+                    ws.send(message.clone()).await.ok()?;
+                    echoed.push(ws.next().await?.ok()?);
+                }
+                let _ = done.send(echoed == sent);
+                ws.close(None).await.ok()?;
+                until_close(ws).await
+            }
+        })
+        .await;
+        (server, results)
+    }
+
     /// Send `messages` at once, then wait for the client's close.
     pub async fn sending(messages: Vec<Message>) -> Server {
         Server::start(move |mut ws: Ws| {
