@@ -3,7 +3,7 @@
 # guest sending two lines to it through wsrun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh rust
 cargo build --release --bin wsrun --example echo_server
 
 server_out=$(mktemp)

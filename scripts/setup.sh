@@ -64,4 +64,7 @@ script_guests() {
 
 cd "$(dirname "$0")/.."
 rust_guests
-script_guests
+# `setup.sh rust`: only what the bundled (Rust) guests need, as the demo does.
+if [ "${1:-}" != "rust" ]; then
+    script_guests
+fi
