@@ -8,5 +8,5 @@ bash scripts/setup.sh
 # core, which would slow the timing-bounded tests (Ctrl+C within 2 s, ...) running beside them.
 cargo test --release --workspace -- --skip scripting::
 cargo test --release -p wsrun --test all -- scripting::
-# The guests' own unit tests run natively (they are plain Rust apart from their bindings).
-(cd guest && CARGO_TARGET_DIR=../target/guest-native cargo test --workspace)
+# The client guest's own unit tests run natively (it is plain Rust apart from its bindings).
+(cd guest && CARGO_TARGET_DIR=../target/guest-native cargo test -p client)
