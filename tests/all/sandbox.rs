@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
-use wsrun_test_artifacts::{TEST_MISBEHAVE, TEST_SPIN};
+use wsrun_test_artifacts::{TEST_MISBEHAVE, TEST_SOCKETS, TEST_SPIN};
 
 use crate::servers::{self, Server, Ws};
 use crate::util::{run_with_input, wsrun, Run};
@@ -90,7 +90,7 @@ async fn no_environment_files_or_sockets_unless_granted() {
     assert!(run.stdout.starts_with("files: denied: "), "{run:?}");
 
     let target = server.url.trim_start_matches("ws://").trim_end_matches('/').to_owned();
-    let run = misbehave(&[], &server.url, &["socket", &target]).await;
+    let run = run_with_input(&[TEST_SOCKETS, &server.url, &target], b"").await;
     assert!(run.stdout.starts_with("socket: denied: "), "{run:?}");
 }
 

@@ -14,6 +14,7 @@ const RUST_GUESTS: &[&str] = &[
     "test-misbehave",
     "test-unknown-import",
     "test-no-run",
+    "test-sockets",
     "scenario",
 ];
 

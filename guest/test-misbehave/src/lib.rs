@@ -1,6 +1,6 @@
 //! Test guest: misbehaves in the way its second argument names, so the tests can check that the host contains
 //! it. Modes: unreachable, out-of-bounds, stack-overflow, panic, memory-bomb, connections, idle, stdout-flood,
-//! env, files, socket (reach for what was not granted and say what happened), exit-code (exits with 42).
+//! env, files (reach for what was not granted and say what happened), exit-code (exits with 42).
 
 use std::hint::black_box;
 
@@ -68,14 +68,6 @@ impl Guest for Misbehave {
                 let _ = match std::fs::read_to_string("/etc/hostname") {
                     Ok(text) => Stdout::get().line(&format!("files: read {} bytes", text.len())),
                     Err(e) => Stdout::get().line(&format!("files: denied: {e}")),
-                };
-                Ok(())
-            }
-            Some("socket") => {
-                let target = args.get(3).cloned().unwrap_or_default();
-                let _ = match std::net::TcpStream::connect(target.as_str()) {
-                    Ok(_) => Stdout::get().line("socket: connected"),
-                    Err(e) => Stdout::get().line(&format!("socket: denied: {e}")),
                 };
                 Ok(())
             }
