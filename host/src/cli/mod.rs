@@ -5,6 +5,7 @@ mod args;
 mod logger;
 mod signals;
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -101,11 +102,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
 /// `wsrun compile GUEST -o FILE`.
 fn precompile(builder: crate::RuntimeBuilder, compile: args::Compile) -> Result<ExitCode, String> {
     let runtime = builder.cache_dir(None).build().map_err(|e| e.to_string())?;
-    let path = Path::new(&compile.guest);
-    let bytes = match crate::bundled::get(&compile.guest) {
-        Some(bytes) if !path.is_file() => bytes.to_vec(),
-        _ => std::fs::read(path).map_err(|e| format!("cannot read guest {}: {e}", compile.guest))?,
-    };
+    let bytes = read_guest(&compile.guest).map_err(|e| e.to_string())?;
     let compiled = runtime.precompile(&compile.guest, &bytes).map_err(|e| e.to_string())?;
     std::fs::write(&compile.output, compiled).map_err(|e| format!("cannot write {}: {e}", compile.output.display()))?;
     Ok(ExitCode::SUCCESS)
@@ -129,15 +126,24 @@ fn transport(args: &Args) -> Result<Transport, String> {
     Ok(Transport::new(tls, proxy))
 }
 
-/// A guest file, or a bundled guest when no file of that name exists.
+/// Load GUEST for a session.
 fn load(runtime: &Runtime, guest: &str) -> Result<Program, Error> {
+    runtime.load(guest, &read_guest(guest)?)
+}
+
+/// The bytes of GUEST, for running and for `wsrun compile` alike: a file, or a bundled guest when no file of that
+/// name exists. A name that looks like a path (`/`, `.wasm`) and is not there is a read error, not "unknown guest".
+fn read_guest(guest: &str) -> Result<Cow<'static, [u8]>, Error> {
     let path = Path::new(guest);
-    let looks_like_path = guest.contains(std::path::MAIN_SEPARATOR) || guest.contains('/') || guest.ends_with(".wasm");
-    if path.is_file() || (looks_like_path && crate::bundled::get(guest).is_none()) {
-        runtime.load_file(path)
-    } else {
-        runtime.load_bundled(guest)
+    if !path.is_file() {
+        if let Some(bytes) = crate::bundled::get(guest) {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        if !(guest.contains('/') || guest.ends_with(".wasm")) {
+            return Err(Error::UnknownGuest { name: guest.to_owned() });
+        }
     }
+    std::fs::read(path).map(Cow::Owned).map_err(|source| Error::ReadGuest { path: path.to_owned(), source })
 }
 
 /// One line for outcomes the guest did not explain itself, and the exit code.
