@@ -10,6 +10,7 @@ mod client;
 mod client_modes;
 mod connect_errors;
 mod embedding;
+mod end_of_input;
 mod bad_peers;
 mod cache;
 mod load_errors;

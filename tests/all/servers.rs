@@ -7,6 +7,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -193,6 +195,73 @@ impl Server {
         .await
     }
 
+    /// Echo every text and binary message in the manner of python-websockets (`async for m in ws: await
+    /// ws.send(m)`): the echoes are sent by a writer of their own, so when the client's close frame comes, echoes
+    /// are still owed, and they are dropped (see [`close_at_once`]).
+    pub async fn echo_close_at_once() -> Server {
+        Server::start(|ws: Ws| {
+            close_at_once(ws, |mut incoming, outgoing| async move {
+                while let Some((_, message)) = incoming.recv().await {
+                    if outgoing.send(message).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    /// Answer each text and binary message with itself, `delay` after it arrived; the close is answered at once and
+    /// the answers still owed are dropped (see [`close_at_once`]).
+    pub async fn answering_after(delay: Duration) -> Server {
+        Server::start(move |ws: Ws| {
+            close_at_once(ws, move |mut incoming, outgoing| async move {
+                while let Some((arrived, message)) = incoming.recv().await {
+                    tokio::time::sleep_until(arrived + delay).await;
+                    if outgoing.send(message).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    /// Read every message and never answer one; answer the close frame.
+    pub async fn never_answering() -> Server {
+        Server::start(until_close).await
+    }
+
+    /// Send a text message (`tick 1`, `tick 2`, ...) every `every`, without end; answer the close frame at once.
+    pub async fn streaming(every: Duration) -> Server {
+        Server::start(move |ws: Ws| {
+            close_at_once(ws, move |_incoming, outgoing| async move {
+                for tick in 1.. {
+                    if outgoing.send(Message::text(format!("tick {tick}"))).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            })
+        })
+        .await
+    }
+
+    /// Send `one` and `two`, wait for a message from the client, echo it, then close with 4001 "bye". The client's
+    /// close frame, when it comes first, is answered at once and ends it all (see [`close_at_once`]).
+    pub async fn bye_after_echo() -> Server {
+        Server::start(|ws: Ws| {
+            close_at_once(ws, |mut incoming, outgoing| async move {
+                let _ = outgoing.send(Message::text("one"));
+                let _ = outgoing.send(Message::text("two"));
+                let Some((_, message)) = incoming.recv().await else { return };
+                let _ = outgoing.send(message);
+                let _ = outgoing.send(Message::Close(Some(CloseFrame { code: CloseCode::from(4001), reason: "bye".into() })));
+            })
+        })
+        .await
+    }
+
     /// The headers of the upgrade requests received so far.
     pub fn requests(&self) -> Vec<tokio_tungstenite::tungstenite::http::HeaderMap> {
         self.requests.lock().unwrap().clone()
@@ -242,6 +311,59 @@ pub async fn silent() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>, toki
     (url, announcements, task)
 }
 
+/// Text and binary messages from the client, each with the time it was read.
+pub type Incoming = mpsc::UnboundedReceiver<(Instant, Message)>;
+
+/// Messages for the client (a `Message::Close` closes).
+pub type Outgoing = mpsc::UnboundedSender<Message>;
+
+/// Serve a connection the way python-websockets and many servers built like it do: a reader reads every frame as
+/// soon as it comes and hands the messages to `logic`; what `logic` sends goes out through a writer of its own. When
+/// the reader reads the client's close frame, it answers it at once and stops `logic` and the writer: every message
+/// not yet sent is dropped, as RFC 6455 (5.5.1) allows. A client that closes while answers are owed loses them.
+pub async fn close_at_once<F, Fut>(ws: Ws, logic: F) -> SeenClose
+where
+    F: FnOnce(Incoming, Outgoing) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (mut sink, mut stream) = ws.split();
+    let (to_logic, incoming) = mpsc::unbounded_channel();
+    let (outgoing, mut to_writer) = mpsc::unbounded_channel::<Message>();
+    let logic = AbortOnDrop(tokio::spawn(logic(incoming, outgoing)));
+    let writer = AbortOnDrop(tokio::spawn(async move {
+        while let Some(message) = to_writer.recv().await {
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+    }));
+    loop {
+        match stream.next().await {
+            Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                let _ = to_logic.send((Instant::now(), message));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                // tungstenite has queued the answer to the close, and refuses every send from now on.
+                drop((logic, writer));
+                // Reading on flushes the answer and ends when the client drops the TCP connection.
+                while let Some(Ok(_)) = stream.next().await {}
+                return Some(seen(frame));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Read (and drop) messages until the client's close frame, then let the handshake finish.
 pub async fn until_close(mut ws: Ws) -> SeenClose {
     loop {
@@ -257,5 +379,10 @@ pub async fn until_close(mut ws: Ws) -> SeenClose {
 async fn finish_close(mut ws: Ws, frame: Option<CloseFrame>) -> SeenClose {
     // Reading on flushes the reply and ends when the client drops the TCP connection.
     while let Some(Ok(_)) = ws.next().await {}
-    Some(frame.map_or((1005, String::new()), |frame| (frame.code.into(), frame.reason.as_str().to_owned())))
+    Some(seen(frame))
+}
+
+/// A close frame as recorded: its code and reason, 1005 when it had no code.
+fn seen(frame: Option<CloseFrame>) -> (u16, String) {
+    frame.map_or((1005, String::new()), |frame| (frame.code.into(), frame.reason.as_str().to_owned()))
 }

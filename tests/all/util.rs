@@ -88,8 +88,8 @@ pub struct Running {
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
     stderr: tokio::task::JoinHandle<String>,
-    /// Held so the guest's stdin stays open until the test ends.
-    _stdin: Option<tokio::process::ChildStdin>,
+    /// Held so the guest's stdin stays open until the test ends (or [`end_input`](Running::end_input)).
+    stdin: Option<tokio::process::ChildStdin>,
 }
 
 impl Running {
@@ -114,7 +114,27 @@ impl Running {
             let _ = err.read_to_string(&mut text).await;
             text
         });
-        Running { child, lines, stdout, stderr, _stdin: stdin }
+        Running { child, lines, stdout, stderr, stdin }
+    }
+
+    /// Write `input` to wsrun's stdin, then close it: the end of input.
+    pub async fn end_input(&mut self, input: &[u8]) {
+        let mut stdin = self.stdin.take().expect("stdin was already closed");
+        let write = stdin.write_all(input);
+        tokio::time::timeout(BOUND, write)
+            .await
+            .unwrap_or_else(|_| panic!("wsrun did not read its stdin within {BOUND:?}"))
+            .expect("write to wsrun's stdin");
+    }
+
+    /// Whether wsrun has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait for wsrun").is_none()
+    }
+
+    /// What wsrun has printed on stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Wait (a few seconds at most) for a stdout line that starts with `prefix`.

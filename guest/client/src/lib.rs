@@ -3,6 +3,11 @@
 //!
 //! It waits on stdin and the connection at once with `wasi:io/poll`, never busily; everything it sends and prints
 //! goes through the host's `websocket` interface and stdio.
+//!
+//! The end of stdin is not the end of the server's answers: a server may stop sending as soon as it reads our close
+//! frame (RFC 6455 allows it; python-websockets does it), so by default the client closes only once the server has
+//! been quiet for the linger time (`--linger`), counted from the end of stdin or the last message received,
+//! whichever is later, or at once when the server closes first.
 
 mod commands;
 mod encoding;
@@ -26,11 +31,13 @@ const STDIN_CHUNK: u64 = 64 * 1024;
 /// How long to wait for the server's close frame after sending ours (python-websockets' close_timeout).
 const CLOSE_WAIT_NS: u64 = 10_000_000_000;
 
-/// What a pollable in the session's wait stands for.
-#[derive(Clone, Copy)]
+/// What a pollable in the session's wait stands for, in the order the ready ones are handled: messages first, so
+/// one that came just as the linger time ran out counts.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Wake {
     Connection,
     Input,
+    Linger,
     CloseTimer,
 }
 
@@ -68,8 +75,19 @@ impl Guest for Client {
             return Ok(());
         }
         let commands = options.commands || interactive;
-        Session { conn, out, options, commands, pings: Vec::new(), sent_pings: 0, closing: false, replied: false, lost: false }
-            .run()
+        Session {
+            conn,
+            out,
+            options,
+            commands,
+            pings: Vec::new(),
+            sent_pings: 0,
+            closing: false,
+            replied: false,
+            lost: false,
+            quiet_since: None,
+        }
+        .run()
     }
 }
 
@@ -88,6 +106,9 @@ struct Session {
     replied: bool,
     /// The connection was lost rather than closed (keepalive timeout, transport error).
     lost: bool,
+    /// While lingering after the end of stdin: since when (monotonic ns) the server has sent nothing, i.e. the end
+    /// of stdin or the last text or binary message received, whichever is later.
+    quiet_since: Option<u64>,
 }
 
 /// What a step of the session decided: go on, or end with this result.
@@ -100,22 +121,40 @@ impl Session {
         let input_ready = input.subscribe();
         let conn_ready = self.conn.subscribe();
         let mut close_timer = None;
+        // Ready at the end of the quiet time as it stood when it was set; checked again when it fires, since a
+        // message may have moved the end later meanwhile (one timer per quiet time, not one per message).
+        let mut linger_timer = None;
         let mut lines = LineSplitter::default();
         let mut input_open = true;
         loop {
             if self.closing && close_timer.is_none() {
                 close_timer = Some(monotonic_clock::subscribe_duration(CLOSE_WAIT_NS));
             }
-            let mut waits = vec![(Wake::Connection, &conn_ready)];
-            if input_open && !self.closing {
-                waits.push((Wake::Input, &input_ready));
+            match self.quiet_since {
+                Some(since) if linger_timer.is_none() => {
+                    linger_timer = Some(monotonic_clock::subscribe_instant(since + self.linger_ns()))
+                }
+                None => linger_timer = None,
+                Some(_) => {}
             }
-            if let Some(timer) = &close_timer {
-                waits.push((Wake::CloseTimer, timer));
-            }
-            let pollables: Vec<_> = waits.iter().map(|(_, pollable)| *pollable).collect();
-            for index in poll::poll(&pollables) {
-                let step = match waits[index as usize].0 {
+            let ready = {
+                let mut waits = vec![(Wake::Connection, &conn_ready)];
+                if input_open && !self.closing {
+                    waits.push((Wake::Input, &input_ready));
+                }
+                if let Some(timer) = &linger_timer {
+                    waits.push((Wake::Linger, timer));
+                }
+                if let Some(timer) = &close_timer {
+                    waits.push((Wake::CloseTimer, timer));
+                }
+                let pollables: Vec<_> = waits.iter().map(|(_, pollable)| *pollable).collect();
+                let mut ready: Vec<Wake> = poll::poll(&pollables).into_iter().map(|index| waits[index as usize].0).collect();
+                ready.sort();
+                ready
+            };
+            for wake in ready {
+                let step = match wake {
                     Wake::Connection => self.drain(),
                     Wake::Input => match input.read(STDIN_CHUNK) {
                         Ok(bytes) => lines.push(&bytes).into_iter().find_map(|line| self.line(line)),
@@ -124,6 +163,10 @@ impl Session {
                             lines.finish().and_then(|line| self.line(line)).or_else(|| self.end_of_input())
                         }
                     },
+                    Wake::Linger => {
+                        linger_timer = None;
+                        self.linger_elapsed()
+                    }
                     Wake::CloseTimer => {
                         eprintln!("wsrun: the server did not answer the close within {}s", CLOSE_WAIT_NS / 1_000_000_000);
                         Some(Err(()))
@@ -204,6 +247,7 @@ impl Session {
 
     fn close(&mut self, code: u16, reason: &str) -> Step {
         self.closing = true;
+        self.quiet_since = None;
         match self.conn.close(code, reason) {
             Ok(()) | Err(ErrorCode::Closed(_)) => None,
             Err(e) => {
@@ -219,9 +263,37 @@ impl Session {
             return None;
         }
         match self.options.on_eof {
-            OnEof::Close => self.close(self.options.close_code, &self.options.close_reason.clone()),
+            // Already closing (a /close command, or --once after its reply): the server's close is what remains.
+            OnEof::Linger if self.closing => None,
+            // With --once the reply has come: close at once.
+            OnEof::Linger if self.options.linger_ms == 0 || self.options.once => {
+                self.close(self.options.close_code, &self.options.close_reason.clone())
+            }
+            OnEof::Linger => {
+                self.quiet_since = Some(monotonic_clock::now());
+                None
+            }
             OnEof::Exit => self.close(self.options.close_code, &self.options.close_reason.clone()).or(Some(Ok(()))),
             OnEof::KeepOpen => None,
+        }
+    }
+
+    fn linger_ns(&self) -> u64 {
+        u64::from(self.options.linger_ms) * 1_000_000
+    }
+
+    /// The linger timer fired: close if the server has really been quiet for the linger time. The messages that
+    /// came meanwhile are printed first, and count.
+    fn linger_elapsed(&mut self) -> Step {
+        if let Some(end) = self.drain() {
+            return Some(end);
+        }
+        match self.quiet_since {
+            Some(since) if monotonic_clock::now() >= since + self.linger_ns() => {
+                self.close(self.options.close_code, &self.options.close_reason.clone())
+            }
+            // Not quiet long enough (or no longer lingering): `run` sets the timer again, for the new end.
+            _ => None,
         }
     }
 
@@ -230,6 +302,9 @@ impl Session {
         while let Some(next) = self.conn.try_receive() {
             match next {
                 Ok(Some(message)) => {
+                    if self.quiet_since.is_some() && matches!(message, Message::Text(_) | Message::Binary(_)) {
+                        self.quiet_since = Some(monotonic_clock::now());
+                    }
                     if self.replied && self.options.once {
                         continue;
                     }

@@ -11,8 +11,13 @@ Sends each line of stdin as a message and prints each message received:
   < text                       a text message (control characters escaped)
   < (binary) 0102ff            a binary message, in hex (or base64 with --base64)
   < (pong) 0.42 ms             the answer to /ping, with its round-trip time
-At the end of stdin it closes the connection, prints what the server still sends,
-then `Connection closed: CODE (REASON).`
+At the end of stdin it keeps printing what the server sends, and starts the closing
+handshake once the connection has been quiet (no text or binary message received)
+for the linger time (--linger, default 1s), counted from the end of stdin or the
+last message received, whichever is later. When the server closes first, the client
+closes at once. It then prints `Connection closed: CODE (REASON).`, the close that
+ended the connection: the server's (its own code and reason) when the server closed
+first.
 
 Connection:
   -H, --header 'NAME: VALUE'   add a request header (repeatable)
@@ -24,13 +29,16 @@ Connection:
       --max-message-size SIZE  largest message to accept (e.g. 1048576, 64K, 16M)
       --close-code CODE        close code to send at the end (default 1000)
       --close-reason TEXT      close reason to send at the end
+      --linger DURATION        after the end of stdin, close once the server has sent
+                               nothing for this long (default 1s; 0: close at once,
+                               then wait for the server's close)
 
 Input and output:
       --binary                 send each line as a binary message
       --hex                    lines are hex, sent as binary; binary shown in hex (the default)
       --base64                 lines are base64, sent as binary; binary shown in base64
       --jsonl                  print one JSON object per event (open, message, ping, pong, close)
-  -1, --once                   send stdin, print the first reply, close
+  -1, --once                   send stdin, print the first reply, close (at once)
       --exit-on-eof            at the end of stdin, close and exit without waiting for the server
       --no-close               at the end of stdin, keep the connection open until the server closes
       --commands               accept /commands even when stdin is not a terminal
@@ -59,8 +67,9 @@ pub enum Encoding {
 /// What the end of stdin does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnEof {
-    /// Send the close frame, print until the server's.
-    Close,
+    /// Go on printing; once the server has sent nothing for `linger_ms` (counted from the end of stdin or the last
+    /// message, whichever is later), send the close frame and print until the server's.
+    Linger,
     /// Send the close frame and exit.
     Exit,
     /// Nothing: wait for the server to close.
@@ -84,6 +93,8 @@ pub struct Options {
     pub jsonl: bool,
     pub once: bool,
     pub on_eof: OnEof,
+    /// The quiet time of [`OnEof::Linger`], in milliseconds; 0 closes at the end of stdin.
+    pub linger_ms: u32,
     pub commands: bool,
 }
 
@@ -91,6 +102,9 @@ pub enum Parsed {
     Run(Options),
     Help,
 }
+
+/// How long the server must have been quiet after the end of stdin before the client closes (`--linger`).
+pub const DEFAULT_LINGER_MS: u32 = 1000;
 
 /// Parse `[name, URL, options...]`.
 pub fn parse(args: &[String]) -> Result<Parsed, String> {
@@ -109,7 +123,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         output: Encoding::Hex,
         jsonl: false,
         once: false,
-        on_eof: OnEof::Close,
+        on_eof: OnEof::Linger,
+        linger_ms: DEFAULT_LINGER_MS,
         commands: false,
     };
     let mut ping_interval = None;
@@ -141,6 +156,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 options.close_code = code.parse().map_err(|_| format!("invalid --close-code {code:?}"))?;
             }
             "--close-reason" => options.close_reason = value(arg)?,
+            "--linger" => options.linger_ms = millis_or_zero(&value(arg)?)?,
             "--binary" => options.binary = true,
             "--hex" => (options.binary, options.input, options.output) = (true, Some(Encoding::Hex), Encoding::Hex),
             "--base64" => {
@@ -161,8 +177,17 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
     Ok(Parsed::Run(options))
 }
 
-/// `500ms`, `2s`, `1.5s`, `2m`, or a bare number of seconds, in milliseconds.
+/// `500ms`, `2s`, `1.5s`, `2m`, or a bare number of seconds, in milliseconds (at least 1).
 fn millis(text: &str) -> Result<u32, String> {
+    duration(text, 1.0)
+}
+
+/// Like [`millis`], but `0` (or `0s`, `0ms`) is allowed.
+fn millis_or_zero(text: &str) -> Result<u32, String> {
+    duration(text, 0.0)
+}
+
+fn duration(text: &str, least_ms: f64) -> Result<u32, String> {
     let error = || format!("invalid duration {text:?} (try 500ms, 20s or 1m)");
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
@@ -174,7 +199,7 @@ fn millis(text: &str) -> Result<u32, String> {
         _ => return Err(error()),
     };
     let ms = number * factor;
-    if !(1.0..=f64::from(u32::MAX)).contains(&ms) {
+    if !(least_ms..=f64::from(u32::MAX)).contains(&ms) {
         return Err(error());
     }
     Ok(ms as u32)
@@ -193,4 +218,67 @@ fn size(text: &str) -> Result<u64, String> {
         _ => return Err(format!("invalid size unit in {text:?} (use K, M or G)")),
     };
     number.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(extra: &[&str]) -> Result<Options, String> {
+        let args: Vec<String> = ["client", "ws://127.0.0.1:9/"].iter().chain(extra).map(|s| s.to_string()).collect();
+        match parse(&args)? {
+            Parsed::Run(options) => Ok(options),
+            Parsed::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn the_end_of_input_lingers_one_second_by_default() {
+        let options = parse_args(&[]).unwrap();
+        assert_eq!((options.on_eof, options.linger_ms), (OnEof::Linger, 1000));
+    }
+
+    #[test]
+    fn linger_takes_a_duration() {
+        for (text, ms) in [("5s", 5000), ("250ms", 250), ("1.5s", 1500), ("2", 2000), ("1m", 60_000)] {
+            let options = parse_args(&["--linger", text]).unwrap();
+            assert_eq!((options.on_eof, options.linger_ms), (OnEof::Linger, ms), "{text}");
+        }
+    }
+
+    #[test]
+    fn linger_zero_closes_at_the_end_of_input() {
+        for text in ["0", "0s", "0ms"] {
+            assert_eq!(parse_args(&["--linger", text]).unwrap().linger_ms, 0, "{text}");
+        }
+    }
+
+    #[test]
+    fn linger_rejects_what_is_not_a_duration() {
+        for text in ["-1s", "soon", "1h", "", "1.5.2s"] {
+            let error = parse_args(&["--linger", text]).unwrap_err();
+            assert!(error.starts_with("invalid duration"), "{text}: {error}");
+        }
+        assert_eq!(parse_args(&["--linger"]).unwrap_err(), "--linger needs a value");
+    }
+
+    #[test]
+    fn the_other_end_of_input_modes_keep_their_meaning() {
+        assert_eq!(parse_args(&["--exit-on-eof"]).unwrap().on_eof, OnEof::Exit);
+        assert_eq!(parse_args(&["--no-close"]).unwrap().on_eof, OnEof::KeepOpen);
+        let once = parse_args(&["--once", "--linger", "3s"]).unwrap();
+        assert!(once.once);
+        assert_eq!(once.linger_ms, 3000);
+    }
+
+    #[test]
+    fn other_durations_still_refuse_zero() {
+        assert!(parse_args(&["--ping-interval", "0"]).is_err());
+    }
+
+    #[test]
+    fn help_documents_linger() {
+        assert!(HELP.contains("--linger DURATION"));
+        assert!(HELP.contains("default 1s"));
+    }
 }
