@@ -196,14 +196,19 @@ impl Server {
     }
 
     /// Echo every text and binary message in the manner of python-websockets (`async for m in ws: await
-    /// ws.send(m)`): the echoes are sent by a writer of their own, so when the client's close frame comes, echoes
-    /// are still owed, and they are dropped (see [`close_at_once`]).
+    /// ws.send(m)`): the frames are read as soon as they come, the echoes follow at a handler's pace (a 2 ms pause
+    /// every 50 messages, as a real handler's work would add), so a client that sends much and closes right away
+    /// closes while echoes are still owed, and those are dropped (see [`close_at_once`]).
     pub async fn echo_close_at_once() -> Server {
         Server::start(|ws: Ws| {
             close_at_once(ws, |mut incoming, outgoing| async move {
-                while let Some((_, message)) = incoming.recv().await {
+                for count in 1.. {
+                    let Some((_, message)) = incoming.recv().await else { return };
                     if outgoing.send(message).is_err() {
                         return;
+                    }
+                    if count % 50 == 0 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                 }
             })
@@ -247,14 +252,16 @@ impl Server {
         .await
     }
 
-    /// Send `one` and `two`, wait for a message from the client, echo it, then close with 4001 "bye". The client's
-    /// close frame, when it comes first, is answered at once and ends it all (see [`close_at_once`]).
+    /// Send `one` and `two`, wait for a message from the client, echo it 20 ms later (a handler's work), then
+    /// close with 4001 "bye". The client's close frame, when it comes first, is answered at once and ends it all
+    /// (see [`close_at_once`]).
     pub async fn bye_after_echo() -> Server {
         Server::start(|ws: Ws| {
             close_at_once(ws, |mut incoming, outgoing| async move {
                 let _ = outgoing.send(Message::text("one"));
                 let _ = outgoing.send(Message::text("two"));
                 let Some((_, message)) = incoming.recv().await else { return };
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 let _ = outgoing.send(message);
                 let _ = outgoing.send(Message::Close(Some(CloseFrame { code: CloseCode::from(4001), reason: "bye".into() })));
             })
