@@ -125,7 +125,7 @@ async fn startup() {
     let cases: [(&str, Vec<String>); 4] = [
         ("wsrun client, compiling (--no-cache)", vec![WSRUN.into(), "--no-cache".into()]),
         ("wsrun client, cached", vec![WSRUN.into(), cache_flag.clone()]),
-        ("wsrun client, precompiled file", vec![WSRUN.into(), "--no-cache".into(), "{precompiled}".into()]),
+        ("wsrun client, precompiled file", vec![WSRUN.into(), "--no-cache".into(), "--allow-precompiled".into(), "{precompiled}".into()]),
         ("native tokio-tungstenite client", vec![example("native_client")]),
     ];
     let precompiled = std::env::temp_dir().join(format!("wsrun-bench-client-{}.cwasm", std::process::id()));

@@ -2,13 +2,19 @@
 //! one) starts at once the second time.
 //!
 //! Entries live at `<dir>/engine-<hash of wasmtime's version and code settings>/<sha256 of the component>.cwasm`;
-//! each holds a header and the SHA-256 of the compiled code, checked before wasmtime sees it. A corrupt entry, or one another
-//! wasmtime or other settings wrote, is deleted and rebuilt, never run. Entries are written to a temporary file and
-//! renamed into place, so a reader never sees half of one.
+//! each holds a header and the SHA-256 of the compiled code. Entries are written to a temporary file and renamed
+//! into place, so a reader never sees half of one.
+//!
+//! An entry is native code that wasmtime maps and runs as it is: whoever can write the cache can run code in
+//! every process that reads it. So the cache is trusted only because only its owner can write it: the directories
+//! are created private (0700), entries 0600, and a directory or entry that is not owned by this user, or that
+//! others may write, is not used at all (a warning says why; the guest is then compiled without the cache). The
+//! digest is a corruption check (a torn disk write, a bit flip), not a security check: anyone can recompute it.
 
-use std::fs;
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -18,6 +24,11 @@ use wasmtime::Engine;
 /// The first bytes of an entry (and of a `wsrun compile` output): what it is, and the format's version.
 const MAGIC: &[u8; 8] = b"WSRUNC1\n";
 
+/// Permission bits that let someone other than the owner write.
+const WRITABLE_BY_OTHERS: u32 = 0o022;
+/// The sticky bit: in a directory anyone may write (`/tmp`), only an entry's owner may rename or remove it.
+const STICKY: u32 = 0o1000;
+
 /// The compiled-guest cache of one engine.
 #[derive(Clone, Debug)]
 pub(crate) struct Cache {
@@ -26,13 +37,23 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// The cache under `root` for components compiled by `engine`.
-    pub(crate) fn new(root: &Path, engine: &Engine) -> Self {
+    /// The cache under `root` for components compiled by `engine`, with its directories created private; `Err`
+    /// says why it must not be used.
+    pub(crate) fn open(root: &Path, engine: &Engine) -> Result<Self, String> {
         let mut settings = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut settings);
         // wasmtime's compatibility hash covers its own version as well as the settings that change code.
         let dir = root.join(format!("engine-{:016x}", settings.finish()));
-        Cache { dir }
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let user = effective_user();
+        check_ancestors(root, user)?;
+        check_private(root, user)?;
+        check_private(&dir, user)?;
+        Ok(Cache { dir })
     }
 
     /// The user's cache directory: `$XDG_CACHE_HOME/wsrun`, else `~/.cache/wsrun`.
@@ -53,18 +74,23 @@ impl Cache {
         compile: impl FnOnce() -> wasmtime::Result<Component>,
     ) -> wasmtime::Result<Component> {
         let path = self.dir.join(format!("{}.cwasm", hex(&Sha256::digest(bytes))));
-        match fs::read(&path) {
-            Ok(entry) => match load(engine, &entry) {
-                Ok(component) => {
-                    log::debug!("compiled cache hit: {}", path.display());
-                    return Ok(component);
+        match read_private(&path) {
+            Ok(Some(entry)) => {
+                // SAFETY: the entry is in a directory only this user can write and is itself writable only by this
+                // user (checked by `open` and `read_private`), so this program, run by this user, wrote it.
+                match unsafe { load(engine, &entry) } {
+                    Ok(component) => {
+                        log::debug!("compiled cache hit: {}", path.display());
+                        return Ok(component);
+                    }
+                    Err(why) => {
+                        log::debug!("compiled cache entry {} is unusable ({why}); rebuilding it", path.display());
+                        let _ = fs::remove_file(&path);
+                    }
                 }
-                Err(why) => {
-                    log::debug!("compiled cache entry {} is unusable ({why}); rebuilding it", path.display());
-                    let _ = fs::remove_file(&path);
-                }
-            },
-            Err(_) => log::debug!("compiled cache miss: {}", path.display()),
+            }
+            Ok(None) => log::debug!("compiled cache miss: {}", path.display()),
+            Err(why) => log::warn!("not using the compiled cache entry {}: {why}; compiling the guest instead", path.display()),
         }
         let component = compile()?;
         match component.serialize().map_err(|e| e.to_string()).and_then(|code| store(&path, &code).map_err(|e| e.to_string())) {
@@ -89,9 +115,13 @@ pub(crate) fn is_entry(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 
-/// The component in an entry, after checking the digest; wasmtime then checks that its own version and settings
-/// made it.
-pub(crate) fn load(engine: &Engine, entry: &[u8]) -> Result<Component, String> {
+/// The component in an entry, after checking the digest (against corruption only); wasmtime then checks that its
+/// own version and settings made it.
+///
+/// # Safety
+/// `entry` is native code that will run in this process: it must come from a source trusted like this program's
+/// own binary (see [`Component::deserialize`]).
+pub(crate) unsafe fn load(engine: &Engine, entry: &[u8]) -> Result<Component, String> {
     let rest = entry.strip_prefix(MAGIC).ok_or("not a wsrun compiled guest")?;
     if rest.len() < 32 {
         return Err("truncated".into());
@@ -100,20 +130,79 @@ pub(crate) fn load(engine: &Engine, entry: &[u8]) -> Result<Component, String> {
     if Sha256::digest(code).as_slice() != digest {
         return Err("its checksum does not match: corrupt".into());
     }
-    // SAFETY: the bytes are what `Component::serialize` produced (the digest proves they are unchanged since this
-    // program wrote them), and `deserialize` refuses those of another wasmtime version or engine configuration.
+    // SAFETY: the caller vouches for the source of `entry`; `deserialize` itself refuses code of another wasmtime
+    // version or engine configuration.
     unsafe { Component::deserialize(engine, code) }.map_err(|e| format!("{e:#}"))
 }
 
-/// Write an entry atomically: a temporary file beside it, then a rename.
+/// The bytes of the entry at `path`; `None` when there is none; `Err` when it is there but others could have
+/// written it. The checks are made on the opened file, so the file cannot be swapped between check and read.
+fn read_private(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a regular file".into());
+    }
+    check_metadata(path, &metadata, effective_user())?;
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(Some(bytes))
+}
+
+/// `dir` is owned by `user` and no one else may write it.
+fn check_private(dir: &Path, user: u32) -> Result<(), String> {
+    let metadata = fs::symlink_metadata(dir).map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
+    if !metadata.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    check_metadata(dir, &metadata, user)
+}
+
+fn check_metadata(path: &Path, metadata: &fs::Metadata, user: u32) -> Result<(), String> {
+    if metadata.uid() != user {
+        return Err(format!("{} belongs to user {}, not to this user ({user})", path.display(), metadata.uid()));
+    }
+    let mode = metadata.permissions().mode();
+    if mode & WRITABLE_BY_OTHERS != 0 {
+        return Err(format!("{} can be written by others (mode {:o})", path.display(), mode & 0o7777));
+    }
+    Ok(())
+}
+
+/// No directory above the cache lets another user replace it: each is owned by this user or by root, and is not
+/// writable by others unless it is sticky (`/tmp`).
+fn check_ancestors(root: &Path, user: u32) -> Result<(), String> {
+    let absolute = fs::canonicalize(root).map_err(|e| format!("cannot resolve {}: {e}", root.display()))?;
+    for ancestor in absolute.ancestors().skip(1) {
+        let metadata = fs::metadata(ancestor).map_err(|e| format!("cannot inspect {}: {e}", ancestor.display()))?;
+        let mode = metadata.permissions().mode();
+        if metadata.uid() != user && metadata.uid() != 0 {
+            return Err(format!("{} belongs to user {}", ancestor.display(), metadata.uid()));
+        }
+        if mode & WRITABLE_BY_OTHERS != 0 && mode & STICKY == 0 {
+            return Err(format!("{} can be written by others (mode {:o})", ancestor.display(), mode & 0o7777));
+        }
+    }
+    Ok(())
+}
+
+fn effective_user() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Write an entry atomically and private: a new 0600 temporary file beside it, then a rename.
 fn store(path: &Path, code: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let unique = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temporary = dir.join(format!(".{}.{unique}.tmp", std::process::id()));
     let written = (|| {
-        let mut file = fs::File::create(&temporary)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
         file.write_all(&entry(code))?;
         file.sync_all()
     })();

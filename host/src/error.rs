@@ -45,6 +45,13 @@ pub enum Error {
         /// What wasmtime said: the import or export at fault.
         reason: String,
     },
+    /// The guest is a precompiled file (native code), which [`Runtime::load`](crate::Runtime::load) never runs; only
+    /// [`Runtime::load_precompiled`](crate::Runtime::load_precompiled) does, for a caller that trusts it.
+    #[error("{name} is a precompiled guest: native code, not WebAssembly, so it is not run unless trusted explicitly")]
+    Precompiled {
+        /// The guest's name or path.
+        name: String,
+    },
     /// Neither a file nor a bundled guest of that name exists.
     #[error("no guest named {name}: it is not a file, nor a bundled guest ({})", crate::bundled::NAMES.join(", "))]
     UnknownGuest {

@@ -4,6 +4,9 @@ use std::fmt;
 
 use url::Url;
 
+/// The longest host name DNS allows.
+pub const MAX_HOST_LEN: usize = 253;
+
 /// The network origins a session's guest may connect to. Deny by default: an empty grant allows nothing.
 ///
 /// The CLI grants the origin of the URL it was given; redirects and proxies are checked against the same grant.
@@ -73,8 +76,11 @@ impl Grant {
         self
     }
 
-    /// Whether a connection to `url` is allowed.
+    /// Whether a connection to `url` is allowed. A host name longer than DNS allows (253 bytes) never is.
     pub fn allows(&self, url: &Url) -> bool {
+        if url.host_str().is_none_or(|host| host.len() > MAX_HOST_LEN) {
+            return false;
+        }
         self.any || self.patterns.iter().any(|pattern| pattern.matches(url))
     }
 }
@@ -135,13 +141,30 @@ impl fmt::Display for OriginPattern {
     }
 }
 
-/// `*` matches any run of characters, everything else itself.
+/// `*` matches any run of characters, everything else itself. The pieces between stars are found left to right,
+/// each at its first place (which is always right for `*`-only patterns), so the time is linear in the text, never
+/// the backtracking blow-up a guest could otherwise aim at with a long host name.
 fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|skip| wildcard_match(rest, &text[skip..])),
-        Some((c, rest)) => text.first() == Some(c) && wildcard_match(rest, &text[1..]),
+    let mut pieces = pattern.split(|&c| c == b'*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let mut middle: Vec<&[u8]> = pieces.collect();
+    // Without a star, the pattern is the whole text.
+    let Some(last) = middle.pop() else { return rest.is_empty() };
+    for piece in middle {
+        match find(rest, piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
     }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Where `needle` first occurs in `haystack` (the standard library's linear substring search).
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    // Hosts are ASCII once parsed; anything else cannot match an ASCII pattern piece anyway.
+    let haystack = std::str::from_utf8(haystack).ok()?;
+    haystack.find(std::str::from_utf8(needle).ok()?)
 }
 
 #[cfg(test)]
@@ -172,6 +195,38 @@ mod tests {
         assert!(!grant.allows(&url("ws://example.com/")));
         assert!(grant.allows(&url("wss://[::1]:9443/")));
         assert!(!grant.allows(&url("ws://[::1]:9443/")));
+    }
+
+    #[test]
+    fn wildcards_match_like_globs() {
+        let cases = [
+            ("*", "a.b", true),
+            ("*.example.com", "example.com", false),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "aXbYc.", false),
+            ("*ab", "aab", true),
+            ("a*a", "a", false),
+            ("x.*.y", "x..y", true),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+        ];
+        for (pattern, text, expected) in cases {
+            assert_eq!(wildcard_match(pattern.as_bytes(), text.as_bytes()), expected, "{pattern} ~ {text}");
+        }
+    }
+
+    #[test]
+    fn a_long_host_is_refused_at_once() {
+        let mut grant = Grant::none();
+        grant.allow(OriginPattern::parse("*.*.*.*.example.com").unwrap());
+        let long = format!("ws://{}x.example.com/", "a.".repeat(100_000));
+        let started = std::time::Instant::now();
+        assert!(!grant.allows(&url(&long)));
+        // The worst case of matching itself, at the longest allowed host.
+        let host = format!("{}example.org", "a.".repeat(120));
+        assert!(!wildcard_match(b"*.*.*.*.*.*.*.*.example.com", host.as_bytes()));
+        assert!(started.elapsed() < std::time::Duration::from_millis(500), "{:?}", started.elapsed());
     }
 
     #[test]

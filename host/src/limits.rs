@@ -9,7 +9,7 @@ pub use crate::websocket::ConnectionLimits;
 /// Everything a session may use at most.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Each of the guest's linear memories, in bytes.
+    /// All of the guest's linear memories and tables together, in bytes (a component may hold several of each).
     pub memory: usize,
     /// Connections: how many, how large a message, how much queued, how long an opening.
     pub connections: ConnectionLimits,
@@ -34,32 +34,65 @@ impl Default for Limits {
     }
 }
 
-/// Refuses memory growth past the session's limit with a trap that names the limit, rather than a bare failed
-/// allocation deep in the guest.
+/// Core instances, linear memories and tables a session's store may create. Rust guests use 1-4 instances, 1
+/// memory and 1-2 tables; componentize-py and componentize-js guests up to about 16 instances, 4 memories and 16
+/// tables. The sum of memory and table sizes is bounded by [`Limits::memory`] whatever these counts are; the counts
+/// bound the host's own bookkeeping per instance.
+pub const MAX_INSTANCES: usize = 64;
+/// See [`MAX_INSTANCES`].
+pub const MAX_MEMORIES: usize = 16;
+/// See [`MAX_INSTANCES`].
+pub const MAX_TABLES: usize = 64;
+/// Resources (connections, pollables, streams) a session may hold at once in its handle table.
+pub const MAX_HANDLES: usize = 10_000;
+
+/// Refuses growth past the session's limit, counted over every linear memory and table of the store, with a trap
+/// that names the limit rather than a bare failed allocation deep in the guest.
 pub(crate) struct SessionLimiter {
-    memory: usize,
+    limit: usize,
+    /// Bytes of every memory and table granted so far (memories and tables never shrink).
+    used: usize,
 }
 
 impl SessionLimiter {
     pub(crate) fn new(limits: &Limits) -> Self {
-        SessionLimiter { memory: limits.memory }
+        SessionLimiter { limit: limits.memory, used: 0 }
+    }
+
+    fn grow(&mut self, current: usize, desired: usize, what: &str) -> wasmtime::Result<bool> {
+        let total = self.used.saturating_sub(current).saturating_add(desired);
+        if total > self.limit {
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit reached: the guest asked for {} MiB of {what} in all, the session allows {} MiB",
+                total.div_ceil(1 << 20),
+                self.limit >> 20
+            )));
+        }
+        self.used = total;
+        Ok(true)
     }
 }
 
 impl ResourceLimiter for SessionLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            return Err(wasmtime::Error::msg(format!(
-                "memory limit reached: the guest asked for {} MiB of linear memory, the session allows {} MiB",
-                desired.div_ceil(1 << 20),
-                self.memory >> 20
-            )));
-        }
-        Ok(true)
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current, desired, "linear memory and tables")
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        // Tables hold a pointer per element; bound them by the same budget as memory.
-        Ok(desired.saturating_mul(size_of::<usize>()) <= self.memory)
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // A table holds a pointer per element.
+        let element = size_of::<usize>();
+        self.grow(current.saturating_mul(element), desired.saturating_mul(element), "linear memory and tables")
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }

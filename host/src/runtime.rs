@@ -53,6 +53,10 @@ impl RuntimeBuilder {
 
     /// Keep compiled guests in this directory (the CLI uses `$XDG_CACHE_HOME/wsrun`), so the next load of the same
     /// guest skips compiling. `None` (the default) compiles every time.
+    ///
+    /// Compiled guests are native code, so the cache is used only while no other user can write to it: its
+    /// directories are created private (0700), and a directory or entry that belongs to another user or that others
+    /// may write is not used (a `log::warn!` record says why, and guests are compiled instead).
     pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.cache = dir;
         self
@@ -84,7 +88,13 @@ impl RuntimeBuilder {
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
-        let cache = self.cache.map(|root| Cache::new(&root, &engine));
+        let cache = self.cache.and_then(|root| match Cache::open(&root, &engine) {
+            Ok(cache) => Some(cache),
+            Err(why) => {
+                log::warn!("not using the compiled cache in {}: {why}; guests are compiled without it", root.display());
+                None
+            }
+        });
         Ok(Runtime { engine, linker, cache, _ticker: ticker })
     }
 }
@@ -112,9 +122,35 @@ impl Runtime {
         self.load(name, bytes)
     }
 
-    /// Load a guest from the bytes of a component (or of a file `wsrun compile` wrote); `name` is used in messages.
+    /// Load a guest from the bytes of a component; `name` is used in messages. The bytes are untrusted: they are
+    /// validated and compiled. A precompiled guest (what [`precompile`](Runtime::precompile) and `wsrun compile`
+    /// write) is refused with [`Error::Precompiled`]: it is native code, see [`load_precompiled`](Runtime::load_precompiled).
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
+        if crate::cache::is_entry(bytes) {
+            return Err(Error::Precompiled { name: name.to_owned() });
+        }
         let component = self.compile(name, bytes)?;
+        self.link_program(name, component)
+    }
+
+    /// Load a guest that [`precompile`](Runtime::precompile) wrote, without compiling it (or, for the bytes of a
+    /// component, compile it as [`load`](Runtime::load) does).
+    ///
+    /// # Safety
+    /// A precompiled guest is native machine code that runs in this process unchecked: its digest only detects
+    /// corruption, and anyone can forge one. Pass only bytes you trust as much as this program's own binary (made
+    /// by you, on a machine you trust, kept where only you can write them).
+    pub unsafe fn load_precompiled(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
+        if !crate::cache::is_entry(bytes) {
+            return self.load(name, bytes);
+        }
+        // SAFETY: the caller vouches for the bytes.
+        let component = unsafe { crate::cache::load(&self.engine, bytes) }
+            .map_err(|why| Error::Compile { name: name.to_owned(), reason: format!("unusable precompiled guest: {why}") })?;
+        self.link_program(name, component)
+    }
+
+    fn link_program(&self, name: &str, component: Component) -> Result<Program, Error> {
         let link_error = |e: wasmtime::Error| Error::Link { name: name.to_owned(), reason: format!("{e:#}") };
         let pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = ClientPre::new(pre).map_err(link_error)?;
@@ -123,7 +159,8 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// Compile a guest ahead of time: the bytes `load` accepts, for this runtime's wasmtime version and settings.
+    /// Compile a guest ahead of time: the bytes [`load_precompiled`](Runtime::load_precompiled) accepts, for this
+    /// runtime's wasmtime version and settings.
     pub fn precompile(&self, name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
         let component = self.compile(name, bytes)?;
         let code = component.serialize().map_err(|e| Error::Compile { name: name.to_owned(), reason: format!("{e:#}") })?;
@@ -133,7 +170,7 @@ impl Runtime {
     fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, Error> {
         let failed = |reason: String| Error::Compile { name: name.to_owned(), reason };
         if crate::cache::is_entry(bytes) {
-            return crate::cache::load(&self.engine, bytes).map_err(|why| failed(format!("unusable precompiled guest: {why}")));
+            return Err(Error::Precompiled { name: name.to_owned() });
         }
         check_header(name, bytes)?;
         let compile = || Component::new(&self.engine, bytes);

@@ -174,9 +174,11 @@ impl SessionBuilder {
         arguments.extend(args);
         // Deny by granting nothing: no environment, no preopened directories, no sockets of the guest's own.
         wasi.args(&arguments).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(crate::limits::MAX_HANDLES);
         let state = SessionState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport),
             limiter: SessionLimiter::new(&limits),
         };

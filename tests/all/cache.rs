@@ -104,14 +104,14 @@ async fn precompiled_guests_run_and_tampered_ones_are_refused() {
     let output = dir.join("misbehave.cwasm");
     let run = run_with_input(&["compile", TEST_MISBEHAVE, "-o", output.to_str().unwrap()], b"").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
-    let run = run_with_input(&[output.to_str().unwrap(), &server.url, "exit-code"], b"").await;
+    let run = run_with_input(&["--allow-precompiled", output.to_str().unwrap(), &server.url, "exit-code"], b"").await;
     assert_eq!(run.code(), Some(42), "{run:?}");
 
     let mut bytes = std::fs::read(&output).unwrap();
     let last = bytes.len() - 100;
     bytes[last] ^= 1;
     std::fs::write(&output, &bytes).unwrap();
-    let run = run_with_input(&[output.to_str().unwrap(), &server.url, "exit-code"], b"").await;
+    let run = run_with_input(&["--allow-precompiled", output.to_str().unwrap(), &server.url, "exit-code"], b"").await;
     assert_eq!(run.code(), Some(2), "{run:?}");
     assert!(run.stderr.contains("unusable precompiled guest") && run.stderr.contains("corrupt"), "{run:?}");
 }

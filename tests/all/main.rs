@@ -5,6 +5,7 @@ mod servers;
 mod tls;
 mod util;
 
+mod attacks;
 mod cancel;
 mod client;
 mod client_modes;

@@ -73,7 +73,7 @@ async fn more_connections_than_allowed_are_refused_and_all_are_closed() {
     let server = Server::echo().await;
     let run = misbehave(&["--max-connections", "3"], &server.url, &["connections"]).await;
     assert_eq!(run.code(), Some(1), "{run:?}");
-    assert!(run.stderr.contains("connection 4 refused: limit reached: at most 3 open connections"), "{run:?}");
+    assert!(run.stderr.contains("connection 4 refused: limit reached: at most 3 connections per session"), "{run:?}");
     let closes = server.closes(3).await;
     assert_eq!(closes, vec![Some((1000, String::new())); 3], "the host closes what the guest left open");
 }

@@ -116,3 +116,20 @@ async fn a_python_guest_compiles_once_then_starts_from_the_cache() {
     assert!(second.stderr.contains("compiled cache hit"), "{second:?}");
     assert!(!second.stderr.contains("cache miss"), "it compiled again: {second:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_while_a_guest_compiles_is_answered_at_once() {
+    let server = Server::echo().await;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // --no-cache: the 18 MB Python component compiles for seconds; the signal comes in the middle of it.
+        let wsrun = Running::spawn(&["--no-cache", PY_ECHO, &server.url]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sent = std::time::Instant::now();
+        wsrun.signal(signal);
+        let run = wsrun.finish().await;
+        assert_eq!(run.code(), Some(130), "signal {signal}: {run:?}");
+        assert_eq!(run.stderr.trim_end(), "wsrun: interrupted", "signal {signal}: {run:?}");
+        assert!(sent.elapsed() < Duration::from_secs(2), "signal {signal}: took {:?}", sent.elapsed());
+        assert!(server.requests().is_empty(), "the guest ran");
+    }
+}

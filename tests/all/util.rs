@@ -156,6 +156,11 @@ impl Running {
         assert!(found, "wsrun never printed a line starting with {prefix:?}; stdout so far: {:?}", self.stdout.lock().unwrap());
     }
 
+    /// The process id, to look at the process in /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("wsrun is running")
+    }
+
     /// Send `signal` (for example `libc::SIGINT`) to the process.
     pub fn signal(&self, signal: i32) {
         let pid = self.child.id().expect("wsrun is running") as i32;

@@ -1,5 +1,6 @@
 //! Builds the test guests and writes `artifacts.rs`, one path constant per component:
 //! - Rust: the `test-*` crates and the `scenario` sample of `guest/`, through wsrun-guest-builder;
+//! - hand-made components in WebAssembly text, `wat/*.wat`, for attacks no compiler would emit;
 //! - Python and JavaScript: `guest/python` with componentize-py and `guest/js` with componentize-js, both installed
 //!   by `scripts/setup.sh` (this build only runs them, and says so when they are missing).
 
@@ -24,6 +25,9 @@ const JS_GUESTS: &[(&str, &str)] = &[("js-echo", "echo.js"), ("js-scenario", "sc
 const PYTHON_SOURCES: &[&str] = &["wsrun_session.py", "echo.py", "scenario.py"];
 const JS_SOURCES: &[&str] = &["wsrun-session.js", "echo.js", "scenario.js", "package-lock.json"];
 
+/// Hand-written components: output name and the text file under `wat/`.
+const WAT_GUESTS: &[(&str, &str)] = &[("multi-memory", "multi-memory.wat")];
+
 const WORLD: &str = "wsrun:ws/client";
 const SETUP_HINT: &str = "run `bash scripts/setup.sh`";
 
@@ -35,6 +39,15 @@ fn main() {
         .map(|name| name.to_string())
         .zip(wsrun_guest_builder::build(&root, RUST_GUESTS))
         .collect();
+
+    for (name, file) in WAT_GUESTS {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("wat").join(file);
+        println!("cargo:rerun-if-changed={}", source.display());
+        let binary = wat::parse_file(&source).unwrap_or_else(|e| fail(&format!("{}: {e}", source.display())));
+        let output = out.join(format!("{name}.wasm"));
+        std::fs::write(&output, binary).unwrap();
+        built.push((name.to_string(), output));
+    }
 
     let python_dir = root.join("guest/python");
     let js_dir = root.join("guest/js");

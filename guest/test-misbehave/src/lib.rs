@@ -1,6 +1,7 @@
 //! Test guest: misbehaves in the way its second argument names, so the tests can check that the host contains
 //! it. Modes: unreachable, out-of-bounds, stack-overflow, panic, memory-bomb, connections, idle, stdout-flood,
-//! env, files (reach for what was not granted and say what happened), exit-code (exits with 42).
+//! env, files (reach for what was not granted and say what happened), exit-code (exits with 42), and the attacks
+//! on the host's limits: hold-closed, hold-unread, churn N, long-host, headers, handles.
 
 use std::hint::black_box;
 
@@ -71,6 +72,88 @@ impl Guest for Misbehave {
                 };
                 Ok(())
             }
+            // Connect, close, read to the end, keep the handle: ended connections must not escape the limit.
+            Some("hold-closed") => {
+                let url = &args[1];
+                let mut held = Vec::new();
+                loop {
+                    let conn = match Connection::connect(url, &ConnectOptions::default()) {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            let _ = Stdout::get().line(&format!("held {}: {}", held.len(), describe(&e)));
+                            break;
+                        }
+                    };
+                    let _ = conn.close(1000, "");
+                    while let Ok(Some(_)) = conn.receive() {}
+                    held.push(conn);
+                    if held.len() == 100_000 {
+                        let _ = Stdout::get().line("held 100000 without a limit");
+                        break;
+                    }
+                }
+                wait_for_end_of_stdin();
+                Ok(())
+            }
+            // Connect without ever reading and keep every handle: what the host queues must stay bounded.
+            Some("hold-unread") => {
+                let url = &args[1];
+                let mut held = Vec::new();
+                while let Ok(conn) = Connection::connect(url, &ConnectOptions::default()) {
+                    held.push(conn);
+                }
+                let _ = Stdout::get().line(&format!("holding {}", held.len()));
+                wait_for_end_of_stdin();
+                Ok(())
+            }
+            // Connect, close, read to the end and drop, N times: nothing may pile up in the host.
+            Some("churn") => {
+                let url = &args[1];
+                let times: u32 = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1000);
+                for done in 0..times {
+                    let conn = Connection::connect(url, &ConnectOptions::default()).map_err(|e| {
+                        eprintln!("wsrun: connection {} failed: {}", done + 1, describe(&e));
+                    })?;
+                    let _ = conn.close(1000, "");
+                    while let Ok(Some(_)) = conn.receive() {}
+                }
+                let _ = Stdout::get().line(&format!("churned {times}"));
+                wait_for_end_of_stdin();
+                Ok(())
+            }
+            // A host name of 100,000 labels that a wildcard grant almost matches, for the matcher to chew on.
+            Some("long-host") => {
+                let url = &args[1];
+                let port = url.rsplit_once(':').map_or("", |(_, port)| port.trim_end_matches('/'));
+                let host = format!("{}example.org", "a.".repeat(100_000));
+                let target = format!("ws://{host}:{port}/");
+                let result = Connection::connect(&target, &ConnectOptions::default()).map(|_| ());
+                let _ = Stdout::get().line(&format!("long-host: {}", result.map_or_else(|e| describe(&e), |()| "connected".into())));
+                Ok(())
+            }
+            // Each header that frames the request or speaks to a proxy: each must be refused.
+            Some("headers") => {
+                let url = &args[1];
+                for name in ["Content-Length", "Transfer-Encoding", "Sec-WebSocket-Accept", "Proxy-Authorization", "TE", "Trailer", "Expect", "Keep-Alive", "Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "X-Allowed"] {
+                    let options = ConnectOptions {
+                        headers: vec![wsrun_guest::Header { name: name.into(), value: "0".into() }],
+                        ..ConnectOptions::default()
+                    };
+                    let result = Connection::connect(url, &options).map(drop);
+                    let _ = Stdout::get().line(&format!("{name}: {}", result.map_or_else(|e| describe(&e), |()| "accepted".into())));
+                }
+                Ok(())
+            }
+            // Pollables without end: the host's handle table must stop it, not grow without bound.
+            Some("handles") => {
+                let mut hoard = Vec::new();
+                loop {
+                    hoard.push(monotonic_clock::subscribe_duration(1));
+                    if hoard.len() % 10_000 == 0 {
+                        let _ = Stdout::get().line(&format!("{} handles", hoard.len()));
+                    }
+                }
+            }
             Some("exit-code") => {
                 exit::exit_with_code(42);
                 Ok(())
@@ -81,6 +164,12 @@ impl Guest for Misbehave {
             }
         }
     }
+}
+
+/// Keep the session (and everything it holds) alive until stdin ends, so the test can look at the host process.
+fn wait_for_end_of_stdin() {
+    let input = wsrun_guest::wasi::cli::stdin::get_stdin();
+    while input.blocking_read(4096).is_ok() {}
 }
 
 #[allow(unconditional_recursion)] // Overflowing the stack is the point.

@@ -9,7 +9,8 @@ use crate::OriginPattern;
 const AFTER_HELP: &str = "\
 GUEST is a component file (client.wasm) or a bundled guest: client (the default) or echo.
 Everything after URL goes to the guest; `wsrun client --help` shows the client's own options.
-`wsrun compile GUEST -o FILE` compiles a guest ahead of time; FILE then runs as GUEST on this wsrun.
+`wsrun compile GUEST -o FILE` compiles a guest ahead of time; FILE then runs as GUEST on this wsrun with
+--allow-precompiled. FILE is native code: trust it like a program binary.
 
 Exit codes:
   0    success
@@ -64,11 +65,11 @@ pub struct Args {
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
 
-    /// Largest linear memory of the guest (e.g. 64M, 1G).
+    /// Memory of the guest: all its linear memories and tables together (e.g. 64M, 1G).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
     pub max_memory: usize,
 
-    /// How many connections the guest may have open at once.
+    /// How many connections the guest may hold at once: open ones, and ended ones whose handle it has not dropped.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_connections: usize,
 
@@ -84,6 +85,10 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
     pub max_queued_bytes: usize,
 
+    /// Received bytes that may wait for the guest on all its connections together before wsrun stops reading.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
+    pub max_session_queued_bytes: usize,
+
     /// CPU limit, in wasmtime fuel units (about one per wasm instruction). Metering makes guests slower.
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
@@ -95,6 +100,11 @@ pub struct Args {
     /// Compile the guest every time; read and write no compiled cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+
+    /// Let GUEST be a precompiled file (`wsrun compile` output). Such a file is native machine code that runs inside
+    /// wsrun unchecked, outside the sandbox: trust it like a program binary, and never run one you did not make.
+    #[arg(long)]
+    pub allow_precompiled: bool,
 
     /// Print wsrun's debug log on stderr (denied connections, queue figures, ...).
     #[arg(short, long)]
@@ -110,6 +120,14 @@ pub struct Args {
     )]
     pub command: Vec<String>,
 }
+
+/// The bundled client's own options (`wsrun client --help`), which people used to wscat and websocat put before
+/// the URL, where wsrun reads its host options.
+const CLIENT_OPTIONS: &[&str] = &[
+    "-H", "--header", "--protocol", "--origin", "--basic-auth", "--ping-interval", "--ping-timeout", "--close-code",
+    "--close-reason", "--binary", "--hex", "--base64", "--jsonl", "-1", "--once", "--exit-on-eof", "--no-close",
+    "--commands", "--linger",
+];
 
 /// `compile GUEST -o FILE`, when that is what was asked.
 pub struct Compile {
@@ -144,6 +162,12 @@ impl Args {
     pub fn invocation(&self) -> Result<Invocation, String> {
         let (first, rest) = self.command.split_first().ok_or("missing URL")?;
         if first.starts_with('-') {
+            let name = first.split_once('=').map_or(first.as_str(), |(name, _)| name);
+            if CLIENT_OPTIONS.contains(&name) {
+                return Err(format!(
+                    "{name} is an option of the client guest: put it after the URL (wsrun URL {name} ...; see wsrun client --help)"
+                ));
+            }
             return Err(format!("unknown option {first} (see wsrun --help)"));
         }
         if first.contains("://") {
@@ -221,6 +245,13 @@ mod tests {
     #[test]
     fn a_guest_without_url_is_a_usage_error() {
         assert!(invocation(&["echo"]).unwrap_err().contains("missing URL"));
+    }
+
+    #[test]
+    fn a_client_option_before_the_url_says_where_it_goes() {
+        let error = invocation(&["--jsonl", "ws://h/"]).unwrap_err();
+        assert!(error.contains("--jsonl is an option of the client guest: put it after the URL"), "{error}");
+        assert!(invocation(&["--nonsense", "ws://h/"]).unwrap_err().contains("unknown option --nonsense"));
     }
 
     #[test]

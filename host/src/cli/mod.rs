@@ -15,6 +15,7 @@ use clap::Parser;
 
 use crate::{Error, Grant, Limits, Outcome, Program, Proxy, Runtime, TlsSettings, Transport};
 use args::Args;
+use signals::Signals;
 
 /// Exit code for usage, load and link errors.
 const EXIT_USAGE: u8 = 2;
@@ -40,9 +41,7 @@ pub fn main() -> ExitCode {
 
 /// Everything after parsing. `Err` is a usage or load error (exit 2); everything else is in the exit code.
 fn run(args: Args) -> Result<ExitCode, String> {
-    if args.verbose {
-        logger::enable();
-    }
+    logger::init(args.verbose);
     let cache = match (&args.cache_dir, args.no_cache) {
         (_, true) => None,
         (Some(dir), false) => Some(dir.clone()),
@@ -59,8 +58,22 @@ fn run(args: Args) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
-        let runtime = builder.build().map_err(|e| e.to_string())?;
-        let program = load(&runtime, &invocation.guest).map_err(|e| e.to_string())?;
+        let signals = Signals::watch()?;
+        let (guest, allow_precompiled) = (invocation.guest.clone(), args.allow_precompiled);
+        // Compiling takes seconds for a Python or JS guest: off the async threads, so a signal is still answered.
+        let loading = tokio::task::spawn_blocking(move || {
+            let runtime = builder.build()?;
+            let program = load(&runtime, &guest, allow_precompiled)?;
+            Ok::<_, Error>((runtime, program))
+        });
+        let (_runtime, program) = tokio::select! {
+            biased;
+            () = signals.first() => {
+                signals::say_interrupted();
+                return Ok(ExitCode::from(signals::EXIT_INTERRUPTED));
+            }
+            loaded = loading => loaded.map_err(|e| format!("loading the guest failed: {e}"))?.map_err(|e| load_error(&e))?,
+        };
         let limits = Limits {
             memory: args.max_memory,
             timeout: args.timeout,
@@ -71,6 +84,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
                 max_message_size: args.max_message_size,
                 queued_messages: args.max_queued,
                 queued_bytes: args.max_queued_bytes,
+                session_queued_bytes: args.max_session_queued_bytes,
                 open_timeout: args.open_timeout,
             },
         };
@@ -90,7 +104,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             .transport(transport)
             .envs(args.env.iter().cloned())
             .inherit_stdio();
-        let _signals = signals::cancel_on_signal(session.cancel_handle());
+        signals.cancel_on_signal(session.cancel_handle());
         let outcome = session.run().await;
         Ok::<_, String>(report(&program, &outcome))
     })?;
@@ -126,9 +140,27 @@ fn transport(args: &Args) -> Result<Transport, String> {
     Ok(Transport::new(tls, proxy))
 }
 
-/// Load GUEST for a session.
-fn load(runtime: &Runtime, guest: &str) -> Result<Program, Error> {
-    runtime.load(guest, &read_guest(guest)?)
+/// Load GUEST for a session; a precompiled file only with --allow-precompiled.
+fn load(runtime: &Runtime, guest: &str, allow_precompiled: bool) -> Result<Program, Error> {
+    let bytes = read_guest(guest)?;
+    if allow_precompiled {
+        // SAFETY: the user vouched for the file with --allow-precompiled, whose help says it is native code to be
+        // trusted like a program binary.
+        unsafe { runtime.load_precompiled(guest, &bytes) }
+    } else {
+        runtime.load(guest, &bytes)
+    }
+}
+
+/// The one line for a load error, with what to do about a precompiled file.
+fn load_error(error: &Error) -> String {
+    match error {
+        Error::Precompiled { name } => format!(
+            "{name} is a precompiled guest: native code that would run unchecked inside wsrun. Run it only if you \
+             trust it like a program binary, with --allow-precompiled"
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// The bytes of GUEST, for running and for `wsrun compile` alike: a file, or a bundled guest when no file of that
@@ -152,7 +184,7 @@ fn report(program: &Program, outcome: &Outcome) -> ExitCode {
     match outcome {
         Outcome::Exited(_) => {}
         Outcome::Trapped(trap) => eprintln!("wsrun: guest {} trapped: {trap}", program.name()),
-        Outcome::Interrupted => eprintln!("wsrun: interrupted"),
+        Outcome::Interrupted => signals::say_interrupted(),
         Outcome::TimedOut(after) => eprintln!("wsrun: timed out after {}", format_duration(*after)),
     }
     ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(1))

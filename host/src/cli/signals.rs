@@ -1,29 +1,74 @@
-//! Ctrl+C and SIGTERM: the first cancels the session (which then closes its connections cleanly), the second exits
+//! Ctrl+C and SIGTERM, watched from before the guest is loaded (a Python guest compiles for seconds): the first
+//! signal stops the loading, or cancels the session (which then closes its connections cleanly); the second exits
 //! at once.
 
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 use crate::CancelHandle;
 
-/// Watch for SIGINT and SIGTERM until the returned handle is dropped.
-pub fn cancel_on_signal(cancel: CancelHandle) -> Option<AbortOnDropJoinHandle<()>> {
-    let mut interrupt = signal(SignalKind::interrupt()).ok()?;
-    let mut terminate = signal(SignalKind::terminate()).ok()?;
-    Some(wasmtime_wasi::runtime::spawn(async move {
-        let mut received = 0;
-        loop {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+/// Exit code of an interrupted run.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Watches SIGINT and SIGTERM until dropped.
+pub struct Signals {
+    received: watch::Receiver<u32>,
+    session: Arc<Mutex<Option<CancelHandle>>>,
+    _task: AbortOnDropJoinHandle<()>,
+}
+
+impl Signals {
+    /// Install the handlers now: from here on no signal kills the process without a word.
+    pub fn watch() -> Result<Self, String> {
+        let cannot = |e: std::io::Error| format!("cannot watch for signals: {e}");
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(cannot)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(cannot)?;
+        let (count, received) = watch::channel(0u32);
+        let session: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
+        let target = session.clone();
+        let task = wasmtime_wasi::runtime::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                count.send_modify(|count| *count += 1);
+                if *count.borrow() > 1 {
+                    say_interrupted();
+                    std::process::exit(EXIT_INTERRUPTED.into());
+                }
+                if let Some(cancel) = target.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    cancel.cancel();
+                }
             }
-            received += 1;
-            if received == 1 {
-                cancel.cancel();
-            } else {
-                eprintln!("wsrun: interrupted");
-                std::process::exit(130);
-            }
+        });
+        Ok(Signals { received, session, _task: task })
+    }
+
+    /// From now on a signal cancels this session (and one that came already does so at once).
+    pub fn cancel_on_signal(&self, cancel: CancelHandle) {
+        if *self.received.borrow() > 0 {
+            cancel.cancel();
         }
-    }))
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancel);
+    }
+
+    /// Resolves at the first signal.
+    pub async fn first(&self) {
+        let mut received = self.received.clone();
+        let _ = received.wait_for(|count| *count > 0).await;
+    }
+}
+
+/// `wsrun: interrupted`, on a line of its own even when the client's `> ` prompt (or the terminal's `^C`) is on the
+/// current one.
+pub fn say_interrupted() {
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    eprintln!("wsrun: interrupted");
 }

@@ -1,6 +1,7 @@
 //! An open connection: the reader task that fills a bounded queue (and sends keepalive pings), the writer the guest
 //! sends through, and the close status both sides see.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,23 +22,27 @@ use crate::bindings::websocket::{CloseFrame, ErrorCode, Message};
 
 pub(crate) type WsStream = WebSocketStream<Stream>;
 
-/// One item for the guest: a message, or the error that ended the connection, with its share of the byte budget
-/// (given back when the guest takes it).
+/// One item for the guest: a message, or the error that ended the connection, with its share of the connection's
+/// and the session's byte budgets (given back when the guest takes it).
 struct Incoming {
     item: Result<Message, ErrorCode>,
-    _bytes: Option<OwnedSemaphorePermit>,
+    _bytes: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
 }
 
 /// What the guest gets from `receive`: a message, `None` for the end, or an error.
 pub(crate) type Received = Result<Option<Message>, ErrorCode>;
 
 /// How the reader task treats a connection: the guest's `connect-options` and the session's queue limits.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct ReadOptions {
     /// Messages that may wait for the guest before reading stops.
     pub queued_messages: usize,
     /// Bytes that may wait for the guest before reading stops.
     pub queued_bytes: usize,
+    /// The session's byte budget, shared by all its connections: reading stops when it is spent too.
+    pub session_budget: Arc<Semaphore>,
+    /// The size of `session_budget`.
+    pub session_queued_bytes: usize,
     /// Queue pings and pongs for the guest too.
     pub control_frames: bool,
     /// Ping every `.0`; give up when no pong came `.1` after a ping.
@@ -60,13 +65,16 @@ pub struct Connection {
 /// The half of a connection the session keeps until it ends.
 pub(crate) struct Shared {
     link: Arc<Link>,
+    /// The guest still holds its handle (and so, perhaps, messages it has not taken).
+    held: AtomicBool,
     /// Reads the socket until the connection ends; dropping the last `Shared` aborts it and closes the socket.
     reader: Mutex<Option<AbortOnDropJoinHandle<()>>>,
 }
 
 /// What the guest's side and the reader task share: the writer and how the connection is going.
 struct Link {
-    writer: tokio::sync::Mutex<SplitSink<WsStream, WireMessage>>,
+    /// `None` once the connection has ended: the socket goes with it, whoever still holds a handle.
+    writer: tokio::sync::Mutex<Option<SplitSink<WsStream, WireMessage>>>,
     /// How the connection ended: the peer's close frame, or 1006. `None` while it is open.
     closed: Mutex<Option<CloseFrame>>,
     /// The close frame we sent, once we have: nothing may be sent after it.
@@ -81,13 +89,13 @@ impl Connection {
         let (writer, reader) = stream.split();
         let (tx, incoming) = mpsc::channel(options.queued_messages.max(1));
         let link = Arc::new(Link {
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(Some(writer)),
             closed: Mutex::new(None),
             sent: Mutex::new(None),
             stats: Mutex::new(QueueStats::default()),
         });
         let task = wasmtime_wasi::runtime::spawn(read_loop(reader, tx, link.clone(), options, url.clone()));
-        let shared = Arc::new(Shared { link, reader: Mutex::new(Some(task)) });
+        let shared = Arc::new(Shared { link, held: AtomicBool::new(true), reader: Mutex::new(Some(task)) });
         Connection { shared, incoming, ready: None, url, protocol }
     }
 
@@ -142,6 +150,17 @@ impl Shared {
         self.link.close_status()
     }
 
+    /// Whether the session still holds something of this connection: its socket (open, or closing after the guest
+    /// dropped its handle) or the guest's handle (with messages the guest has not taken).
+    pub(crate) fn is_held(&self) -> bool {
+        self.close_status().is_none() || self.held.load(Ordering::Relaxed)
+    }
+
+    /// The guest dropped its handle.
+    pub(crate) fn release_handle(&self) {
+        self.held.store(false, Ordering::Relaxed);
+    }
+
     /// Close the connection for a session that is ending, if it is still open: send `code` unless a close frame
     /// went out already, then wait up to `wait` for the peer's close frame and the end of the socket.
     pub(crate) async fn shut_down(&self, code: u16, wait: Duration) {
@@ -165,7 +184,32 @@ impl Link {
             return Err(ErrorCode::Closed(sent));
         }
         let mut writer = self.writer.lock().await;
-        writer.send(message).await.map_err(|e| self.transport_error(e))
+        let Some(sink) = writer.as_mut() else { return Err(self.ended()) };
+        let sent = sink.send(message).await.map_err(|e| self.transport_error(e));
+        self.after_write(&mut writer, sent.is_err());
+        sent
+    }
+
+    /// After a write, with the writer still locked: a failed write, or a connection that ended meanwhile (whose
+    /// reader could not take the lock to release the socket), lets go of the socket now.
+    fn after_write(&self, writer: &mut Option<SplitSink<WsStream, WireMessage>>, failed: bool) {
+        if failed || self.close_status().is_some() {
+            *writer = None;
+        }
+    }
+
+    /// The error for an operation on a connection that has ended.
+    fn ended(&self) -> ErrorCode {
+        ErrorCode::Closed(self.close_status().or_else(|| lock(&self.sent).clone()).unwrap_or_else(abnormal_closure))
+    }
+
+    /// The connection has ended: give back its socket and buffers now, not when the guest drops its handle. A
+    /// writer busy with a send lets go of them itself when that send is done (`after_write`), as the close status
+    /// is set before this is called.
+    fn release_socket(&self) {
+        if let Ok(mut writer) = self.writer.try_lock() {
+            *writer = None;
+        }
     }
 
     async fn close(&self, code: u16, reason: &str) -> Result<(), ErrorCode> {
@@ -181,7 +225,10 @@ impl Link {
         }
         let frame = WireCloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
         let mut writer = self.writer.lock().await;
-        writer.send(WireMessage::Close(Some(frame))).await.map_err(|e| self.transport_error(e))
+        let Some(sink) = writer.as_mut() else { return Err(self.ended()) };
+        let sent = sink.send(WireMessage::Close(Some(frame))).await.map_err(|e| self.transport_error(e));
+        self.after_write(&mut writer, sent.is_err());
+        sent
     }
 
     fn close_status(&self) -> Option<CloseFrame> {
@@ -193,8 +240,10 @@ impl Link {
     async fn close_for_failure(&self, code: CloseCode, reason: &str) {
         *lock(&self.sent) = Some(CloseFrame { code: code.into(), reason: reason.to_owned() });
         if let Ok(mut writer) = self.writer.try_lock() {
-            let frame = WireCloseFrame { code, reason: reason.to_owned().into() };
-            let _ = tokio::time::timeout(Duration::from_millis(100), writer.send(WireMessage::Close(Some(frame)))).await;
+            if let Some(sink) = writer.as_mut() {
+                let frame = WireCloseFrame { code, reason: reason.to_owned().into() };
+                let _ = tokio::time::timeout(Duration::from_millis(100), sink.send(WireMessage::Close(Some(frame)))).await;
+            }
         }
     }
 
@@ -220,6 +269,7 @@ async fn read_loop(
 ) {
     let budget_size = u32::try_from(options.queued_bytes.max(1)).unwrap_or(u32::MAX);
     let budget = Arc::new(Semaphore::new(budget_size as usize));
+    let session_budget = options.session_budget.clone();
     *lock(&link.stats) = QueueStats { url, limits: (options.queued_messages, options.queued_bytes), ..QueueStats::default() };
     let mut deliver = true;
     let mut peer_close = None;
@@ -233,7 +283,9 @@ async fn read_loop(
                     Due::Ping => {
                         // A writer busy with a large send is skipped this time rather than waited for.
                         if let Ok(mut writer) = link.writer.try_lock() {
-                            let _ = writer.send(WireMessage::Ping(Vec::new().into())).await;
+                            if let Some(sink) = writer.as_mut() {
+                                let _ = sink.send(WireMessage::Ping(Vec::new().into())).await;
+                            }
                         }
                     }
                     Due::GiveUp => {
@@ -291,8 +343,12 @@ async fn read_loop(
         lock(&link.stats).messages += 1;
         if deliver {
             let blocked = Instant::now();
-            let size = u32::try_from(message_size(&item)).unwrap_or(u32::MAX).min(budget_size);
-            let Ok(bytes) = budget.clone().acquire_many_owned(size).await else { break };
+            // A message larger than a budget still gets through, alone.
+            let session_size = u32::try_from(session_budget_size(&options)).unwrap_or(u32::MAX);
+            let size = u32::try_from(message_size(&item)).unwrap_or(u32::MAX).min(budget_size).min(session_size);
+            let Ok(own) = budget.clone().acquire_many_owned(size).await else { break };
+            let Ok(shared) = session_budget.clone().acquire_many_owned(size).await else { break };
+            let bytes = (own, shared);
             let queued_bytes = (budget_size as usize) - budget.available_permits();
             deliver = tx.send(Incoming { item: Ok(item), _bytes: Some(bytes) }).await.is_ok();
             let queued_messages = tx.max_capacity() - tx.capacity();
@@ -309,6 +365,8 @@ async fn read_loop(
     let closed = peer_close.unwrap_or_else(abnormal_closure);
     lock(&link.stats).close_code = Some(closed.code);
     *lock(&link.closed) = Some(closed);
+    drop(reader);
+    link.release_socket();
     if let (true, Some(error)) = (deliver, failure) {
         let _ = tx.send(Incoming { item: Err(error), _bytes: None }).await;
     }
@@ -340,6 +398,11 @@ impl Drop for Shared {
             stats.limits.1,
         );
     }
+}
+
+/// The size of the session's whole budget (its permits are shared, so this is fixed when the session starts).
+fn session_budget_size(options: &ReadOptions) -> usize {
+    options.session_queued_bytes.max(1)
 }
 
 fn message_size(message: &Message) -> usize {

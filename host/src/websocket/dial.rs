@@ -21,8 +21,10 @@ use crate::grant::Grant;
 /// How many redirects are followed, as python-websockets does.
 const MAX_REDIRECTS: usize = 10;
 
-/// Request headers the handshake sets itself; a guest may not override them.
-const HANDSHAKE_HEADERS: &[&str] = &[
+/// Request headers a guest may not set: the ones the handshake sets itself, the ones that frame the request (an
+/// HTTP/1.1 intermediary at the granted origin would read a smuggled request after it), and the ones that speak to
+/// something other than the server (a proxy's credentials are the host's).
+const FORBIDDEN_HEADERS: &[&str] = &[
     "host",
     "upgrade",
     "connection",
@@ -30,7 +32,23 @@ const HANDSHAKE_HEADERS: &[&str] = &[
     "sec-websocket-version",
     "sec-websocket-extensions",
     "sec-websocket-protocol",
+    "sec-websocket-accept",
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "expect",
+    "keep-alive",
+    "http2-settings",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "proxy-connection",
 ];
+
+/// At most this many request headers, and this many bytes of names and values, from a guest: enough for any
+/// cookie jar, small enough that no guest makes the host build a huge request.
+const MAX_HEADERS: usize = 100;
+const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// A connection that completed its opening handshake.
 pub(crate) struct Dialed {
@@ -89,14 +107,28 @@ pub(crate) async fn dial(
     tokio::time::timeout(timeout, hops).await.map_err(|_| ErrorCode::Timeout)?
 }
 
-/// A `ws://` or `wss://` URL with a host.
+/// The longest URL a guest may pass (servers commonly refuse request lines past 8 to 16 KiB anyway).
+const MAX_URL_LEN: usize = 64 << 10;
+
+/// A `ws://` or `wss://` URL with a host of at most 253 bytes.
 pub(crate) fn parse_ws_url(url: &str) -> Result<Url, ErrorCode> {
+    if url.len() > MAX_URL_LEN {
+        return Err(ErrorCode::InvalidUrl(format!("a URL has at most {MAX_URL_LEN} bytes; this one has {}", url.len())));
+    }
     let parsed = Url::parse(url).map_err(|e| ErrorCode::InvalidUrl(format!("{url}: {e}")))?;
     if !matches!(parsed.scheme(), "ws" | "wss") {
         return Err(ErrorCode::InvalidUrl(format!("{url}: the scheme must be ws:// or wss://")));
     }
-    if parsed.host().is_none() {
-        return Err(ErrorCode::InvalidUrl(format!("{url}: no host")));
+    match parsed.host_str() {
+        None => return Err(ErrorCode::InvalidUrl(format!("{url}: no host"))),
+        Some(host) if host.len() > crate::grant::MAX_HOST_LEN => {
+            return Err(ErrorCode::InvalidUrl(format!(
+                "the host name has {} bytes; DNS allows at most {}",
+                host.len(),
+                crate::grant::MAX_HOST_LEN
+            )))
+        }
+        Some(_) => {}
     }
     if parsed.fragment().is_some() {
         return Err(ErrorCode::InvalidUrl(format!("{url}: a WebSocket URL has no #fragment")));
@@ -128,9 +160,18 @@ fn request(url: &Url, options: &ConnectOptions) -> Result<Request, ErrorCode> {
     let mut request =
         url.as_str().into_client_request().map_err(|e| ErrorCode::InvalidUrl(format!("{url}: {e}")))?;
     let headers = request.headers_mut();
+    let size: usize = options.headers.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>()
+        + options.subprotocols.iter().map(|p| p.len() + 2).sum::<usize>();
+    if options.headers.len() > MAX_HEADERS || size > MAX_HEADER_BYTES {
+        return Err(ErrorCode::InvalidArgument(format!(
+            "at most {MAX_HEADERS} request headers and {MAX_HEADER_BYTES} bytes of headers and subprotocols"
+        )));
+    }
     for Header { name, value } in &options.headers {
-        if HANDSHAKE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(ErrorCode::InvalidArgument(format!("the header {name} is set by the handshake itself")));
+        if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ErrorCode::InvalidArgument(format!(
+                "the header {name} may not be set by a guest: the handshake or the host owns it"
+            )));
         }
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ErrorCode::InvalidArgument(format!("invalid header name {name:?}")))?;
@@ -190,5 +231,53 @@ fn http_response(response: &tokio_tungstenite::tungstenite::http::Response<Optio
                 value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(headers: &[(&str, &str)]) -> ConnectOptions {
+        ConnectOptions {
+            headers: headers.iter().map(|(name, value)| Header { name: name.to_string(), value: value.to_string() }).collect(),
+            subprotocols: Vec::new(),
+            open_timeout_ms: None,
+            max_message_size: None,
+            control_frames: false,
+            keepalive: None,
+        }
+    }
+
+    #[test]
+    fn every_forbidden_header_is_refused_in_any_case() {
+        let url = Url::parse("ws://127.0.0.1:9/").unwrap();
+        for name in FORBIDDEN_HEADERS {
+            for spelled in [name.to_string(), name.to_ascii_uppercase()] {
+                let refused = request(&url, &options(&[(&spelled, "1")]));
+                assert!(matches!(refused, Err(ErrorCode::InvalidArgument(_))), "{spelled} was accepted");
+            }
+        }
+        let allowed = request(&url, &options(&[("Authorization", "Bearer x"), ("Cookie", "a=b")])).unwrap();
+        assert_eq!(allowed.headers()["authorization"], "Bearer x");
+    }
+
+    #[test]
+    fn too_many_or_too_large_headers_are_refused() {
+        let url = Url::parse("ws://127.0.0.1:9/").unwrap();
+        let many: Vec<(String, String)> = (0..=MAX_HEADERS).map(|i| (format!("x-{i}"), "v".to_owned())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert!(matches!(request(&url, &options(&many)), Err(ErrorCode::InvalidArgument(_))));
+        let big = "v".repeat(MAX_HEADER_BYTES);
+        assert!(matches!(request(&url, &options(&[("x-big", &big)])), Err(ErrorCode::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn hosts_longer_than_dns_allows_are_invalid() {
+        let host = "a.".repeat(127) + "b";
+        assert!(matches!(parse_ws_url(&format!("ws://{host}/")), Err(ErrorCode::InvalidUrl(_))));
+        assert!(parse_ws_url(&format!("ws://{}/", &host[4..])).is_ok());
+        let huge = format!("ws://{}b/", "a.".repeat(100_000));
+        assert!(matches!(parse_ws_url(&huge), Err(ErrorCode::InvalidUrl(_))));
     }
 }

@@ -24,16 +24,21 @@ impl Host for WebsocketCtxView<'_> {
 
 impl HostConnection for WebsocketCtxView<'_> {
     async fn connect(&mut self, url: String, options: ConnectOptions) -> Result<Resource<Connection>, WsError> {
-        self.ctx.opened.retain(|shared| shared.close_status().is_none());
+        self.ctx.opened.retain(|shared| shared.is_held());
         let limit = self.ctx.limits.max_connections;
         if self.ctx.opened.len() >= limit {
-            return Err(ErrorCode::Limit(format!("at most {limit} open connections per session")).into());
+            return Err(ErrorCode::Limit(format!(
+                "at most {limit} connections per session, counting ended ones whose handle is not dropped"
+            ))
+            .into());
         }
         let dialed = dial(&url, &options, &self.ctx.grant, &self.ctx.limits, &self.ctx.transport).await?;
         let limits = &self.ctx.limits;
         let read = ReadOptions {
             queued_messages: limits.queued_messages,
             queued_bytes: limits.queued_bytes,
+            session_budget: self.ctx.queue_budget.clone(),
+            session_queued_bytes: limits.session_queued_bytes.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             control_frames: options.control_frames,
             keepalive: options.keepalive.map(|k| {
                 (Duration::from_millis(k.interval_ms.max(1).into()), Duration::from_millis(k.timeout_ms.into()))
@@ -95,6 +100,7 @@ impl HostConnection for WebsocketCtxView<'_> {
 
     async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
         let conn = self.table.delete(conn)?;
+        conn.shared.release_handle();
         // A handle dropped while the connection is open means "done with it": start the closing handshake now. The
         // session still holds the connection and waits for the peer's close when it ends.
         if conn.shared.close_status().is_none() {

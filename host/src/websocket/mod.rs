@@ -17,6 +17,7 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use crate::grant::Grant;
@@ -29,17 +30,26 @@ pub use transport::{parse_proxy_url, Proxy, Transport};
 pub(crate) use dial::parse_ws_url;
 
 /// Limits on the connections of one session.
+///
+/// What the host holds for a session's connections is bounded by these, whatever the guest does with its handles:
+/// at most `max_connections` sockets and handles, each queue within `queued_messages` and `queued_bytes`, all
+/// queues together within `session_queued_bytes`.
 #[derive(Clone, Debug)]
 pub struct ConnectionLimits {
-    /// How many connections may be open at once.
+    /// How many connections the session may hold at once: open ones, closing ones, and ended ones whose handle the
+    /// guest has not dropped (they still hold the messages it has not taken). The socket of an ended connection is
+    /// released at once, handle or not.
     pub max_connections: usize,
     /// The largest message accepted from a peer, in bytes.
     pub max_message_size: usize,
     /// How many received messages may wait for the guest before the host stops reading the socket.
     pub queued_messages: usize,
-    /// How many bytes of received messages may wait for the guest before the host stops reading the socket (a
-    /// single larger message still gets through, alone).
+    /// How many bytes of received messages may wait for the guest, per connection, before the host stops reading
+    /// the socket (a single larger message still gets through, alone).
     pub queued_bytes: usize,
+    /// How many bytes of received messages may wait for the guest on all the session's connections together before
+    /// the host stops reading them.
+    pub session_queued_bytes: usize,
     /// How long opening a connection may take at most (a guest may ask for less).
     pub open_timeout: Duration,
 }
@@ -51,6 +61,7 @@ impl Default for ConnectionLimits {
             max_message_size: 16 << 20,
             queued_messages: 1024,
             queued_bytes: 64 << 20,
+            session_queued_bytes: 256 << 20,
             open_timeout: Duration::from_secs(10),
         }
     }
@@ -63,12 +74,15 @@ pub struct WebsocketCtx {
     pub(crate) limits: ConnectionLimits,
     pub(crate) transport: Transport,
     pub(crate) opened: Vec<Arc<Shared>>,
+    /// The bytes all the session's queues may hold together.
+    pub(crate) queue_budget: Arc<Semaphore>,
 }
 
 impl WebsocketCtx {
     /// A context that lets the guest reach what `grant` allows, within `limits`, by way of `transport`.
     pub fn new(grant: Grant, limits: ConnectionLimits, transport: Transport) -> Self {
-        WebsocketCtx { grant, limits, transport, opened: Vec::new() }
+        let budget = limits.session_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        WebsocketCtx { grant, limits, transport, opened: Vec::new(), queue_budget: Arc::new(Semaphore::new(budget)) }
     }
 
     /// Take the connections the session opened, to close them after the guest is gone.
