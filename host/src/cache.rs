@@ -26,6 +26,8 @@ const MAGIC: &[u8; 8] = b"WSRUNC1\n";
 
 /// Permission bits that let someone other than the owner write.
 const WRITABLE_BY_OTHERS: u32 = 0o022;
+/// The permission bit that lets everyone write.
+const WRITABLE_BY_ALL: u32 = 0o002;
 /// The sticky bit: in a directory anyone may write (`/tmp`), only an entry's owner may rename or remove it.
 const STICKY: u32 = 0o1000;
 
@@ -174,7 +176,8 @@ fn check_metadata(path: &Path, metadata: &fs::Metadata, user: u32) -> Result<(),
 }
 
 /// No directory above the cache lets another user replace it: each is owned by this user or by root, and is not
-/// writable by others unless it is sticky (`/tmp`).
+/// writable by everyone unless it is sticky (`/tmp`). A group-writable home is left alone: with per-user groups
+/// (umask 002) the group is the user.
 fn check_ancestors(root: &Path, user: u32) -> Result<(), String> {
     let absolute = fs::canonicalize(root).map_err(|e| format!("cannot resolve {}: {e}", root.display()))?;
     for ancestor in absolute.ancestors().skip(1) {
@@ -183,7 +186,7 @@ fn check_ancestors(root: &Path, user: u32) -> Result<(), String> {
         if metadata.uid() != user && metadata.uid() != 0 {
             return Err(format!("{} belongs to user {}", ancestor.display(), metadata.uid()));
         }
-        if mode & WRITABLE_BY_OTHERS != 0 && mode & STICKY == 0 {
+        if mode & WRITABLE_BY_ALL != 0 && mode & STICKY == 0 {
             return Err(format!("{} can be written by others (mode {:o})", ancestor.display(), mode & 0o7777));
         }
     }

@@ -15,7 +15,8 @@ pub struct Limits {
     pub connections: ConnectionLimits,
     /// Wall-clock time the whole session may take; `None` for no limit.
     pub timeout: Option<Duration>,
-    /// After the guest is gone, how long to wait for each peer's close frame.
+    /// Once a close frame is sent on a connection (by the guest, or by the host when the session ends), how long
+    /// the peer has to answer with its own before the host drops the connection (which then ends as 1006).
     pub close_wait: Duration,
     /// CPU, in wasmtime fuel units (roughly one per wasm instruction); `None` for no limit. Needs a runtime built
     /// with fuel metering ([`RuntimeBuilder::fuel`](crate::RuntimeBuilder::fuel)).

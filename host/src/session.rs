@@ -179,7 +179,7 @@ impl SessionBuilder {
         let state = SessionState {
             wasi: wasi.build(),
             table,
-            websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport),
+            websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport).close_wait(limits.close_wait),
             limiter: SessionLimiter::new(&limits),
         };
         let mut store = Store::new(program.engine(), state);

@@ -28,8 +28,6 @@ use output::{Gone, Output};
 /// How much of stdin to take in one read.
 const STDIN_CHUNK: u64 = 64 * 1024;
 
-/// How long to wait for the server's close frame after sending ours (python-websockets' close_timeout).
-const CLOSE_WAIT_NS: u64 = 10_000_000_000;
 
 /// What a pollable in the session's wait stands for, in the order the ready ones are handled: messages first, so
 /// one that came just as the linger time ran out counts.
@@ -38,7 +36,6 @@ enum Wake {
     Connection,
     Input,
     Linger,
-    CloseTimer,
 }
 
 struct Client;
@@ -120,16 +117,12 @@ impl Session {
         let input = stdin::get_stdin();
         let input_ready = input.subscribe();
         let conn_ready = self.conn.subscribe();
-        let mut close_timer = None;
         // Ready at the end of the quiet time as it stood when it was set; checked again when it fires, since a
         // message may have moved the end later meanwhile (one timer per quiet time, not one per message).
         let mut linger_timer = None;
         let mut lines = LineSplitter::default();
         let mut input_open = true;
         loop {
-            if self.closing && close_timer.is_none() {
-                close_timer = Some(monotonic_clock::subscribe_duration(CLOSE_WAIT_NS));
-            }
             match self.quiet_since {
                 Some(since) if linger_timer.is_none() => {
                     linger_timer = Some(monotonic_clock::subscribe_instant(since + self.linger_ns()))
@@ -144,9 +137,6 @@ impl Session {
                 }
                 if let Some(timer) = &linger_timer {
                     waits.push((Wake::Linger, timer));
-                }
-                if let Some(timer) = &close_timer {
-                    waits.push((Wake::CloseTimer, timer));
                 }
                 let pollables: Vec<_> = waits.iter().map(|(_, pollable)| *pollable).collect();
                 let mut ready: Vec<Wake> = poll::poll(&pollables).into_iter().map(|index| waits[index as usize].0).collect();
@@ -166,10 +156,6 @@ impl Session {
                     Wake::Linger => {
                         linger_timer = None;
                         self.linger_elapsed()
-                    }
-                    Wake::CloseTimer => {
-                        eprintln!("wsrun: the server did not answer the close within {}s", CLOSE_WAIT_NS / 1_000_000_000);
-                        Some(Err(()))
                     }
                 };
                 if let Some(end) = step {
@@ -324,6 +310,10 @@ impl Session {
                 }
                 Ok(None) => {
                     let frame = self.conn.close_status().unwrap_or(CloseFrame { code: 1006, reason: String::new() });
+                    if self.closing && frame.code == 1006 {
+                        // The host gives the server wsrun's --close-timeout to answer our close, then drops it.
+                        eprintln!("wsrun: the server did not answer the close in time (wsrun --close-timeout)");
+                    }
                     let _ = self.out.closed(&frame);
                     // A closing handshake, whatever its code, is the session ending as agreed; a vanished peer is not.
                     return Some(if frame.code == 1006 || self.lost { Err(()) } else { Ok(()) });

@@ -17,7 +17,8 @@ for the linger time (--linger, default 1s), counted from the end of stdin or the
 last message received, whichever is later. When the server closes first, the client
 closes at once. It then prints `Connection closed: CODE (REASON).`, the close that
 ended the connection: the server's (its own code and reason) when the server closed
-first.
+first. A server that does not answer our close within wsrun's --close-timeout (a host
+option, default 1s) is dropped: `Connection closed: 1006`, exit 1.
 
 Connection:
   -H, --header 'NAME: VALUE'   add a request header (repeatable)

@@ -47,6 +47,8 @@ pub(crate) struct ReadOptions {
     pub control_frames: bool,
     /// Ping every `.0`; give up when no pong came `.1` after a ping.
     pub keepalive: Option<(Duration, Duration)>,
+    /// Once our close frame is sent, how long the peer has to answer it before the host drops the connection.
+    pub close_wait: Duration,
 }
 
 /// The guest's handle on a connection (the `connection` resource).
@@ -79,6 +81,8 @@ struct Link {
     closed: Mutex<Option<CloseFrame>>,
     /// The close frame we sent, once we have: nothing may be sent after it.
     sent: Mutex<Option<CloseFrame>>,
+    /// Told when our close frame goes out, so the reader starts the peer's time to answer it.
+    close_sent: tokio::sync::Notify,
     /// What the reader saw of its queue.
     stats: Mutex<QueueStats>,
 }
@@ -92,6 +96,7 @@ impl Connection {
             writer: tokio::sync::Mutex::new(Some(writer)),
             closed: Mutex::new(None),
             sent: Mutex::new(None),
+            close_sent: tokio::sync::Notify::new(),
             stats: Mutex::new(QueueStats::default()),
         });
         let task = wasmtime_wasi::runtime::spawn(read_loop(reader, tx, link.clone(), options, url.clone()));
@@ -227,6 +232,7 @@ impl Link {
         let mut writer = self.writer.lock().await;
         let Some(sink) = writer.as_mut() else { return Err(self.ended()) };
         let sent = sink.send(WireMessage::Close(Some(frame))).await.map_err(|e| self.transport_error(e));
+        self.close_sent.notify_one();
         self.after_write(&mut writer, sent.is_err());
         sent
     }
@@ -275,9 +281,20 @@ async fn read_loop(
     let mut peer_close = None;
     let mut failure = None;
     let mut keepalive = options.keepalive.map(|(interval, timeout)| Keepalive::new(interval, timeout));
+    // When the peer must have answered our close frame (python-websockets' close_timeout): past it, the connection
+    // is dropped and ends as 1006.
+    let mut close_deadline: Option<Instant> = None;
     loop {
         let next = tokio::select! {
             next = reader.next() => next,
+            () = link.close_sent.notified(), if close_deadline.is_none() => {
+                close_deadline = Some(Instant::now() + options.close_wait);
+                continue;
+            }
+            () = sleep_until(close_deadline) => {
+                log::debug!("{}: the peer did not answer our close frame within {:?}; dropping the connection", lock(&link.stats).url, options.close_wait);
+                break;
+            }
             action = Keepalive::due(&mut keepalive) => {
                 match action {
                     Due::Ping => {
@@ -397,6 +414,14 @@ impl Drop for Shared {
             stats.limits.0,
             stats.limits.1,
         );
+    }
+}
+
+/// Resolves at `deadline`; never without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

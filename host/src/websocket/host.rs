@@ -40,6 +40,7 @@ impl HostConnection for WebsocketCtxView<'_> {
             session_budget: self.ctx.queue_budget.clone(),
             session_queued_bytes: limits.session_queued_bytes.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             control_frames: options.control_frames,
+            close_wait: self.ctx.close_wait,
             keepalive: options.keepalive.map(|k| {
                 (Duration::from_millis(k.interval_ms.max(1).into()), Duration::from_millis(k.timeout_ms.into()))
             }),

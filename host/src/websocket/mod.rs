@@ -76,13 +76,29 @@ pub struct WebsocketCtx {
     pub(crate) opened: Vec<Arc<Shared>>,
     /// The bytes all the session's queues may hold together.
     pub(crate) queue_budget: Arc<Semaphore>,
+    /// Once a close frame is sent, how long the peer has to answer it.
+    pub(crate) close_wait: Duration,
 }
 
 impl WebsocketCtx {
     /// A context that lets the guest reach what `grant` allows, within `limits`, by way of `transport`.
     pub fn new(grant: Grant, limits: ConnectionLimits, transport: Transport) -> Self {
         let budget = limits.session_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
-        WebsocketCtx { grant, limits, transport, opened: Vec::new(), queue_budget: Arc::new(Semaphore::new(budget)) }
+        WebsocketCtx {
+            grant,
+            limits,
+            transport,
+            opened: Vec::new(),
+            queue_budget: Arc::new(Semaphore::new(budget)),
+            close_wait: crate::Limits::default().close_wait,
+        }
+    }
+
+    /// Once a close frame is sent (by the guest or the host), how long the peer has to answer it before the host
+    /// drops the connection, which then ends as 1006 (default: [`Limits::close_wait`](crate::Limits::close_wait)).
+    pub fn close_wait(mut self, wait: Duration) -> Self {
+        self.close_wait = wait;
+        self
     }
 
     /// Take the connections the session opened, to close them after the guest is gone.
