@@ -3,72 +3,18 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio::io::AsyncWriteExt;
 
+use crate::raw::{one_connection as raw_server, outcome};
 use crate::util::{run_with_input, Run};
 
-/// A hand-made server: completes the opening handshake, then runs `misbehave` on the raw socket, then reports the
-/// close code of the client's close frame, if one came within a second.
-async fn raw_server<F, Fut>(misbehave: F) -> (String, tokio::task::JoinHandle<Option<u16>>)
-where
-    F: FnOnce(TcpStream) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Option<TcpStream>> + Send,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.ok()?;
-        let request = read_request(&mut tcp).await?;
-        let key = request.lines().find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_owned())
-        })?;
-        let response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            derive_accept_key(key.as_bytes())
-        );
-        tcp.write_all(response.as_bytes()).await.ok()?;
-        let mut tcp = misbehave(tcp).await?;
-        tokio::time::timeout(Duration::from_secs(1), read_close_code(&mut tcp)).await.ok()?
-    });
-    (url, task)
-}
-
-async fn read_request(tcp: &mut TcpStream) -> Option<String> {
-    let mut request = Vec::new();
-    while !request.ends_with(b"\r\n\r\n") {
-        request.push(tcp.read_u8().await.ok()?);
-    }
-    String::from_utf8(request).ok()
-}
-
-/// Read client frames until a close frame; its code (client frames are masked).
-async fn read_close_code(tcp: &mut TcpStream) -> Option<u16> {
-    loop {
-        let mut head = [0u8; 2];
-        tcp.read_exact(&mut head).await.ok()?;
-        let len = match head[1] & 0x7f {
-            126 => u64::from(tcp.read_u16().await.ok()?),
-            127 => tcp.read_u64().await.ok()?,
-            n => u64::from(n),
-        };
-        let mut mask = [0u8; 4];
-        tcp.read_exact(&mut mask).await.ok()?;
-        let mut payload = vec![0u8; usize::try_from(len).ok()?];
-        tcp.read_exact(&mut payload).await.ok()?;
-        if head[0] & 0x0f == 0x8 {
-            let code: Vec<u8> = payload.iter().take(2).enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
-            return (code.len() == 2).then(|| u16::from_be_bytes([code[0], code[1]]));
-        }
-    }
-}
-
+/// Exit 1, one `wsrun: ...` line naming the cause, and the connection reported as ended without a closing
+/// handshake.
 fn assert_failed_cleanly(run: &Run, needle: &str) {
     assert_eq!(run.code(), Some(1), "{run:?}");
-    assert!(run.stderr.lines().any(|l| l.starts_with("wsrun: ") && l.contains(needle)), "expected {needle:?}: {run:?}");
-    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {run:?}");
+    assert!(lines[0].starts_with("wsrun: ") && lines[0].contains(needle), "expected {needle:?}: {run:?}");
     assert!(run.stdout.ends_with("Connection closed: 1006 (abnormal closure).\n"), "{run:?}");
 }
 
@@ -81,7 +27,7 @@ async fn invalid_utf8_in_a_text_frame_is_closed_with_1007() {
     .await;
     let run = run_with_input(&[&url, "--no-close"], b"").await;
     assert_failed_cleanly(&run, "invalid UTF-8");
-    assert_eq!(server.await.unwrap(), Some(1007));
+    assert_eq!(outcome(server).await, Some(1007));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,7 +40,7 @@ async fn a_protocol_violation_is_closed_with_1002() {
     .await;
     let run = run_with_input(&[&url, "--no-close"], b"").await;
     assert_failed_cleanly(&run, "protocol error");
-    assert_eq!(server.await.unwrap(), Some(1002));
+    assert_eq!(outcome(server).await, Some(1002));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,7 +55,7 @@ async fn an_oversized_frame_is_closed_with_1009() {
     .await;
     let run = run_with_input(&[&url, "--no-close"], b"").await;
     assert_failed_cleanly(&run, "message too large");
-    assert_eq!(server.await.unwrap(), Some(1009));
+    assert_eq!(outcome(server).await, Some(1009));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -128,20 +74,24 @@ async fn a_connection_reset_mid_message_is_an_error() {
     .await;
     let run = run_with_input(&[&url, "--no-close"], b"").await;
     assert_failed_cleanly(&run, "reset");
-    assert_eq!(server.await.unwrap(), None);
+    // The server did reset the connection (after which nothing can be sent to it).
+    outcome(server).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_peer_that_leaves_without_a_close_frame_is_1006() {
-    let (url, server) = raw_server(|tcp| async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        drop(tcp);
-        None
-    })
-    .await;
-    let run = run_with_input(&[&url, "--no-close"], b"").await;
-    assert_eq!(run.code(), Some(1), "{run:?}");
-    assert!(run.stdout.ends_with("Connection closed: 1006 (abnormal closure).\n"), "{run:?}");
-    assert!(!run.stderr.contains("panicked"), "{run:?}");
-    server.await.unwrap();
+    // Whether the client waits for the server's close (--no-close) or lingers after the end of input (the default).
+    for mode in [&["--no-close"][..], &[]] {
+        let (url, server) = raw_server(|tcp| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drop(tcp);
+            None
+        })
+        .await;
+        let mut args = vec![url.as_str()];
+        args.extend(mode);
+        let run = run_with_input(&args, b"").await;
+        assert_failed_cleanly(&run, "connection lost: the server left without a close frame");
+        outcome(server).await;
+    }
 }

@@ -92,8 +92,8 @@ async fn no_cache_writes_nothing() {
     let home = fresh_dir("none");
     let mut command = crate::util::wsrun(&["--no-cache", TEST_MISBEHAVE, &server.url, "exit-code"]);
     command.env("XDG_CACHE_HOME", &home);
-    let output = command.output().await.unwrap();
-    assert_eq!(output.status.code(), Some(42), "{output:?}");
+    let run = crate::util::run_command(command).await;
+    assert_eq!(run.code(), Some(42), "{run:?}");
     assert!(std::fs::read_dir(&home).unwrap().next().is_none(), "something was cached");
 }
 

@@ -3,7 +3,7 @@
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::servers::Server;
-use crate::util::run_with_input;
+use crate::util::{run_with_input, within, BOUND};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_lines_print_two_echoes_and_the_close() {
@@ -62,20 +62,22 @@ async fn the_servers_close_code_and_reason_are_printed() {
 async fn echo_guest_sends_text_and_binary_back_unchanged() {
     let (server, mut results) = Server::echo_checker().await;
     let run = run_with_input(&["echo", &server.url], b"").await;
-    assert_eq!(results.recv().await, Some(true), "the echoes differ: {run:?}");
+    let result = within(BOUND, "the echo check", results.recv()).await;
+    assert_eq!(result, Some(true), "the echoes differ: {run:?}");
     assert_eq!(run.code(), Some(0), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_is_not_listening_is_a_clear_error() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let url = format!("ws://127.0.0.1:{port}/");
+    // A port bound but not listening refuses connections, and stays ours (no one else can listen on it) until the
+    // end of the test.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("ws://{}/", socket.local_addr().unwrap());
     let run = run_with_input(&[&url], b"").await;
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.starts_with("wsrun: "), "{}", run.stderr);
     assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
+    drop(socket);
 }

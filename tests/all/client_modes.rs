@@ -5,8 +5,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::raw;
 use crate::servers::{self, Server, Ws};
-use crate::util::run_with_input;
+use crate::util::{run_with_input, within, BOUND};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn headers_subprotocol_origin_and_basic_auth_reach_the_server() {
@@ -132,25 +133,74 @@ async fn once_prints_the_first_reply_and_closes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_close_keeps_listening_after_the_end_of_input() {
-    let server = Server::start(|mut ws: Ws| async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        ws.send(Message::text("late news")).await.ok()?;
-        ws.close(None).await.ok()?;
-        servers::until_close(ws).await
+    // The server stays quiet for much longer than the linger time, then sends and closes first. Without --no-close
+    // the client would close during the quiet time, and the server would see its close frame before sending.
+    let (quiet_tx, mut quiet) = tokio::sync::mpsc::unbounded_channel();
+    let server = Server::start(move |mut ws: Ws| {
+        let quiet_tx = quiet_tx.clone();
+        async move {
+            let quiet_time = tokio::time::sleep(Duration::from_millis(600));
+            tokio::pin!(quiet_time);
+            loop {
+                tokio::select! {
+                    () = &mut quiet_time => break,
+                    next = ws.next() => match next {
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                            let _ = quiet_tx.send(false);
+                            while let Some(Ok(_)) = ws.next().await {}
+                            return None;
+                        }
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+            let _ = quiet_tx.send(true);
+            ws.send(Message::text("late news")).await.ok()?;
+            ws.close(None).await.ok()?;
+            servers::until_close(ws).await
+        }
     })
     .await;
-    let run = run_with_input(&[&server.url, "--no-close"], b"").await;
+    // --linger 100ms: --no-close wins over it (and makes a client that does not honour --no-close close early).
+    let run = run_with_input(&[&server.url, "--linger", "100ms", "--no-close"], b"").await;
+    let kept_open = within(BOUND, "the server's quiet time", quiet.recv()).await;
+    assert_eq!(kept_open, Some(true), "the client closed while the server was quiet: {run:?}");
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< late news"]);
     assert!(run.stdout.ends_with("Connection closed: 1005 (no status received).\n"), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn exit_on_eof_does_not_wait_for_the_server() {
-    let server = Server::deaf().await;
-    let run = run_with_input(&["--close-timeout", "200ms", &server.url, "--exit-on-eof"], b"x\n").await;
+async fn exit_on_eof_sends_the_close_and_does_not_wait_for_the_server() {
+    // The server reads the close frame and never answers it.
+    let (url, mut closes) = raw::never_answering_the_close().await;
+    let run = run_with_input(&["--close-timeout", "200ms", &url, "--exit-on-eof"], b"x\n").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(within(BOUND, "the client's close frame", closes.recv()).await, Some(1000), "{run:?}");
+    assert!(!run.stdout.contains("Connection closed"), "{run:?}");
+    assert_eq!(run.stderr, "", "{run:?}");
+    // The linger time (1 s) would come first without --exit-on-eof.
     assert!(run.elapsed < Duration::from_secs(3), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_our_close_is_dropped_after_the_close_timeout() {
+    let (url, mut closes) = raw::never_answering_the_close().await;
+    let run = run_with_input(&["--close-timeout", "200ms", &url, "--linger", "0"], b"").await;
+    assert_eq!(within(BOUND, "the client's close frame", closes.recv()).await, Some(1000), "{run:?}");
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stdout.ends_with("Connection closed: 1006 (abnormal closure).\n"), "{run:?}");
+    assert_eq!(run.stderr, "wsrun: the server did not answer the close in time (wsrun --close-timeout)\n", "{run:?}");
+    assert!(run.elapsed >= Duration::from_millis(200), "did not wait for the server's close: {run:?}");
+    assert!(run.elapsed < Duration::from_millis(1500), "waited longer than the close timeout: {run:?}");
+
+    // The default --close-timeout is 1 s.
+    let run = run_with_input(&[&url, "--linger", "0"], b"").await;
+    assert_eq!(within(BOUND, "the client's close frame", closes.recv()).await, Some(1000), "{run:?}");
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stdout.ends_with("Connection closed: 1006 (abnormal closure).\n"), "{run:?}");
+    assert!(run.elapsed >= Duration::from_secs(1), "did not wait the default 1 s: {run:?}");
+    assert!(run.elapsed < Duration::from_millis(2500), "waited much longer than the default 1 s: {run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,31 +211,45 @@ async fn keepalive_ends_the_session_when_the_server_stops_answering_pings() {
     wsrun.wait_for_line("Connected to").await;
     let run = wsrun.finish().await;
     assert_eq!(run.code(), Some(1), "{run:?}");
-    assert!(run.stderr.contains("no pong to a keepalive ping"), "{run:?}");
+    assert_eq!(run.stderr, "wsrun: connection lost: no pong to a keepalive ping in time\n", "{run:?}");
     assert!(run.stdout.ends_with("Connection closed: 1006 (abnormal closure).\n"), "{run:?}");
     assert!(run.elapsed < Duration::from_secs(3), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keepalive_keeps_a_live_connection() {
-    let server = Server::start(|mut ws: Ws| async move {
-        // Reads (and so answers pings) for a while, then sends one message and closes.
-        let deadline = tokio::time::sleep(Duration::from_millis(600));
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => break,
-                next = ws.next() => if next.is_none() { return None },
+    let (pings_tx, mut pings) = tokio::sync::mpsc::unbounded_channel();
+    let server = Server::start(move |mut ws: Ws| {
+        let pings_tx = pings_tx.clone();
+        async move {
+            // Reads (and so answers pings) for a while, counting the pings, then sends one message and closes.
+            let mut count = 0;
+            let deadline = tokio::time::sleep(Duration::from_millis(600));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    next = ws.next() => match next {
+                        Some(Ok(Message::Ping(_))) => count += 1,
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => return None,
+                    },
+                }
             }
+            let _ = pings_tx.send(count);
+            ws.send(Message::text("still here")).await.ok()?;
+            ws.close(None).await.ok()?;
+            servers::until_close(ws).await
         }
-        ws.send(Message::text("still here")).await.ok()?;
-        ws.close(None).await.ok()?;
-        servers::until_close(ws).await
     })
     .await;
-    let run = run_with_input(&[&server.url, "--no-close", "--ping-interval", "100ms", "--ping-timeout", "300ms"], b"").await;
+    // A generous pong timeout: this test is about the pings, not about a loaded machine's pong time.
+    let run = run_with_input(&[&server.url, "--no-close", "--ping-interval", "100ms", "--ping-timeout", "5s"], b"").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< still here"]);
+    let count = within(BOUND, "the server's ping count", pings.recv()).await.expect("a ping count");
+    // About six in 600 ms; at least three on a slow machine.
+    assert!(count >= 3, "the server got {count} keepalive pings in 600 ms");
 }
 
 #[tokio::test(flavor = "multi_thread")]

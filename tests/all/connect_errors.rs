@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use crate::raw;
 use crate::servers::{self, Answer, Server};
+use crate::tls::TestPki;
 use crate::util::{run_with_input, Run};
 
 fn assert_one_line_failure(run: &Run, needle: &str) {
@@ -19,6 +21,60 @@ async fn http_error_statuses_are_shown_with_their_status_line() {
         let run = run_with_input(&[&server.url], b"").await;
         assert_one_line_failure(&run, text);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_line_shows_the_canonical_reason_phrase() {
+    // The WebSocket library keeps the status code of a refusal, not its reason phrase: the host reports the
+    // standard phrase for the code, as wit/websocket.wit says of `http-response.reason`.
+    let url = raw::refusing("404 Topic Gone").await;
+    let run = run_with_input(&[&url], b"").await;
+    assert_one_line_failure(&run, "HTTP 404 Not Found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_303_and_308_are_followed_too() {
+    for status in [303, 308] {
+        let server = Server::routed(
+            move |path| match path {
+                "/old" => Answer::Status(status, Some("/new".into())),
+                _ => Answer::Upgrade,
+            },
+            servers::echo,
+        )
+        .await;
+        let run = run_with_input(&[&format!("{}old", server.url)], b"a\n").await;
+        assert_eq!(run.code(), Some(0), "{status}: {run:?}");
+        assert!(run.stdout.starts_with(&format!("Connected to {}new.\n< a\n", server.url)), "{status}: {run:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_and_https_locations_are_followed_as_ws_and_wss() {
+    let plain = Server::echo().await;
+    let location = plain.url.replace("ws://", "http://");
+    let server = Server::routed(move |_| Answer::Status(302, Some(location.clone())), servers::echo).await;
+    let run = run_with_input(&["--allow", &plain.url, &server.url], b"plain\n").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.starts_with(&format!("Connected to {}.\n< plain\n", plain.url)), "{run:?}");
+
+    let pki = TestPki::new();
+    let secure = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
+    let location = secure.url.replace("wss://", "https://");
+    let server = Server::routed(move |_| Answer::Status(301, Some(location.clone())), servers::echo).await;
+    let ca = pki.ca_file();
+    let run = run_with_input(&["--cacert", ca.to_str().unwrap(), "--allow", &secure.url, &server.url], b"secure\n").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.starts_with(&format!("Connected to {}.\n< secure\n", secure.url)), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_another_scheme_is_refused() {
+    let server = Server::routed(|_| Answer::Status(302, Some("ftp://127.0.0.1:9/file".into())), servers::echo).await;
+    let run = run_with_input(&["--allow-any", &server.url], b"").await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    let failure = run.stderr.lines().find(|l| !l.contains("warning")).unwrap_or_default();
+    assert!(failure.contains("invalid URL: redirect to ftp://127.0.0.1:9/file: not a WebSocket URL"), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,13 +1,16 @@
 //! The library as an embedder uses it: many sessions side by side in one process, each with its own stdio, grant
 //! and limits, each stopped or failing alone.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
 use wsrun::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wsrun::{Limits, Outcome, Runtime};
 use wsrun_test_artifacts::{TEST_MISBEHAVE, TEST_SPIN};
 
-use crate::servers::Server;
+use crate::servers::{self, Server, Ws};
+use crate::util::{within, BOUND};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_fail_and_stop_alone() {
@@ -32,12 +35,10 @@ async fn sessions_fail_and_stop_alone() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     cancel.cancel();
 
-    let bound = Duration::from_secs(10);
-    let (talking, trapping, hoarding, spinning) = tokio::time::timeout(bound, async {
+    let (talking, trapping, hoarding, spinning) = within(BOUND, "the four sessions' ends", async {
         (talking.await.unwrap(), trapping.await.unwrap(), hoarding.await.unwrap(), spinning.await.unwrap())
     })
-    .await
-    .expect("a session did not end");
+    .await;
     assert_eq!(talking, Outcome::Exited(0));
     let output = String::from_utf8(stdout.contents().to_vec()).unwrap();
     assert!(output.contains("< a\n< b\nConnection closed: 1000 (OK).\n"), "{output}");
@@ -52,22 +53,91 @@ async fn a_session_timeout_is_its_own() {
     let runtime = Runtime::new().unwrap();
     let spin = runtime.load_file(TEST_SPIN.as_ref()).unwrap();
     let short = Limits { timeout: Some(Duration::from_millis(200)), ..Limits::default() };
+    let started = Instant::now();
     let quick = tokio::spawn(spin.session(&server.url).limits(short).run());
     let long = spin.session(&server.url);
     let cancel_long = long.cancel_handle();
     let long = tokio::spawn(long.run());
-    assert_eq!(quick.await.unwrap(), Outcome::TimedOut(Duration::from_millis(200)));
+    let quick = within(BOUND, "the session with a timeout", quick).await.unwrap();
+    assert_eq!(quick, Outcome::TimedOut(Duration::from_millis(200)));
+    // The outcome names the limit, not the time taken: the time is checked on its own.
+    assert!(started.elapsed() >= Duration::from_millis(200), "timed out after {:?}", started.elapsed());
     assert!(!long.is_finished(), "the other session must still be running");
     cancel_long.cancel();
-    assert_eq!(long.await.unwrap(), Outcome::Interrupted);
+    assert_eq!(within(BOUND, "the cancelled session", long).await.unwrap(), Outcome::Interrupted);
+}
+
+/// A server that plays `rounds` rounds of echo with each connection (without end for `None`), then closes.
+async fn rounds_server(rounds: Option<usize>) -> Server {
+    Server::start(move |mut ws: Ws| async move {
+        for round in 0..rounds.unwrap_or(usize::MAX) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            ws.send(Message::text(format!("round {round}"))).await.ok()?;
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => {}
+                Some(Ok(Message::Close(frame))) => {
+                    let frame = frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.as_str().to_owned()));
+                    while let Some(Ok(_)) = ws.next().await {}
+                    return Some(frame);
+                }
+                _ => return None,
+            }
+        }
+        ws.close(None).await.ok()?;
+        servers::until_close(ws).await
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn many_sessions_side_by_side_some_cancelled() {
+    // What host/examples/many_sessions.rs shows, without depending on when the cancels land: the sessions to cancel
+    // talk to a server that never ends its rounds, the others to one that closes after three.
+    const SESSIONS: usize = 100;
+    const CANCELLED: usize = 10;
+    let finite = rounds_server(Some(3)).await;
+    let endless = rounds_server(None).await;
+    let runtime = Runtime::new().unwrap();
+    let echo = runtime.load_bundled("echo").unwrap();
+    let mut cancels = Vec::new();
+    let mut running = Vec::new();
+    for index in 0..SESSIONS {
+        let session = echo.session(if index < CANCELLED { &endless.url } else { &finite.url });
+        if index < CANCELLED {
+            cancels.push(session.cancel_handle());
+        }
+        running.push(tokio::spawn(session.run()));
+    }
+    let connected = async {
+        while endless.requests().len() < CANCELLED {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    within(BOUND, "the sessions to cancel connecting", connected).await;
+    for cancel in &cancels {
+        cancel.cancel();
+    }
+    let outcomes = within(BOUND, "every session's end", futures_util::future::join_all(running)).await;
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        let expected = if index < CANCELLED { Outcome::Interrupted } else { Outcome::Exited(0) };
+        assert_eq!(outcome.unwrap(), expected, "session {index}");
+    }
+    assert_eq!(endless.closes(CANCELLED).await, vec![Some((1001, String::new())); CANCELLED], "cancelled: 1001");
+    let finished = finite.closes(SESSIONS - CANCELLED).await;
+    assert_eq!(finished.len(), SESSIONS - CANCELLED, "every other session answered the server's close");
+    assert!(finished.iter().all(Option::is_some), "a session left without answering the server's close");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "the example cancels a fixed 90 ms after the last connect and needs that to land within its sessions' \
+            300 ms of rounds, which a loaded machine misses; many_sessions_side_by_side_some_cancelled tests the same \
+            without the timing"]
 async fn the_many_sessions_example_runs() {
     // Examples are built beside the test binaries (target/<profile>/examples).
     let exe = std::env::current_exe().unwrap();
     let example = exe.parent().unwrap().parent().unwrap().join("examples/many_sessions");
-    let output = tokio::process::Command::new(&example).args(["100", "10"]).output().await.unwrap();
+    let run = tokio::process::Command::new(&example).args(["100", "10"]).kill_on_drop(true).output();
+    let output = within(Duration::from_secs(60), "the many_sessions example", run).await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("90 finished, 10 cancelled, 0 otherwise"), "{stdout}");

@@ -1,20 +1,25 @@
 //! End-to-end tests: the real `wsrun` binary, real guests built from source, real WebSocket servers on loopback.
 
 mod proxy;
+mod raw;
 mod servers;
 mod tls;
 mod util;
 
 mod attacks;
+mod bad_peers;
+mod cache;
 mod cancel;
 mod client;
+mod client_input;
 mod client_modes;
 mod connect_errors;
 mod embedding;
 mod end_of_input;
-mod bad_peers;
-mod cache;
+mod grant;
+mod limits;
 mod load_errors;
 mod sandbox;
 mod scripting;
 mod tls_and_proxy;
+mod usage;

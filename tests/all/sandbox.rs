@@ -1,15 +1,18 @@
 //! What an untrusted guest can and cannot do: only what was granted, within its limits, and whatever it does
 //! (trap, panic, hoard memory, flood stdout) ends in one clear message without harm to the host.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use wsrun_test_artifacts::{TEST_MISBEHAVE, TEST_SOCKETS, TEST_SPIN};
 
-use crate::servers::{self, Server, Ws};
-use crate::util::{run_with_input, wsrun, Run};
+use crate::raw;
+use crate::servers::{self, Server};
+use crate::util::{run_with_input, within, wsrun, Run, Running, BOUND};
 
 async fn misbehave(host_args: &[&str], url: &str, mode: &[&str]) -> Run {
     let mut args = host_args.to_vec();
@@ -66,6 +69,13 @@ async fn the_guests_own_exit_code_is_wsruns() {
     let run = misbehave(&[], &server.url, &["exit-code"]).await;
     assert_eq!(run.code(), Some(42), "{run:?}");
     assert_eq!(run.stderr, "");
+    // Every code a guest can give (WASI's exit-with-code takes a byte) passes unchanged, the ones wsrun uses
+    // itself included.
+    for code in [0, 1, 2, 3, 130, 254, 255] {
+        let run = misbehave(&[], &server.url, &["exit-code", &code.to_string()]).await;
+        assert_eq!(run.code(), Some(code), "{run:?}");
+        assert_eq!(run.stderr, "", "{run:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -105,46 +115,77 @@ async fn denied_connections_are_logged_at_debug_level() {
     assert!(run.stderr.contains(&format!("wsrun: debug: denied: following a redirect to {}", elsewhere.url)), "{run:?}");
 }
 
+/// The send and receive queues (bytes the kernel holds) of the TCP socket from `local` to `remote` port on
+/// 127.0.0.1, from /proc/net/tcp.
+fn tcp_queues(local: u16, remote: u16) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |address: &str| address.split_once(':').and_then(|(_, port)| u16::from_str_radix(port, 16).ok());
+    table.lines().skip(1).find_map(|row| {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        if port(fields[1])? != local || port(fields[2])? != remote {
+            return None;
+        }
+        let (tx, rx) = fields[4].split_once(':')?;
+        Some((u64::from_str_radix(tx, 16).ok()?, u64::from_str_radix(rx, 16).ok()?))
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_that_never_reads_keeps_the_host_queue_bounded() {
-    // The server sends as fast as it can; the guest never reads. The host must stop reading at its limits, which
-    // stops the server (its sends block), rather than buffer without bound.
-    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
-    let server = Server::start(move |mut ws: Ws| {
-        let sent_tx = sent_tx.clone();
-        async move {
-            let payload = vec![7u8; 4096];
-            let mut sent = 0u64;
-            let flood = async {
-                while ws.send(Message::binary(payload.clone())).await.is_ok() {
-                    sent += 1;
-                }
-            };
-            let _ = tokio::time::timeout(Duration::from_millis(1500), flood).await;
-            let _ = sent_tx.send(sent);
-            None
+    // The server sends 4 KiB messages as fast as it can; the guest never reads. The host must stop reading at its
+    // limits (100 KiB here), which holds the server back through TCP, rather than buffer without bound. What the
+    // host took off its socket is what the server wrote less what the kernel still holds (the server's send queue
+    // and wsrun's receive queue), measured once the server is stuck.
+    const FRAME: u64 = 4096 + 4;
+    let (url, listener) = raw::listen().await;
+    let server_port = listener.local_addr().unwrap().port();
+    let written = Arc::new(AtomicU64::new(0));
+    let (client_tx, client_port) = tokio::sync::oneshot::channel();
+    let counter = written.clone();
+    tokio::spawn(async move {
+        let (tcp, peer) = listener.accept().await.ok()?;
+        let _ = client_tx.send(peer.port());
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.ok()?;
+        let payload = vec![7u8; 4096];
+        while ws.send(Message::binary(payload.clone())).await.is_ok() {
+            counter.fetch_add(FRAME, Ordering::Relaxed);
         }
-    })
-    .await;
-    let mut args = vec!["--verbose", "--timeout", "1s", "--close-timeout", "100ms"];
-    args.extend(["--max-queued", "50", "--max-queued-bytes", "100K", TEST_MISBEHAVE, &server.url, "idle"]);
-    let run = run_with_input(&args, b"").await;
-    assert_eq!(run.code(), Some(1), "{run:?}");
-    assert!(run.stderr.contains("wsrun: timed out after 1s"), "{run:?}");
-    let figures = run.stderr.lines().find(|l| l.contains("queue peak")).unwrap_or_else(|| panic!("{run:?}"));
-    let peak: Vec<usize> = figures
-        .split("queue peak ")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|n| !n.is_empty())
-        .take(2)
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert!(peak[0] <= 50 && peak[1] <= 100 << 10, "queue peak over its limits: {figures}");
-    let sent = tokio::time::timeout(Duration::from_secs(3), sent_rx.recv()).await.unwrap().unwrap();
-    // What the sockets' buffers hold plus the queue, far less than 1.5 s of loopback flooding (millions).
-    assert!(sent < 200_000, "the server was never held back: it sent {sent} messages");
+        Some(())
+    });
+    let mut wsrun = Running::spawn(&["--max-queued", "50", "--max-queued-bytes", "100K", TEST_MISBEHAVE, &url, "idle"]);
+    wsrun.wait_for_line("connected").await;
+    let client_port = within(BOUND, "the connection", client_port).await.unwrap();
+
+    // Stuck: nothing more written for half a second.
+    let stuck = async {
+        let mut last = (written.load(Ordering::Relaxed), Instant::now());
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = written.load(Ordering::Relaxed);
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() >= Duration::from_millis(500) {
+                return now;
+            }
+        }
+    };
+    let written = tokio::time::timeout(Duration::from_secs(5), stuck)
+        .await
+        .unwrap_or_else(|_| panic!("the server was never held back: it wrote {} MiB", written.load(Ordering::Relaxed) >> 20));
+    let (server_send_queue, _) = tcp_queues(server_port, client_port).expect("the server's socket");
+    let (_, wsrun_receive_queue) = tcp_queues(client_port, server_port).expect("wsrun's socket");
+    let taken = written.saturating_sub(server_send_queue + wsrun_receive_queue);
+    // The queue's 100 KiB, plus what a reader may hold outside it: one message waiting for room, and the
+    // WebSocket library's read buffer (128 KiB).
+    let most = (100 << 10) + FRAME + (128 << 10) + FRAME;
+    assert!(
+        taken <= most,
+        "wsrun took {taken} bytes off the socket for a guest that reads nothing, more than {most} (the server wrote \
+         {written}; the kernel holds {server_send_queue} + {wsrun_receive_queue})"
+    );
+
+    wsrun.signal(libc::SIGINT);
+    assert_eq!(wsrun.finish().await.code(), Some(130));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -153,7 +194,7 @@ async fn a_closed_stdout_ends_the_guest_quietly() {
     let mut child = wsrun(&[TEST_MISBEHAVE, &server.url, "stdout-flood"]).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 4096];
-    stdout.read_exact(&mut first).await.unwrap();
+    within(BOUND, "wsrun's first output", stdout.read_exact(&mut first)).await.unwrap();
     drop(stdout);
     let run = crate::util::finish(child, std::time::Instant::now()).await;
     assert_eq!(run.code(), Some(0), "{run:?}");
@@ -167,7 +208,7 @@ async fn the_client_piped_into_a_reader_that_stops_closes_cleanly() {
     let _stdin = child.stdin.take();
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 64];
-    stdout.read_exact(&mut first).await.unwrap();
+    within(BOUND, "wsrun's first output", stdout.read_exact(&mut first)).await.unwrap();
     drop(stdout);
     let run = crate::util::finish(child, std::time::Instant::now()).await;
     assert_eq!(run.code(), Some(0), "{run:?}");

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wsrun_test_artifacts::{JS_ECHO, JS_SCENARIO, PY_ECHO, PY_SCENARIO, SCENARIO};
 
 use crate::servers::{self, Server, Ws};
-use crate::util::{run_with_input_within, Running};
+use crate::util::{run_with_input_within, within, Running, BOUND};
 
 /// How long a run of a scripted guest may take: its first start compiles 12-18 MB of wasm, several at once here.
 const SCRIPT_BOUND: Duration = Duration::from_secs(120);
@@ -36,7 +36,8 @@ async fn feed(answer: bool) -> Server {
 async fn echo_round_trips(guest: &str) {
     let (server, mut results) = Server::echo_checker().await;
     let run = run_script(&[guest, &server.url]).await;
-    assert_eq!(results.recv().await, Some(true), "the echoes differ: {run:?}");
+    let result = within(BOUND, "the echo check", results.recv()).await;
+    assert_eq!(result, Some(true), "the echoes differ: {run:?}");
     assert_eq!(run.code(), Some(0), "{run:?}");
 }
 
@@ -58,7 +59,8 @@ async fn ctrl_c_stops_a_spinning_script(guest: &str) {
     // Generous: the first start may compile the component (seconds) before connecting.
     let mut wsrun = Running::spawn(&[guest, &server.url, "spin"]);
     wsrun.wait_for_line_within("connected", SCRIPT_BOUND).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Burning CPU: the script is in its loop.
+    wsrun.wait_for_cpu(Duration::from_millis(100)).await;
     wsrun.signal(libc::SIGINT);
     let run = wsrun.finish().await;
     assert_eq!(run.code(), Some(130), "{guest}: {run:?}");
@@ -123,7 +125,8 @@ async fn a_signal_while_a_guest_compiles_is_answered_at_once() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // --no-cache: the 18 MB Python component compiles for seconds; the signal comes in the middle of it.
         let wsrun = Running::spawn(&["--no-cache", PY_ECHO, &server.url]);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Compiling: wsrun burns CPU (the compile takes seconds of it) before the guest can connect.
+        wsrun.wait_for_cpu(Duration::from_millis(300)).await;
         let sent = std::time::Instant::now();
         wsrun.signal(signal);
         let run = wsrun.finish().await;

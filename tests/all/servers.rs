@@ -302,17 +302,24 @@ pub async fn echo(mut ws: Ws) -> SeenClose {
     }
 }
 
-/// A TCP server that accepts connections and never answers: a WebSocket handshake to it waits forever. Each
-/// accepted connection is announced on the returned channel.
+/// A TCP server that accepts connections, reads the upgrade request and never answers: a WebSocket handshake to
+/// it waits forever. Each request read is announced on the returned channel (the client is then waiting for the
+/// answer).
 pub async fn silent() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("ws://{}/", listener.local_addr().expect("addr"));
-    let (accepted, announcements) = tokio::sync::mpsc::unbounded_channel();
+    let (requested, announcements) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((tcp, _)) = listener.accept().await {
-            held.push(tcp);
-            let _ = accepted.send(());
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let requested = requested.clone();
+            tokio::spawn(async move {
+                if crate::raw::read_request(&mut tcp).await.is_some() {
+                    let _ = requested.send(());
+                }
+                // Hold the connection, answering nothing, until the client drops it.
+                let mut sink = [0u8; 1024];
+                while matches!(tokio::io::AsyncReadExt::read(&mut tcp, &mut sink).await, Ok(1..)) {}
+            });
         }
     });
     (url, announcements, task)

@@ -36,4 +36,14 @@ impl TestPki {
             .unwrap();
         TestPki { ca_pem: ca_cert.pem(), acceptor: TlsAcceptor::from(Arc::new(config)) }
     }
+
+    /// The CA certificate written to a file of its own, for `--cacert`.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static FILES: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("ca-{}-{}.pem", std::process::id(), FILES.fetch_add(1, Ordering::Relaxed));
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        std::fs::write(&path, &self.ca_pem).unwrap();
+        path
+    }
 }

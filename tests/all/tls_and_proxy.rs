@@ -4,12 +4,10 @@
 use crate::proxy::ConnectProxy;
 use crate::servers::{self, Server};
 use crate::tls::TestPki;
-use crate::util::{run_with_input, wsrun};
+use crate::util::{run_command, run_with_input, wsrun};
 
 fn ca_file(pki: &TestPki) -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ca-{}-{:?}.pem", std::process::id(), std::thread::current().id()));
-    std::fs::write(&path, &pki.ca_pem).unwrap();
-    path
+    pki.ca_file()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,16 +78,22 @@ async fn the_environment_names_the_proxy_and_no_proxy_bypasses_it() {
     let proxy = ConnectProxy::start().await;
     let server = Server::echo().await;
     let mut command = wsrun(&[&server.url]);
-    command.env("http_proxy", &proxy.url).env_remove("no_proxy").env_remove("NO_PROXY");
-    let output = command.output().await.unwrap();
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    command.env("http_proxy", &proxy.url);
+    let run = run_command(command).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(proxy.tunnels.lock().unwrap().len(), 1, "the proxy was not used");
 
     let mut command = wsrun(&[&server.url]);
+    command.env("HTTP_PROXY", &proxy.url);
+    let run = run_command(command).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 2, "the upper-case variable was not used");
+
+    let mut command = wsrun(&[&server.url]);
     command.env("http_proxy", &proxy.url).env("no_proxy", "localhost,127.0.0.1");
-    let output = command.output().await.unwrap();
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert_eq!(proxy.tunnels.lock().unwrap().len(), 1, "no_proxy was not honoured");
+    let run = run_command(command).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 2, "no_proxy was not honoured");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -29,9 +29,17 @@ impl Run {
     }
 }
 
-/// A `wsrun` command with piped stdio.
+/// The proxy variables wsrun reads (curl's, both cases): cleared for every run, so that on a machine with a proxy
+/// set, loopback tests do not go through it. A test that wants one sets it on the command.
+const PROXY_VARIABLES: [&str; 8] =
+    ["http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"];
+
+/// A `wsrun` command with piped stdio, no proxy settings and the tests' own compiled cache.
 pub fn wsrun(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wsrun"));
+    for name in PROXY_VARIABLES {
+        command.env_remove(name);
+    }
     // The tests' own compiled cache, not the user's.
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
     command
@@ -69,6 +77,32 @@ pub async fn finish(child: Child, started: Instant) -> Run {
     finish_within(child, started, BOUND).await
 }
 
+/// Run a prepared `command` (from [`wsrun`], with its environment changed, say) with empty stdin, at most [`BOUND`].
+pub async fn run_command(mut command: Command) -> Run {
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn wsrun");
+    drop(child.stdin.take());
+    finish(child, started).await
+}
+
+/// Wait for `future`, at most `bound`; past it the test fails saying what it was waiting for.
+pub async fn within<T>(bound: Duration, what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(bound, future).await.unwrap_or_else(|_| panic!("{what}: nothing within {bound:?}"))
+}
+
+/// CPU time (user and system, all threads) that process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 14th
+    // and 15th fields of the line, the 12th and 13th after the name.
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
 async fn finish_within(child: Child, started: Instant, bound: Duration) -> Run {
     let output = tokio::time::timeout(bound, child.wait_with_output())
         .await
@@ -87,6 +121,8 @@ pub struct Running {
     child: Child,
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Reads stdout into `stdout` and `lines` until wsrun closes it.
+    reader: tokio::task::JoinHandle<()>,
     stderr: tokio::task::JoinHandle<String>,
     /// Held so the guest's stdin stays open until the test ends (or [`end_input`](Running::end_input)).
     stdin: Option<tokio::process::ChildStdin>,
@@ -103,7 +139,7 @@ impl Running {
         let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
         let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let collected = stdout.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             while let Ok(Some(line)) = out.next_line().await {
                 collected.lock().unwrap().push_str(&format!("{line}\n"));
                 let _ = tx.send(line);
@@ -114,7 +150,7 @@ impl Running {
             let _ = err.read_to_string(&mut text).await;
             text
         });
-        Running { child, lines, stdout, stderr, stdin }
+        Running { child, lines, stdout, reader, stderr, stdin }
     }
 
     /// Write `input` to wsrun's stdin, then close it: the end of input.
@@ -161,6 +197,19 @@ impl Running {
         self.child.id().expect("wsrun is running")
     }
 
+    /// Wait until wsrun has used `cpu` more CPU time than it had at this call: the sign that it is busy (a guest
+    /// spinning, a guest compiling), at most [`BOUND`].
+    pub async fn wait_for_cpu(&self, cpu: Duration) {
+        let pid = self.pid();
+        let start = cpu_time(pid);
+        let busy = async {
+            while cpu_time(pid) < start + cpu {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        within(BOUND, &format!("wsrun using {cpu:?} of CPU"), busy).await;
+    }
+
     /// Send `signal` (for example `libc::SIGINT`) to the process.
     pub fn signal(&self, signal: i32) {
         let pid = self.child.id().expect("wsrun is running") as i32;
@@ -176,9 +225,9 @@ impl Running {
             .unwrap_or_else(|_| panic!("wsrun did not exit within {BOUND:?}"))
             .expect("wait for wsrun");
         let elapsed = started.elapsed();
-        let stderr = self.stderr.await.unwrap_or_default();
-        // Let the stdout reader catch up with the last lines.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // wsrun has exited, so its stdout and stderr are at their end: the readers have the last bytes.
+        let stderr = within(BOUND, "the end of wsrun's stderr", self.stderr).await.unwrap_or_default();
+        within(BOUND, "the end of wsrun's stdout", self.reader).await.expect("the stdout reader");
         let stdout = self.stdout.lock().unwrap().clone();
         Run { status, stdout, stderr, elapsed }
     }

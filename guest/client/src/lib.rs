@@ -310,9 +310,14 @@ impl Session {
                 }
                 Ok(None) => {
                     let frame = self.conn.close_status().unwrap_or(CloseFrame { code: 1006, reason: String::new() });
-                    if self.closing && frame.code == 1006 {
-                        // The host gives the server wsrun's --close-timeout to answer our close, then drops it.
-                        eprintln!("wsrun: the server did not answer the close in time (wsrun --close-timeout)");
+                    // An end without a closing handshake is a failure: one line says which, unless an error said it.
+                    if frame.code == 1006 && !self.lost {
+                        if self.closing {
+                            // The host gives the server wsrun's --close-timeout to answer our close, then drops it.
+                            eprintln!("wsrun: the server did not answer the close in time (wsrun --close-timeout)");
+                        } else {
+                            eprintln!("wsrun: connection lost: the server left without a close frame");
+                        }
                     }
                     let _ = self.out.closed(&frame);
                     // A closing handshake, whatever its code, is the session ending as agreed; a vanished peer is not.

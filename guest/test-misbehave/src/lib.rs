@@ -1,13 +1,15 @@
 //! Test guest: misbehaves in the way its second argument names, so the tests can check that the host contains
 //! it. Modes: unreachable, out-of-bounds, stack-overflow, panic, memory-bomb, connections, idle, stdout-flood,
-//! env, files (reach for what was not granted and say what happened), exit-code (exits with 42), and the attacks
-//! on the host's limits: hold-closed, hold-unread, churn N, long-host, headers, handles.
+//! env, files (reach for what was not granted and say what happened), exit-code [N] (exits with N, default 42),
+//! the attacks on the host's limits: hold-closed, hold-unread, churn N, long-host, headers, handles, and the
+//! probes that print what the host answered, by its WIT name: connect TARGET ['NAME: VALUE'] (connect to TARGET
+//! rather than the session's URL, perhaps with a header), send-after-close, receive (the size of each message).
 
 use std::hint::black_box;
 
 use wsrun_guest::wasi::cli::exit;
 use wsrun_guest::wasi::clocks::monotonic_clock;
-use wsrun_guest::{args, connect_to_url_arg, describe, ConnectOptions, Connection, Guest, Stdout};
+use wsrun_guest::{args, connect_to_url_arg, describe, ConnectOptions, Connection, ErrorCode, Guest, Message, Stdout};
 
 struct Misbehave;
 
@@ -155,14 +157,82 @@ impl Guest for Misbehave {
                 }
             }
             Some("exit-code") => {
-                exit::exit_with_code(42);
+                let code = match args.get(3) {
+                    Some(code) => code.parse().map_err(|_| eprintln!("wsrun: test-misbehave: exit codes are 0-255"))?,
+                    None => 42,
+                };
+                exit::exit_with_code(code);
                 Ok(())
+            }
+            Some("connect") => {
+                let target = args.get(3).map_or("", String::as_str);
+                let headers = args.get(4).and_then(|header| header.split_once(':')).map(|(name, value)| {
+                    wsrun_guest::Header { name: name.trim().into(), value: value.trim().into() }
+                });
+                let options = ConnectOptions { headers: headers.into_iter().collect(), ..ConnectOptions::default() };
+                let line = match Connection::connect(target, &options) {
+                    Ok(conn) => format!("connect: ok {}", conn.url()),
+                    Err(e) => format!("connect: {}: {}", error_name(&e), describe(&e)),
+                };
+                let _ = Stdout::get().line(&line);
+                Ok(())
+            }
+            Some("send-after-close") => {
+                let conn = connect_to_url_arg()?;
+                let closed = conn.close(1000, "done").map_or_else(|e| error_name(&e).to_owned(), |()| "ok".into());
+                let sent = match conn.send(&Message::Text("too late".into())) {
+                    Ok(()) => "ok".to_owned(),
+                    Err(e) => format!("{}: {}", error_name(&e), describe(&e)),
+                };
+                let _ = Stdout::get().line(&format!("close: {closed}; send: {sent}"));
+                Ok(())
+            }
+            // Print the kind and size of each message received, then how the connection ended.
+            Some("receive") => {
+                let conn = connect_to_url_arg()?;
+                let out = Stdout::get();
+                loop {
+                    let line = match conn.receive() {
+                        Ok(Some(Message::Text(text))) => format!("text {}", text.len()),
+                        Ok(Some(Message::Binary(bytes))) => format!("binary {}", bytes.len()),
+                        Ok(Some(_)) => continue,
+                        Ok(None) => {
+                            let code = conn.close_status().map_or(0, |frame| frame.code);
+                            let _ = out.line(&format!("closed {code}"));
+                            return Ok(());
+                        }
+                        Err(e) => format!("error {}: {}", error_name(&e), describe(&e)),
+                    };
+                    let _ = out.line(&line);
+                }
             }
             other => {
                 eprintln!("wsrun: test-misbehave: unknown mode {other:?}");
                 Err(())
             }
         }
+    }
+}
+
+/// The WIT name of an error code, so the tests see which case reached the guest.
+fn error_name(error: &ErrorCode) -> &'static str {
+    match error {
+        ErrorCode::InvalidUrl(_) => "invalid-url",
+        ErrorCode::InvalidArgument(_) => "invalid-argument",
+        ErrorCode::Denied(_) => "denied",
+        ErrorCode::Dns(_) => "dns",
+        ErrorCode::Refused(_) => "refused",
+        ErrorCode::Proxy(_) => "proxy",
+        ErrorCode::Tls(_) => "tls",
+        ErrorCode::Timeout => "timeout",
+        ErrorCode::KeepaliveTimeout => "keepalive-timeout",
+        ErrorCode::HttpStatus(_) => "http-status",
+        ErrorCode::TooManyRedirects(_) => "too-many-redirects",
+        ErrorCode::Protocol(_) => "protocol",
+        ErrorCode::MessageTooLarge(_) => "message-too-large",
+        ErrorCode::Closed(_) => "closed",
+        ErrorCode::Limit(_) => "limit",
+        ErrorCode::Io(_) => "io",
     }
 }
 

@@ -24,10 +24,14 @@ const EXIT_USAGE: u8 = 2;
 pub fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
-        Err(e) => {
-            // --help and --version land here too, with exit code 0.
+        // --help and --version land here too: printed as they are, exit code 0.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("wsrun: {}", usage_error(&e));
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     match run(args) {
@@ -37,6 +41,16 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// A command-line error as one line, like every other failure: clap's first line, without its `error: `.
+fn usage_error(error: &clap::Error) -> String {
+    if error.kind() == clap::error::ErrorKind::MissingRequiredArgument {
+        return "missing URL (see wsrun --help)".to_owned();
+    }
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    format!("{} (see wsrun --help)", first.strip_prefix("error: ").unwrap_or(first))
 }
 
 /// Everything after parsing. `Err` is a usage or load error (exit 2); everything else is in the exit code.
@@ -187,6 +201,8 @@ fn report(program: &Program, outcome: &Outcome) -> ExitCode {
         Outcome::Interrupted => signals::say_interrupted(),
         Outcome::TimedOut(after) => eprintln!("wsrun: timed out after {}", format_duration(*after)),
     }
+    // A guest's own code is a byte (WASI's `exit-with-code` takes a u8) and passes unchanged; nothing else is
+    // outside 0-255 either, but were it so, it would be a failure like any other: 1.
     ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(1))
 }
 

@@ -1,0 +1,59 @@
+//! The command line's own errors: exit code 2 and one `wsrun: ...` line, before anything is loaded or connected;
+//! `--help` and `--version` are not errors.
+
+use crate::util::{run_with_input, Run};
+
+/// Exit 2, nothing on stdout, exactly one line on stderr: `wsrun: ` and then something containing `needle`.
+fn assert_usage_error(run: &Run, needle: &str) {
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {run:?}");
+    assert!(lines[0].starts_with("wsrun: ") && lines[0].contains(needle), "expected {needle:?}: {run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_errors_are_one_line_and_exit_2() {
+    // Port 9 (discard) is never listened on by the tests: nothing may get as far as connecting anyway.
+    let url = "ws://127.0.0.1:9/";
+    let cases: &[(&[&str], &str)] = &[
+        (&["--frobnicate", url], "unknown option --frobnicate (see wsrun --help)"),
+        (&[], "missing URL"),
+        (&["echo"], "missing URL after the guest echo"),
+        (&["--timeout", "soon", url], "invalid value 'soon' for '--timeout <DURATION>'"),
+        (&["--timeout", "5d", url], "invalid duration unit"),
+        (&["--close-timeout", "-1s", url], "--close-timeout"),
+        (&["--max-memory", "12Q", url], "invalid size unit in \"12Q\""),
+        (&["--max-message-size", "lots", url], "invalid size"),
+        (&["--max-connections", "many", url], "--max-connections"),
+        (&["--timeout"], "a value is required for '--timeout <DURATION>'"),
+        (&["--env", "NOVALUE", url], "expected NAME=VALUE"),
+        (&["--allow", "ws://a:b:c", url], "--allow"),
+        (&["--proxy", "ftp://127.0.0.1:9", url], "only http:// proxies"),
+        (&["--no-cache", "--cache-dir", "/tmp", url], "cannot be used with"),
+        (&["--jsonl", url], "--jsonl is an option of the client guest: put it after the URL"),
+        (&["compile"], "usage: wsrun compile GUEST -o FILE"),
+        (&["compile", "echo"], "usage: wsrun compile GUEST -o FILE"),
+        (&["compile", "echo", "-o"], "usage: wsrun compile GUEST -o FILE"),
+        (&["compile", "echo", "--out", "x.cwasm"], "usage: wsrun compile GUEST -o FILE"),
+        (&["compile", "nosuchguest", "-o", "x.cwasm"], "no guest named nosuchguest"),
+    ];
+    for (args, needle) in cases {
+        let run = run_with_input(args, b"").await;
+        assert_usage_error(&run, needle);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_and_version_exit_0() {
+    for flag in ["--help", "-h"] {
+        let run = run_with_input(&[flag], b"").await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert!(run.stdout.contains("Usage: wsrun") && run.stdout.contains("Exit codes:"), "{run:?}");
+        assert_eq!(run.stderr, "", "{run:?}");
+    }
+    let run = run_with_input(&["--version"], b"").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(run.stdout, format!("wsrun {}\n", env!("CARGO_PKG_VERSION")), "{run:?}");
+    assert_eq!(run.stderr, "", "{run:?}");
+}
