@@ -19,6 +19,7 @@ mod end_of_input;
 mod grant;
 mod limits;
 mod load_errors;
+mod ordering;
 mod sandbox;
 mod scripting;
 mod tls_and_proxy;

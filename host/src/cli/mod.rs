@@ -67,7 +67,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     }
     let invocation = args.invocation()?;
     let transport = transport(&args)?;
-    let tokio = tokio::runtime::Builder::new_multi_thread()
+    let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

@@ -1,13 +1,15 @@
 //! Ctrl+C and SIGTERM, watched from before the guest is loaded (a Python guest compiles for seconds): the first
 //! signal stops the loading, or cancels the session (which then closes its connections cleanly); the second exits
 //! at once.
+//!
+//! They are watched on a thread of their own: the session runs on a single-threaded runtime, where a guest spinning
+//! in wasm yields only at the next epoch tick; from here the cancel handle stops it at once.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
-use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 use crate::CancelHandle;
 
@@ -18,35 +20,49 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub struct Signals {
     received: watch::Receiver<u32>,
     session: Arc<Mutex<Option<CancelHandle>>>,
-    _task: AbortOnDropJoinHandle<()>,
 }
 
 impl Signals {
-    /// Install the handlers now: from here on no signal kills the process without a word.
+    /// Install the handlers now (they are in place when this returns): from here on no signal kills the process
+    /// without a word. The watching thread lives as long as the process.
     pub fn watch() -> Result<Self, String> {
-        let cannot = |e: std::io::Error| format!("cannot watch for signals: {e}");
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(cannot)?;
-        let mut terminate = signal(SignalKind::terminate()).map_err(cannot)?;
         let (count, received) = watch::channel(0u32);
         let session: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
         let target = session.clone();
-        let task = wasmtime_wasi::runtime::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-                count.send_modify(|count| *count += 1);
-                if *count.borrow() > 1 {
-                    say_interrupted();
-                    std::process::exit(EXIT_INTERRUPTED.into());
-                }
-                if let Some(cancel) = target.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                    cancel.cancel();
-                }
-            }
-        });
-        Ok(Signals { received, session, _task: task })
+        let (installed, installing) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("wsrun-signals".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
+                    Ok(runtime) => runtime,
+                    Err(e) => return drop(installed.send(Err(format!("cannot watch for signals: {e}")))),
+                };
+                runtime.block_on(async move {
+                    let cannot = |e: std::io::Error| format!("cannot watch for signals: {e}");
+                    let (mut interrupt, mut terminate) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+                        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
+                        (Err(e), _) | (_, Err(e)) => return drop(installed.send(Err(cannot(e)))),
+                    };
+                    let _ = installed.send(Ok(()));
+                    loop {
+                        tokio::select! {
+                            _ = interrupt.recv() => {}
+                            _ = terminate.recv() => {}
+                        }
+                        count.send_modify(|count| *count += 1);
+                        if *count.borrow() > 1 {
+                            say_interrupted();
+                            std::process::exit(EXIT_INTERRUPTED.into());
+                        }
+                        if let Some(cancel) = target.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                            cancel.cancel();
+                        }
+                    }
+                });
+            })
+            .map_err(|e| format!("cannot watch for signals: {e}"))?;
+        installing.recv().map_err(|_| "cannot watch for signals".to_owned())??;
+        Ok(Signals { received, session })
     }
 
     /// From now on a signal cancels this session (and one that came already does so at once).

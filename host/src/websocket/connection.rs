@@ -1,13 +1,12 @@
 //! An open connection: the reader task that fills a bounded queue (and sends keepalive pings), the writer the guest
 //! sends through, and the close status both sides see.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{Error as WsProtocolError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -17,20 +16,17 @@ use tokio_tungstenite::WebSocketStream;
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 use super::errors::{abnormal_closure, from_transport};
+use super::queue::{Queue, SessionBudget};
 use super::transport::Stream;
 use crate::bindings::websocket::{CloseFrame, ErrorCode, Message};
 
 pub(crate) type WsStream = WebSocketStream<Stream>;
 
-/// One item for the guest: a message, or the error that ended the connection, with its share of the connection's
-/// and the session's byte budgets (given back when the guest takes it).
-struct Incoming {
-    item: Result<Message, ErrorCode>,
-    _bytes: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
-}
+pub(crate) use super::queue::Received;
 
-/// What the guest gets from `receive`: a message, `None` for the end, or an error.
-pub(crate) type Received = Result<Option<Message>, ErrorCode>;
+/// After a protocol error, how long the guest has to take the messages that came before it (and to answer them)
+/// before the failing close frame goes out: a guest that does not read cannot keep a broken connection open.
+const FAILURE_DRAIN: Duration = Duration::from_millis(500);
 
 /// How the reader task treats a connection: the guest's `connect-options` and the session's queue limits.
 #[derive(Clone, Debug)]
@@ -40,9 +36,7 @@ pub(crate) struct ReadOptions {
     /// Bytes that may wait for the guest before reading stops.
     pub queued_bytes: usize,
     /// The session's byte budget, shared by all its connections: reading stops when it is spent too.
-    pub session_budget: Arc<Semaphore>,
-    /// The size of `session_budget`.
-    pub session_queued_bytes: usize,
+    pub session_budget: Arc<SessionBudget>,
     /// Queue pings and pongs for the guest too.
     pub control_frames: bool,
     /// Ping every `.0`; give up when no pong came `.1` after a ping.
@@ -57,9 +51,7 @@ pub(crate) struct ReadOptions {
 /// close frame and wait for the peer's.
 pub struct Connection {
     pub(crate) shared: Arc<Shared>,
-    incoming: mpsc::Receiver<Incoming>,
-    /// A result `ready` already took off the queue, waiting for `receive` or `try-receive`.
-    ready: Option<Received>,
+    queue: Arc<Queue>,
     pub(crate) url: String,
     pub(crate) protocol: Option<String>,
 }
@@ -71,6 +63,8 @@ pub(crate) struct Shared {
     held: AtomicBool,
     /// Reads the socket until the connection ends; dropping the last `Shared` aborts it and closes the socket.
     reader: Mutex<Option<AbortOnDropJoinHandle<()>>>,
+    /// Flushes what the guest sent, once it stops sending for a moment; aborted with the `Shared`.
+    _flusher: AbortOnDropJoinHandle<()>,
 }
 
 /// What the guest's side and the reader task share: the writer and how the connection is going.
@@ -83,59 +77,74 @@ struct Link {
     sent: Mutex<Option<CloseFrame>>,
     /// Told when our close frame goes out, so the reader starts the peer's time to answer it.
     close_sent: tokio::sync::Notify,
-    /// What the reader saw of its queue.
-    stats: Mutex<QueueStats>,
+    /// The reader found a protocol error and will send the failing close once the guest has taken what came
+    /// before it: a session that ends meanwhile leaves that close to the reader.
+    failing: AtomicBool,
+    /// Sent messages wait in the writer's buffer until the flusher runs: `flush_pending` says one is due,
+    /// `flush_due` wakes the flusher (once per batch, not once per message).
+    flush_pending: AtomicBool,
+    flush_due: tokio::sync::Notify,
+    /// For the debug log at the end: where, the queue limits, how many messages came.
+    url: String,
+    limits: (usize, usize),
+    messages: AtomicU64,
+    queue: Arc<Queue>,
 }
 
 impl Connection {
     /// Start the reader task for an open stream and hand back the guest's handle.
     pub(crate) fn start(stream: WsStream, url: String, protocol: Option<String>, options: ReadOptions) -> Connection {
         let (writer, reader) = stream.split();
-        let (tx, incoming) = mpsc::channel(options.queued_messages.max(1));
+        let queue = Arc::new(Queue::new(options.queued_messages, options.queued_bytes, options.session_budget.clone()));
         let link = Arc::new(Link {
             writer: tokio::sync::Mutex::new(Some(writer)),
             closed: Mutex::new(None),
             sent: Mutex::new(None),
             close_sent: tokio::sync::Notify::new(),
-            stats: Mutex::new(QueueStats::default()),
+            failing: AtomicBool::new(false),
+            flush_pending: AtomicBool::new(false),
+            flush_due: tokio::sync::Notify::new(),
+            url: url.clone(),
+            limits: (options.queued_messages, options.queued_bytes),
+            messages: AtomicU64::new(0),
+            queue: queue.clone(),
         });
-        let task = wasmtime_wasi::runtime::spawn(read_loop(reader, tx, link.clone(), options, url.clone()));
-        let shared = Arc::new(Shared { link, held: AtomicBool::new(true), reader: Mutex::new(Some(task)) });
-        Connection { shared, incoming, ready: None, url, protocol }
+        let task = wasmtime_wasi::runtime::spawn(read_loop(reader, link.clone(), options));
+        let flusher = wasmtime_wasi::runtime::spawn(flush_loop(link.clone()));
+        let shared = Arc::new(Shared { link, held: AtomicBool::new(true), reader: Mutex::new(Some(task)), _flusher: flusher });
+        Connection { shared, queue, url, protocol }
     }
 
     /// Wait for the next message, error or end.
     pub(crate) async fn receive(&mut self) -> Received {
-        self.wait_ready().await;
-        self.ready.take().unwrap_or(Ok(None))
+        loop {
+            if let Some(received) = self.queue.try_take() {
+                // A guest that always finds a message waiting would otherwise never let the flusher and the reader
+                // run on a single-threaded runtime: every so often (tokio's budget), it yields here.
+                tokio::task::coop::consume_budget().await;
+                return received;
+            }
+            self.queue.ready().await;
+        }
     }
 
     /// Take the next message, error or end if there is one.
     pub(crate) fn try_receive(&mut self) -> Option<Received> {
-        if let Some(ready) = self.ready.take() {
-            return Some(ready);
-        }
-        match self.incoming.try_recv() {
-            Ok(incoming) => Some(incoming.item.map(Some)),
-            Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => Some(Ok(None)),
-        }
+        self.queue.try_take()
     }
+}
 
-    async fn wait_ready(&mut self) {
-        if self.ready.is_none() {
-            self.ready = Some(match self.incoming.recv().await {
-                Some(incoming) => incoming.item.map(Some),
-                None => Ok(None),
-            });
-        }
+impl Drop for Connection {
+    /// The guest is done with its handle: what it has not taken is dropped, and the reader queues no more.
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 
 #[async_trait::async_trait]
 impl wasmtime_wasi::p2::Pollable for Connection {
     async fn ready(&mut self) {
-        self.wait_ready().await;
+        self.queue.ready().await;
     }
 }
 
@@ -190,8 +199,15 @@ impl Link {
         }
         let mut writer = self.writer.lock().await;
         let Some(sink) = writer.as_mut() else { return Err(self.ended()) };
-        let sent = sink.send(message).await.map_err(|e| self.transport_error(e));
+        // Into the writer's buffer (which writes to the socket by itself past 128 KiB, and waits while the socket is
+        // full: backpressure); the flusher writes the rest once the guest pauses, so a guest that sends many
+        // small messages in a row costs one system call per batch, not one per message.
+        let sent = sink.feed(message).await.map_err(|e| self.transport_error(e));
         self.after_write(&mut writer, sent.is_err());
+        drop(writer);
+        if sent.is_ok() && !self.flush_pending.swap(true, Ordering::AcqRel) {
+            self.flush_due.notify_one();
+        }
         sent
     }
 
@@ -221,6 +237,10 @@ impl Link {
         if let Some(closed) = self.close_status() {
             return Err(ErrorCode::Closed(closed));
         }
+        if self.failing.load(Ordering::Acquire) {
+            // The reader sends the failing close (1002, 1007, 1009) itself.
+            return Err(self.ended());
+        }
         {
             let mut sent = lock(&self.sent);
             if let Some(sent) = &*sent {
@@ -241,16 +261,18 @@ impl Link {
         lock(&self.closed).clone()
     }
 
-    /// The reader gives up on the connection: send a close frame saying why, without waiting on a writer that is
-    /// busy or a peer that does not read.
+    /// The reader gives up on the connection: send a close frame saying why (after what the guest already sent),
+    /// without waiting long on a busy writer or a peer that does not read.
     async fn close_for_failure(&self, code: CloseCode, reason: &str) {
         *lock(&self.sent) = Some(CloseFrame { code: code.into(), reason: reason.to_owned() });
-        if let Ok(mut writer) = self.writer.try_lock() {
+        let send = async {
+            let mut writer = self.writer.lock().await;
             if let Some(sink) = writer.as_mut() {
                 let frame = WireCloseFrame { code, reason: reason.to_owned().into() };
-                let _ = tokio::time::timeout(Duration::from_millis(100), sink.send(WireMessage::Close(Some(frame)))).await;
+                let _ = sink.send(WireMessage::Close(Some(frame))).await;
             }
-        }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(100), send).await;
     }
 
     fn transport_error(&self, error: WsProtocolError) -> ErrorCode {
@@ -266,20 +288,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Read frames until the connection ends, queueing messages for the guest. A full queue stops the reading, and so
 /// the peer (backpressure); a guest that dropped its handle no longer gets messages, but the reading goes on so the
 /// closing handshake can finish.
-async fn read_loop(
-    mut reader: SplitStream<WsStream>,
-    tx: mpsc::Sender<Incoming>,
-    link: Arc<Link>,
-    options: ReadOptions,
-    url: String,
-) {
-    let budget_size = u32::try_from(options.queued_bytes.max(1)).unwrap_or(u32::MAX);
-    let budget = Arc::new(Semaphore::new(budget_size as usize));
-    let session_budget = options.session_budget.clone();
-    *lock(&link.stats) = QueueStats { url, limits: (options.queued_messages, options.queued_bytes), ..QueueStats::default() };
+async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: ReadOptions) {
     let mut deliver = true;
     let mut peer_close = None;
-    let mut failure = None;
+    // Why the reading failed, and the close frame that tells the peer (when the socket may still work).
+    let mut failure: Option<(ErrorCode, Option<(CloseCode, &str)>)> = None;
     let mut keepalive = options.keepalive.map(|(interval, timeout)| Keepalive::new(interval, timeout));
     // When the peer must have answered our close frame (python-websockets' close_timeout): past it, the connection
     // is dropped and ends as 1006.
@@ -292,7 +305,7 @@ async fn read_loop(
                 continue;
             }
             () = sleep_until(close_deadline) => {
-                log::debug!("{}: the peer did not answer our close frame within {:?}; dropping the connection", lock(&link.stats).url, options.close_wait);
+                log::debug!("{}: the peer did not answer our close frame within {:?}; dropping the connection", link.url, options.close_wait);
                 break;
             }
             action = Keepalive::due(&mut keepalive) => {
@@ -307,7 +320,7 @@ async fn read_loop(
                     }
                     Due::GiveUp => {
                         link.close_for_failure(CloseCode::Error, "keepalive ping timeout").await;
-                        failure = Some(ErrorCode::KeepaliveTimeout);
+                        failure = Some((ErrorCode::KeepaliveTimeout, None));
                         break;
                     }
                 }
@@ -344,76 +357,73 @@ async fn read_loop(
             Err(_) if peer_close.is_some() => break,
             Err(error) => {
                 // Tell the peer why, as RFC 6455 asks, when the socket still works.
-                let code = match &error {
+                let close = match &error {
                     WsProtocolError::Capacity(_) => Some((CloseCode::Size, "message too big")),
                     WsProtocolError::Utf8(_) => Some((CloseCode::Invalid, "invalid UTF-8")),
                     WsProtocolError::Protocol(_) => Some((CloseCode::Protocol, "protocol error")),
                     _ => None,
                 };
-                if let Some((code, reason)) = code {
-                    link.close_for_failure(code, reason).await;
-                }
-                failure = Some(from_transport(error, abnormal_closure));
+                failure = Some((from_transport(error, abnormal_closure), close));
                 break;
             }
         };
-        lock(&link.stats).messages += 1;
+        link.messages.fetch_add(1, Ordering::Relaxed);
         if deliver {
             let blocked = Instant::now();
-            // A message larger than a budget still gets through, alone.
-            let session_size = u32::try_from(session_budget_size(&options)).unwrap_or(u32::MAX);
-            let size = u32::try_from(message_size(&item)).unwrap_or(u32::MAX).min(budget_size).min(session_size);
-            let Ok(own) = budget.clone().acquire_many_owned(size).await else { break };
-            let Ok(shared) = session_budget.clone().acquire_many_owned(size).await else { break };
-            let bytes = (own, shared);
-            let queued_bytes = (budget_size as usize) - budget.available_permits();
-            deliver = tx.send(Incoming { item: Ok(item), _bytes: Some(bytes) }).await.is_ok();
-            let queued_messages = tx.max_capacity() - tx.capacity();
-            let mut stats = lock(&link.stats);
-            stats.peak_bytes = stats.peak_bytes.max(queued_bytes);
-            stats.peak_messages = stats.peak_messages.max(queued_messages);
-            drop(stats);
+            let size = message_size(&item);
+            deliver = link.queue.push(item, size).await.is_ok();
+            // Let the guest at the messages now and then, even when the socket always has more.
+            tokio::task::coop::consume_budget().await;
             if let Some(keepalive) = &mut keepalive {
                 // Time spent waiting for the guest is not the peer's fault: its pong may be waiting unread.
                 keepalive.pause(blocked.elapsed());
             }
         }
     }
-    let closed = peer_close.unwrap_or_else(abnormal_closure);
-    lock(&link.stats).close_code = Some(closed.code);
-    *lock(&link.closed) = Some(closed);
+    if let Some((error, close)) = failure {
+        // The messages that came before the error reach the guest first, and their answers go out before the
+        // failing close frame: the guest gets a short time to take them.
+        if close.is_some() {
+            link.failing.store(true, Ordering::Release);
+        }
+        link.queue.fail(error);
+        if let Some((code, reason)) = close {
+            let _ = tokio::time::timeout(FAILURE_DRAIN, link.queue.drained()).await;
+            link.close_for_failure(code, reason).await;
+        }
+    }
+    *lock(&link.closed) = Some(peer_close.unwrap_or_else(abnormal_closure));
     drop(reader);
     link.release_socket();
-    if let (true, Some(error)) = (deliver, failure) {
-        let _ = tx.send(Incoming { item: Err(error), _bytes: None }).await;
-    }
-}
-
-/// What the reader saw of its queue, for the debug log (and the tests that read it).
-#[derive(Default)]
-struct QueueStats {
-    url: String,
-    limits: (usize, usize),
-    messages: u64,
-    peak_messages: usize,
-    peak_bytes: usize,
-    close_code: Option<u16>,
+    link.queue.end();
 }
 
 impl Drop for Shared {
     /// The session is done with the connection: log what its queue saw, however the reader ended.
     fn drop(&mut self) {
-        let stats = lock(&self.link.stats);
-        let how = stats.close_code.map_or("stopped by the host".to_owned(), |code| format!("closed {code}"));
+        let how = self.link.close_status().map_or("stopped by the host".to_owned(), |closed| format!("closed {}", closed.code));
+        let (peak_messages, peak_bytes) = self.link.queue.peaks();
         log::debug!(
-            "connection to {} {how}: {} messages received, queue peak {} messages / {} bytes (limits {} / {})",
-            stats.url,
-            stats.messages,
-            stats.peak_messages,
-            stats.peak_bytes,
-            stats.limits.0,
-            stats.limits.1,
+            "connection to {} {how}: {} messages received, queue peak {peak_messages} messages / {peak_bytes} bytes (limits {} / {})",
+            self.link.url,
+            self.link.messages.load(Ordering::Relaxed),
+            self.link.limits.0,
+            self.link.limits.1,
         );
+    }
+}
+
+/// Flush what the guest sent, each time a send asks for it. On a single-threaded runtime (the CLI's) this runs
+/// when the session's task waits, i.e. when the guest has nothing more to send for now.
+async fn flush_loop(link: Arc<Link>) {
+    loop {
+        link.flush_due.notified().await;
+        link.flush_pending.store(false, Ordering::Release);
+        let mut writer = link.writer.lock().await;
+        if let Some(sink) = writer.as_mut() {
+            let flushed = sink.flush().await;
+            link.after_write(&mut writer, flushed.is_err());
+        }
     }
 }
 
@@ -423,11 +433,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
-}
-
-/// The size of the session's whole budget (its permits are shared, so this is fixed when the session starts).
-fn session_budget_size(options: &ReadOptions) -> usize {
-    options.session_queued_bytes.max(1)
 }
 
 fn message_size(message: &Message) -> usize {

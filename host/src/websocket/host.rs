@@ -38,7 +38,6 @@ impl HostConnection for WebsocketCtxView<'_> {
             queued_messages: limits.queued_messages,
             queued_bytes: limits.queued_bytes,
             session_budget: self.ctx.queue_budget.clone(),
-            session_queued_bytes: limits.session_queued_bytes.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             control_frames: options.control_frames,
             close_wait: self.ctx.close_wait,
             keepalive: options.keepalive.map(|k| {

@@ -1,8 +1,8 @@
 //! The `wsrun:ws/websocket` interface: WebSocket connections owned by the host, lent to the guest as handles.
 //!
 //! - [`dial`] opens a connection: URL checks, the grant, DNS, TCP, TLS, the handshake and redirects.
-//! - [`connection`] is the open connection: a reader task per connection that fills a bounded queue, the shared
-//!   writer, and the pollable.
+//! - [`connection`] is the open connection: a reader task per connection that fills a bounded [`queue`], the
+//!   shared writer (its sends flushed in batches), and the pollable.
 //! - [`host`] is the WIT glue: the generated `Host` traits implemented over those two.
 
 #[cfg(test)]
@@ -11,13 +11,13 @@ mod connection;
 mod dial;
 mod errors;
 mod host;
+mod queue;
 mod tls;
 mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use crate::grant::Grant;
@@ -75,7 +75,7 @@ pub struct WebsocketCtx {
     pub(crate) transport: Transport,
     pub(crate) opened: Vec<Arc<Shared>>,
     /// The bytes all the session's queues may hold together.
-    pub(crate) queue_budget: Arc<Semaphore>,
+    pub(crate) queue_budget: Arc<queue::SessionBudget>,
     /// Once a close frame is sent, how long the peer has to answer it.
     pub(crate) close_wait: Duration,
 }
@@ -83,13 +83,13 @@ pub struct WebsocketCtx {
 impl WebsocketCtx {
     /// A context that lets the guest reach what `grant` allows, within `limits`, by way of `transport`.
     pub fn new(grant: Grant, limits: ConnectionLimits, transport: Transport) -> Self {
-        let budget = limits.session_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        let queue_budget = queue::SessionBudget::new(limits.session_queued_bytes);
         WebsocketCtx {
             grant,
             limits,
             transport,
             opened: Vec::new(),
-            queue_budget: Arc::new(Semaphore::new(budget)),
+            queue_budget,
             close_wait: crate::Limits::default().close_wait,
         }
     }
