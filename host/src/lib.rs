@@ -25,6 +25,7 @@ pub mod cli;
 mod error;
 pub mod grant;
 mod limits;
+pub mod origin;
 mod program;
 mod runtime;
 mod session;

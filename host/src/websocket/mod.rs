@@ -27,7 +27,6 @@ pub(crate) use connection::Shared;
 pub use errors::WsError;
 pub use tls::TlsSettings;
 pub use transport::{parse_proxy_url, Proxy, Transport};
-pub(crate) use dial::parse_ws_url;
 
 /// Limits on the connections of one session.
 ///
