@@ -1,10 +1,12 @@
 // A small JavaScript layer over wsrun's `websocket` interface: a WebSocket class with send, recv({ timeoutMs }),
-// close() and iteration over messages, plus the guest's arguments and exit code. The bindings componentize-js
-// generates from wit/ are used as they are.
+// close(), closeStatus and iteration over messages, plus the guest's arguments, stdin lines, exit code and close
+// codes in words. The bindings componentize-js generates from wit/ are used as they are. This file is also the
+// helper of `wsrun new javascript` projects (the wsrun binary embeds it).
 
 import { Connection } from 'wsrun:ws/websocket@0.1.0';
 import { getArguments } from 'wasi:cli/environment@0.2.12';
 import { exitWithCode } from 'wasi:cli/exit@0.2.12';
+import { getStdin } from 'wasi:cli/stdin@0.2.12';
 import { subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.12';
 import { poll } from 'wasi:io/poll@0.2.12';
 
@@ -22,6 +24,57 @@ export function describe(code) {
     return code.val === undefined ? code.tag : `${code.tag}: ${typeof code.val === 'object' ? JSON.stringify(code.val, (_, v) => (typeof v === 'bigint' ? Number(v) : v)) : code.val}`;
   }
   return String(code);
+}
+
+/** A `closeStatus` as people read it: `1000 (OK)`, or `4001 (bye)` when the peer gave a reason. */
+export function describeClose(status) {
+  if (!status) {
+    return 'still open';
+  }
+  return `${status.code} (${status.reason || closeCodeName(status.code)})`;
+}
+
+const CLOSE_CODE_NAMES = {
+  1000: 'OK', 1001: 'going away', 1002: 'protocol error', 1003: 'unsupported data', 1005: 'no status received',
+  1006: 'abnormal closure', 1007: 'invalid frame payload data', 1008: 'policy violation', 1009: 'message too big',
+  1010: 'mandatory extension', 1011: 'internal error', 1012: 'service restart', 1013: 'try again later',
+  1014: 'bad gateway', 1015: 'TLS handshake failure',
+};
+
+/** The name RFC 6455 (and the IANA registry) gives a close code. */
+export function closeCodeName(code) {
+  if (code in CLOSE_CODE_NAMES) {
+    return CLOSE_CODE_NAMES[code];
+  }
+  return code >= 3000 && code < 4000 ? 'registered' : code >= 4000 && code < 5000 ? 'private use' : 'unknown';
+}
+
+/** The lines of stdin (without their line ends), each as soon as it is read: `for (const line of stdinLines())`. */
+export function* stdinLines() {
+  const stdin = getStdin();
+  const decoder = new TextDecoder();
+  let pending = '';
+  for (;;) {
+    let chunk;
+    try {
+      chunk = stdin.blockingRead(65536n);
+    } catch (e) {
+      if (e && e.payload && e.payload.tag === 'closed') {
+        break;
+      }
+      throw e;
+    }
+    pending += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = pending.indexOf('\n')) >= 0) {
+      yield pending.slice(0, end).replace(/\r$/, '');
+      pending = pending.slice(end + 1);
+    }
+  }
+  pending += decoder.decode();
+  if (pending !== '') {
+    yield pending;
+  }
 }
 
 /** The guest's arguments: [name, URL, guest args...]. */
@@ -113,6 +166,11 @@ export class WebSocket {
     } catch (e) {
       // Already closed: nothing to do.
     }
+  }
+
+  /** `{ code, reason }` once closed, else null. */
+  get closeStatus() {
+    return this.conn.closeStatus() ?? null;
   }
 
   /** Messages until the connection closes: `for (const message of ws) ...` */

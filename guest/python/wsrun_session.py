@@ -1,7 +1,9 @@
 """A small Pythonic layer over wsrun's `websocket` interface: a WebSocket class with send, recv(timeout=...),
-close() and iteration over messages, plus the guest's arguments and exit code. The generated bindings (wit_world)
-are used as they are, never edited."""
+close(), close_status and iteration over messages, plus the guest's arguments and exit code and close codes in
+words. The generated bindings (wit_world) are used as they are, never edited. This file is also the helper of
+`wsrun new python` projects (the wsrun binary embeds it)."""
 
+import re
 import sys
 import traceback
 from typing import Callable, Iterator, List, Optional, Union
@@ -30,10 +32,33 @@ class WebSocketError(Exception):
 
 
 def describe(code) -> str:
-    """One line for an `error-code` value: its case and its detail."""
-    kind = type(code).__name__.removeprefix("ErrorCode_")
+    """One line for an `error-code` value: its WIT case and its detail, as `refused: 127.0.0.1:9000`."""
+    kind = re.sub(r"(?<!^)(?=[A-Z])", "-", type(code).__name__.removeprefix("ErrorCode_")).lower()
     detail = getattr(code, "value", None)
     return f"{kind}: {detail}" if detail is not None else kind
+
+
+def describe_close(status) -> str:
+    """A `close_status` as people read it: `1000 (OK)`, or `4001 (bye)` when the peer gave a reason."""
+    if status is None:
+        return "still open"
+    code, reason = status
+    return f"{code} ({reason or close_code_name(code)})"
+
+
+def close_code_name(code: int) -> str:
+    """The name RFC 6455 (and the IANA registry) gives a close code."""
+    if code in _CLOSE_CODE_NAMES:
+        return _CLOSE_CODE_NAMES[code]
+    return "registered" if 3000 <= code < 4000 else "private use" if 4000 <= code < 5000 else "unknown"
+
+
+_CLOSE_CODE_NAMES = {
+    1000: "OK", 1001: "going away", 1002: "protocol error", 1003: "unsupported data", 1005: "no status received",
+    1006: "abnormal closure", 1007: "invalid frame payload data", 1008: "policy violation", 1009: "message too big",
+    1010: "mandatory extension", 1011: "internal error", 1012: "service restart", 1013: "try again later",
+    1014: "bad gateway", 1015: "TLS handshake failure",
+}
 
 
 def args() -> List[str]:

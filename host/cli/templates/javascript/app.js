@@ -1,0 +1,54 @@
+// {{name}}: a wsrun guest. It connects to its URL, sends its other arguments (or, without any, the lines of its
+// stdin) as text messages, printing the reply to each, then closes the connection.
+//
+//     wsrun {{name}}.wasm ws://127.0.0.1:9000/ hello world
+//
+// wsrun-session.js is the `WebSocket` helper; wit/websocket.wit is the interface it wraps.
+
+import { WebSocket, WebSocketError, args, describeClose, exit, guest, stdinLines } from './wsrun-session.js';
+
+export const run = guest(() => {
+  const [, url, ...messages] = args();
+  let ws;
+  try {
+    ws = new WebSocket(url);
+  } catch (e) {
+    fail(e, `could not connect to ${url}: `);
+  }
+  try {
+    // Each message, then its reply; stop early if the server closes.
+    for (const message of messages.length > 0 ? messages : stdinLines()) {
+      ws.send(message);
+      const reply = ws.recv();
+      if (reply === null) {
+        break;
+      }
+      show(reply);
+    }
+    ws.close(1000);
+    // The closing handshake: what the server still sends before its close frame.
+    for (const reply of ws) {
+      show(reply);
+    }
+  } catch (e) {
+    fail(e, '');
+  }
+  console.log(`Connection closed: ${describeClose(ws.closeStatus)}.`);
+});
+
+function show(reply) {
+  if (typeof reply === 'string') {
+    console.log(`< ${reply}`);
+  } else {
+    console.log(`< (binary) ${Array.from(reply, (byte) => byte.toString(16).padStart(2, '0')).join('')}`);
+  }
+}
+
+// A failure the host reported is one line and exit code 1; anything else is a bug, shown with its stack.
+function fail(error, context) {
+  if (!(error instanceof WebSocketError)) {
+    throw error;
+  }
+  console.error(`wsrun: {{name}}: ${context}${error.message}`);
+  exit(1);
+}
