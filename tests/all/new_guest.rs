@@ -1,0 +1,307 @@
+//! Writing a guest away from this repository: `wsrun wit` writes the WIT the binary hosts, `wsrun new` makes a
+//! project per language, and each project's one build command gives a component that runs. Every project is made
+//! in a fresh directory outside the repository, as a user would.
+//!
+//! The tests that build (a cargo build for wasm32-wasip2, componentize-py, npm and componentize-js) are under
+//! `scripting::`: they are slow and busy every core, so they run with the Python and JavaScript guests' tests.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::util::{run_command, wsrun, Run};
+
+/// The repository holding these tests: its `wit/` and helpers are what the binary embeds.
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("wit/world.wit").is_file())
+        .expect("the repository's wit/")
+        .to_path_buf()
+}
+
+/// A fresh directory outside the repository, removed at the end of the test.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("wsrun-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `wsrun ARGS` run in `dir`.
+async fn wsrun_in(dir: &Path, args: &[&str]) -> Run {
+    let mut command = wsrun(args);
+    command.current_dir(dir);
+    run_command(command).await
+}
+
+/// Every file under `dir`, as paths relative to it, sorted.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read a directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(root, &path, files);
+            } else {
+                files.push(path.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    files.sort();
+    files
+}
+
+/// `dir` holds exactly the repository's `wit/`, byte for byte.
+fn assert_is_the_wit(dir: &Path) {
+    let wit = repository().join("wit");
+    assert_eq!(files_under(dir), files_under(&wit), "{}", dir.display());
+    for file in files_under(&wit) {
+        assert!(std::fs::read(dir.join(&file)).unwrap() == std::fs::read(wit.join(&file)).unwrap(), "{} differs", file.display());
+    }
+}
+
+fn assert_usage_error(run: &Run, needle: &str) {
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "one line: {run:?}");
+    assert!(run.stderr.starts_with("wsrun: ") && run.stderr.contains(needle), "expected {needle:?} in {run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_lists_its_templates() {
+    let dir = TempDir::new("new-list");
+    let run = wsrun_in(dir.path(), &["new", "--list"]).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let languages: Vec<&str> = run.stdout.lines().filter_map(|line| line.split_whitespace().next()).collect();
+    assert_eq!(languages, ["rust", "python", "javascript"], "{run:?}");
+    assert!(files_under(dir.path()).is_empty(), "--list wrote something");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_writes_the_wit_and_the_helpers_of_the_bundled_guests() {
+    let dir = TempDir::new("new-files");
+    for (language, helper, bundled) in [
+        ("python", "wsrun_session.py", "guest/python/wsrun_session.py"),
+        ("javascript", "wsrun-session.js", "guest/js/wsrun-session.js"),
+    ] {
+        let run = wsrun_in(dir.path(), &["new", language, language]).await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        let project = dir.path().join(language);
+        assert_is_the_wit(&project.join("wit"));
+        // One source: the helper of a new project is the bundled guests' own file.
+        let written = std::fs::read_to_string(project.join(helper)).unwrap();
+        assert!(written == std::fs::read_to_string(repository().join(bundled)).unwrap(), "{language}: {helper} differs from {bundled}");
+    }
+    let run = wsrun_in(dir.path(), &["new", "rust", "rusty"]).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_is_the_wit(&dir.path().join("rusty/wit"));
+    let lib = std::fs::read_to_string(dir.path().join("rusty/src/lib.rs")).unwrap();
+    assert!(lib.contains(r#"path: "wit""#), "the bindings come from the project's own wit/: {lib}");
+    for project in ["python", "javascript", "rusty"] {
+        for file in files_under(&dir.path().join(project)) {
+            let text = std::fs::read_to_string(dir.path().join(project).join(&file)).unwrap();
+            assert!(!text.contains("{{name}}") && !text.contains("{{crate}}"), "{project}/{} keeps a placeholder", file.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_refuses_an_existing_name_and_an_unknown_language() {
+    let dir = TempDir::new("new-refused");
+    let existing = dir.path().join("demo");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("app.py"), "mine\n").unwrap();
+    for language in ["rust", "python", "javascript"] {
+        let run = wsrun_in(dir.path(), &["new", language, "demo"]).await;
+        assert_usage_error(&run, "demo already exists");
+        assert_eq!(files_under(&existing), [PathBuf::from("app.py")], "{language}: something was written");
+        assert_eq!(std::fs::read_to_string(existing.join("app.py")).unwrap(), "mine\n");
+    }
+    // An empty directory is someone's too.
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    assert_usage_error(&wsrun_in(dir.path(), &["new", "python", "empty"]).await, "empty already exists");
+
+    let run = wsrun_in(dir.path(), &["new", "cobol", "fresh"]).await;
+    assert_usage_error(&run, "rust, python, javascript");
+    assert!(!dir.path().join("fresh").exists());
+    assert_usage_error(&wsrun_in(dir.path(), &["new", "python"]).await, "usage: wsrun new");
+    let run = wsrun_in(dir.path(), &["new", "python", "Bad Name"]).await;
+    assert_usage_error(&run, "invalid name");
+    assert!(!dir.path().join("Bad Name").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wit_writes_the_package_into_a_new_or_empty_directory_only() {
+    let dir = TempDir::new("wit");
+    // The default: ./wit.
+    let run = wsrun_in(dir.path(), &["wit"]).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_is_the_wit(&dir.path().join("wit"));
+    // Again: refused, nothing touched.
+    std::fs::write(dir.path().join("wit/world.wit"), "mine\n").unwrap();
+    let run = wsrun_in(dir.path(), &["wit"]).await;
+    assert_usage_error(&run, "not empty");
+    assert_eq!(std::fs::read_to_string(dir.path().join("wit/world.wit")).unwrap(), "mine\n");
+    // An empty directory, and one that does not exist yet (with its parents).
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    for target in ["empty", "deep/er/wit"] {
+        let run = wsrun_in(dir.path(), &["wit", target]).await;
+        assert_eq!(run.code(), Some(0), "{target}: {run:?}");
+        assert_is_the_wit(&dir.path().join(target));
+    }
+    // A file is not a directory.
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    assert_eq!(wsrun_in(dir.path(), &["wit", "file"]).await.code(), Some(2));
+}
+
+/// The tests that build components (slow, every core busy).
+mod scripting {
+    use super::*;
+    use crate::servers::Server;
+    use crate::util::{run_with_input_within, within};
+
+    /// A build: `npm install` and a first cargo build take minutes on a slow machine or network.
+    const BUILD_BOUND: Duration = Duration::from_secs(900);
+    /// A run: the first start of a Python or JS component compiles 12-18 MB of wasm.
+    const RUN_BOUND: Duration = Duration::from_secs(120);
+
+    /// Run a build `command` with `sh` in `dir`, as a user would type it; it must succeed.
+    async fn build(dir: &Path, command: &str, envs: &[(&str, &Path)]) {
+        let mut sh = tokio::process::Command::new("sh");
+        sh.arg("-c").arg(command).current_dir(dir).kill_on_drop(true);
+        // Nothing from the cargo running these tests may leak into a nested build.
+        for name in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC", "RUSTC_WRAPPER", "CARGO_MAKEFLAGS"] {
+            sh.env_remove(name);
+        }
+        // npm: the packages setup.sh installed for guest/js are in npm's cache; take them from there.
+        sh.env("npm_config_prefer_offline", "true").env("npm_config_audit", "false").env("npm_config_fund", "false");
+        for (name, value) in envs {
+            sh.env(name, value);
+        }
+        let output = within(BUILD_BOUND, command, sh.output()).await.expect("run sh");
+        assert!(
+            output.status.success(),
+            "`{command}` failed in {}: {}\n{}\n{}",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `wsrun new LANGUAGE NAME` in `dir`; says the build command and returns the project directory.
+    async fn new_project(dir: &Path, language: &str, name: &str, build_command: &str) -> PathBuf {
+        let run = wsrun_in(dir, &["new", language, name]).await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        assert!(run.stdout.contains(build_command), "the build command is shown: {run:?}");
+        let project = dir.join(name);
+        let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+        assert!(readme.contains(build_command), "the README gives the build command: {readme}");
+        project
+    }
+
+    /// The starter against an echo server (its arguments, then stdin lines) and against a closed port.
+    async fn the_starter_works(name: &str, wasm: &Path) {
+        let wasm = wasm.to_str().unwrap();
+        let server = Server::echo().await;
+        let run = run_with_input_within(&[wasm, &server.url, "hello"], b"", RUN_BOUND).await;
+        assert_eq!((run.code(), run.stdout.as_str()), (Some(0), "< hello\nConnection closed: 1000 (OK).\n"), "{run:?}");
+        assert_eq!(run.stderr, "", "{run:?}");
+        assert_eq!(server.closes(1).await, vec![Some((1000, String::new()))]);
+
+        let server = Server::echo().await;
+        let run = run_with_input_within(&[wasm, &server.url], b"one\ntwo words\n", RUN_BOUND).await;
+        let expected = "< one\n< two words\nConnection closed: 1000 (OK).\n";
+        assert_eq!((run.code(), run.stdout.as_str()), (Some(0), expected), "{run:?}");
+
+        // A port bound but not listening refuses connections, and stays ours until the end of the test.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let url = format!("ws://{}/", socket.local_addr().unwrap());
+        let run = run_with_input_within(&[wasm, &url, "hello"], b"", RUN_BOUND).await;
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "one line: {run:?}");
+        let line = format!("wsrun: {name}: could not connect to {url}: refused");
+        assert!(run.stderr.starts_with(&line), "expected {line:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{run:?}");
+        drop(socket);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_new_rust_guest_builds_and_runs() {
+        let dir = TempDir::new("new-rust");
+        let command = "cargo build --release --target wasm32-wasip2";
+        let project = new_project(dir.path(), "rust", "my-demo", command).await;
+        let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+        // A crate name's `-` is a `_` in the file cargo writes.
+        assert!(readme.contains("target/wasm32-wasip2/release/my_demo.wasm"), "{readme}");
+        // The same command, with a target directory that outlives the test so that later runs build only the
+        // guest, not wit-bindgen again.
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("templates");
+        build(&project, command, &[("CARGO_TARGET_DIR", &target)]).await;
+        the_starter_works("my-demo", &target.join("wasm32-wasip2/release/my_demo.wasm")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_new_python_guest_builds_and_runs() {
+        let dir = TempDir::new("new-python");
+        let command = "componentize-py -d wit -w wsrun:ws/client componentize app -o demo.wasm";
+        let project = new_project(dir.path(), "python", "demo", command).await;
+        build(&project, command, &[]).await;
+        the_starter_works("demo", &project.join("demo.wasm")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_new_javascript_guest_builds_and_runs() {
+        let dir = TempDir::new("new-javascript");
+        let command = "npm install && npm run build";
+        let project = new_project(dir.path(), "javascript", "demo", command).await;
+        build(&project, command, &[]).await;
+        the_starter_works("demo", &project.join("demo.wasm")).await;
+    }
+
+    /// `wsrun wit` output is all a toolchain needs: componentize-py builds a guest on it alone, with no helper.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_wit_alone_builds_a_python_guest() {
+        let dir = TempDir::new("wit-python");
+        let run = wsrun_in(dir.path(), &["wit"]).await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        std::fs::write(
+            dir.path().join("app.py"),
+            r#"from wit_world import exports
+from wit_world.imports import environment
+from wit_world.imports.websocket import ConnectOptions, Connection, Message_Text
+
+
+class Run(exports.Run):
+    def run(self) -> None:
+        url, text = environment.get_arguments()[1:3]
+        conn = Connection.connect(url, ConnectOptions([], [], None, None, False, None))
+        conn.send(Message_Text(text))
+        print(f"got {conn.receive().value}")
+        conn.close(1000, "bye")
+"#,
+        )
+        .unwrap();
+        build(dir.path(), "componentize-py -d wit -w wsrun:ws/client componentize app -o app.wasm", &[]).await;
+        let server = Server::echo().await;
+        let wasm = dir.path().join("app.wasm");
+        let run = run_with_input_within(&[wasm.to_str().unwrap(), &server.url, "ping"], b"", RUN_BOUND).await;
+        assert_eq!((run.code(), run.stdout.as_str()), (Some(0), "got ping\n"), "{run:?}");
+        assert_eq!(server.closes(1).await, vec![Some((1000, "bye".to_owned()))]);
+    }
+}
