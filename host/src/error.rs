@@ -52,12 +52,6 @@ pub enum Error {
         /// The guest's name or path.
         name: String,
     },
-    /// Neither a file nor a bundled guest of that name exists.
-    #[error("no guest named {name}: it is not a file, nor a bundled guest ({})", crate::bundled::NAMES.join(", "))]
-    UnknownGuest {
-        /// The name asked for.
-        name: String,
-    },
     /// The WebAssembly engine could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),

@@ -1,27 +1,52 @@
 //! wsrun: run sandboxed WebAssembly components that script WebSocket client sessions.
 //!
-//! The host owns every socket, task and limit; a guest only holds handles, so stopping a guest never leaks a
-//! connection. Embedding it takes three steps:
+//! This crate is the host as a library, for tools that run many WebSocket plugin sessions side by side; the `wsrun`
+//! command is built on it. The host owns every socket, task and limit; a guest (a `wasm32-wasip2` component of the
+//! `wsrun:ws/client` world) holds only handles, so stopping a guest never leaks a connection: the host closes what
+//! the session opened, with a close frame, after the guest is gone.
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), wsrun::Error> {
-//! let runtime = wsrun::Runtime::new()?;            // once: engine, linker, epoch ticker
-//! let program = runtime.load_bundled("echo")?;     // once per guest: compiled and linked
-//! let session = program.session("ws://127.0.0.1:9000/").inherit_stdio();
-//! let cancel = session.cancel_handle();            // stops this session alone, from anywhere
-//! let outcome = session.run().await;               // any number of these, side by side
+//! use std::path::Path;
+//! use std::time::Duration;
+//!
+//! use wsrun::pipe::{MemoryInputPipe, MemoryOutputPipe};
+//! use wsrun::{Grant, Limits, Outcome, OriginPattern, Runtime};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::builder()                     // once: engine, linker, epoch ticker
+//!     .cache_dir(Runtime::default_cache_dir())         //   compiled-guest cache (optional)
+//!     .pooling(10_000, 64 << 20)                       //   pooling allocator for many sessions (optional)
+//!     .build()?;
+//! let program = runtime.load_file(Path::new("plugin.wasm"))?; // once per guest: compiled (or cached) and linked
+//!
+//! let mut grant = Grant::origin_of_url("ws://127.0.0.1:9000/"); // what the session may reach
+//! grant.allow(OriginPattern::parse("wss://*.example.com")?);
+//! let output = MemoryOutputPipe::new(1 << 20);
+//! let session = program
+//!     .session("ws://127.0.0.1:9000/")                 // any number of these, each with its own
+//!     .args(["--flag"])                                //   arguments,
+//!     .grant(grant)                                    //   allowed origins,
+//!     .limits(Limits { memory: 64 << 20, timeout: Some(Duration::from_secs(30)), ..Limits::default() })
+//!     .stdin(MemoryInputPipe::new("hi\n"))             //   stdio (in memory or inherited)
+//!     .stdout(output.clone());
+//! let cancel = session.cancel_handle();                // Send + Sync; stops this session alone, in any state
+//! let outcome = session.run().await;                   // Exited(code) | Trapped(why) | Interrupted | TimedOut
 //! # drop(cancel);
-//! println!("exit code {}", outcome.exit_code());
+//! match outcome {
+//!     Outcome::Exited(0) => println!("{}", String::from_utf8_lossy(&output.contents())),
+//!     other => eprintln!("the plugin ended: {other:?} (exit code {})", other.exit_code()),
+//! }
 //! # Ok(()) }
 //! ```
+//!
+//! A trap, a limit hit or a cancel in one session never touches another. Guests are loaded from the bytes of a
+//! component ([`Runtime::load`], [`Runtime::load_file`]); a precompiled guest is native code and loads only through
+//! [`Runtime::load_precompiled`], for callers that trust it.
 #![deny(missing_docs)]
 
 mod bindings;
-pub mod bundled;
 mod cache;
 mod cancel;
-#[doc(hidden)]
-pub mod cli;
 mod error;
 pub mod grant;
 mod limits;

@@ -110,16 +110,16 @@ impl Runtime {
         RuntimeBuilder::default()
     }
 
+    /// The user's usual cache directory, as the `wsrun` command uses it: `$XDG_CACHE_HOME/wsrun`, else
+    /// `~/.cache/wsrun`; `None` when neither variable is set.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        Cache::default_root()
+    }
+
     /// Load a guest from a component file.
     pub fn load_file(&self, path: &Path) -> Result<Program, Error> {
         let bytes = std::fs::read(path).map_err(|source| Error::ReadGuest { path: path.to_owned(), source })?;
         self.load(&path.display().to_string(), &bytes)
-    }
-
-    /// Load a guest bundled into wsrun (`client`, `echo`).
-    pub fn load_bundled(&self, name: &str) -> Result<Program, Error> {
-        let bytes = crate::bundled::get(name).ok_or_else(|| Error::UnknownGuest { name: name.to_owned() })?;
-        self.load(name, bytes)
     }
 
     /// Load a guest from the bytes of a component; `name` is used in messages. The bytes are untrusted: they are

@@ -16,7 +16,7 @@ use crate::util::{within, BOUND};
 async fn sessions_fail_and_stop_alone() {
     let server = Server::echo().await;
     let runtime = Runtime::new().unwrap();
-    let client = runtime.load_bundled("client").unwrap();
+    let client = runtime.load_file(std::path::Path::new(wsrun_test_artifacts::CLIENT)).unwrap();
     let misbehave = runtime.load_file(TEST_MISBEHAVE.as_ref()).unwrap();
     let spin = runtime.load_file(TEST_SPIN.as_ref()).unwrap();
 
@@ -52,9 +52,11 @@ async fn a_session_timeout_is_its_own() {
     let server = Server::echo().await;
     let runtime = Runtime::new().unwrap();
     let spin = runtime.load_file(TEST_SPIN.as_ref()).unwrap();
+    let idle = runtime.load_file(TEST_MISBEHAVE.as_ref()).unwrap();
     let short = Limits { timeout: Some(Duration::from_millis(200)), ..Limits::default() };
     let started = Instant::now();
-    let quick = tokio::spawn(spin.session(&server.url).limits(short).run());
+    // Idle, not spinning: the time it takes is the timeout's, not that of a runtime kept busy by two spinning guests.
+    let quick = tokio::spawn(idle.session(&server.url).args(["idle"]).limits(short).run());
     let long = spin.session(&server.url);
     let cancel_long = long.cancel_handle();
     let long = tokio::spawn(long.run());
@@ -98,7 +100,7 @@ async fn many_sessions_side_by_side_some_cancelled() {
     let finite = rounds_server(Some(3)).await;
     let endless = rounds_server(None).await;
     let runtime = Runtime::new().unwrap();
-    let echo = runtime.load_bundled("echo").unwrap();
+    let echo = runtime.load_file(std::path::Path::new(wsrun_test_artifacts::ECHO)).unwrap();
     let mut cancels = Vec::new();
     let mut running = Vec::new();
     for index in 0..SESSIONS {

@@ -17,6 +17,9 @@ const RUST_GUESTS: &[&str] = &[
     "test-no-run",
     "test-sockets",
     "scenario",
+    // The bundled guests too, for the embedding tests, examples and benchmarks (the library bundles nothing).
+    "echo",
+    "client",
 ];
 
 /// Scripted guests: output name, and the module (Python) or file (JS) that is the guest.

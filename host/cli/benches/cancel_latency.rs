@@ -7,9 +7,16 @@
 //! Each run: start the process against a loopback server, wait until it is in the state, send SIGINT, time until
 //! the process has exited. "clean" counts the runs where the server received a close frame (1001).
 
-#[path = "../../tests/all/servers.rs"]
+// The tests' servers, and the helpers they lean on.
+#[path = "../../../tests/all/servers.rs"]
 #[allow(dead_code)]
 mod servers;
+#[path = "../../../tests/all/raw.rs"]
+#[allow(dead_code)]
+mod raw;
+#[path = "../../../tests/all/util.rs"]
+#[allow(dead_code)]
+mod util;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! asserted.
 //!
 //! ```text
-//! cargo build --release --examples && cargo bench --bench embedding [-- PART...]
+//! cargo build --release --examples --bins && cargo bench --bench embedding [-- PART...]
 //! ```
 //! PART is any of `throughput`, `startup`, `memory`, `cancel` (all by default). `WSRUN_BENCH_SESSIONS` overrides
 //! the session counts of `memory` (default `100,1000,10000`); `WSRUN_BENCH_SIZES` the message sizes of
@@ -251,11 +251,11 @@ struct EchoServerProcess {
 
 impl EchoServerProcess {
     async fn start() -> Self {
-        let mut child = Command::new(example("echo_server"))
+        let mut child = Command::new(binary("echo_server"))
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("the echo_server example (cargo build --release --examples)");
+            .expect("the echo_server binary (cargo build --release --examples --bins)");
         let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let url = lines.next_line().await.unwrap().unwrap();
         EchoServerProcess { url, _child: child }
@@ -269,7 +269,7 @@ async fn cancel_among_busy() {
     const SAMPLES: usize = 20;
     println!("4. cancel latency of one session: cancel() to its outcome, {SAMPLES} samples");
     let runtime = Runtime::new().unwrap();
-    let echo = runtime.load_bundled("echo").unwrap();
+    let echo = runtime.load_file(std::path::Path::new(wsrun_test_artifacts::ECHO)).unwrap();
     let mut rows = Vec::new();
     for busy in [0usize, 1000] {
         let url = chatty_server().await;
@@ -345,6 +345,11 @@ async fn chatty_server() -> String {
 fn example(name: &str) -> String {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().join("examples").join(name).display().to_string()
+}
+
+/// A binary of the workspace (`echo_server`), beside `wsrun`.
+fn binary(name: &str) -> String {
+    std::path::Path::new(WSRUN).with_file_name(name).display().to_string()
 }
 
 fn percentile(values: &[f64], p: f64) -> f64 {

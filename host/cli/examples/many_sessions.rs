@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     let tally = Arc::new(ServerTally::default());
     let url = serve(tally.clone()).await?;
     let runtime = wsrun::Runtime::new()?;
-    let program = runtime.load_bundled("echo")?;
+    let program = runtime.load_file(std::path::Path::new(wsrun_test_artifacts::ECHO))?;
 
     let started = Instant::now();
     let mut running = Vec::with_capacity(sessions);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::OriginPattern;
+use wsrun::OriginPattern;
 
 const AFTER_HELP: &str = "\
 GUEST is a component file (client.wasm) or a bundled guest: client (the default) or echo.
@@ -58,7 +58,7 @@ pub struct Args {
 
     /// Tunnel connections through this HTTP proxy (http://[user:pass@]host:port), instead of the one named by
     /// the http_proxy / https_proxy / no_proxy environment variables.
-    #[arg(long, value_name = "URL", value_parser = crate::websocket::parse_proxy_url)]
+    #[arg(long, value_name = "URL", value_parser = wsrun::websocket::parse_proxy_url)]
     pub proxy: Option<url::Url>,
 
     /// Give the guest this environment variable (repeatable). It gets none otherwise.

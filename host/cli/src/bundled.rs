@@ -1,4 +1,4 @@
-//! The guests compiled into wsrun at build time (see `build.rs`).
+//! The guests compiled into the `wsrun` command at build time (see `build.rs`); the library has none.
 
 /// Names of the bundled guests, the default first.
 pub const NAMES: &[&str] = &["client", "echo"];

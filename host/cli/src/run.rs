@@ -1,9 +1,5 @@
-//! The `wsrun` command line: parse, load the guest, run one session with the process's stdio, and turn its
-//! outcome into one message and an exit code. The binary only calls [`main`].
-
-mod args;
-mod logger;
-mod signals;
+//! Running the command line: parse, load the guest, run one session with the process's stdio, and turn its
+//! outcome into one message and an exit code.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -13,9 +9,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::{Error, Grant, Limits, Outcome, Program, Proxy, Runtime, TlsSettings, Transport};
-use args::Args;
-use signals::Signals;
+use wsrun::{ConnectionLimits, Error, Grant, Limits, Outcome, Program, Proxy, Runtime, RuntimeBuilder, TlsSettings, Transport};
+
+use crate::args::{self, Args};
+use crate::signals::{self, Signals};
+use crate::{bundled, logger};
 
 /// Exit code for usage, load and link errors.
 const EXIT_USAGE: u8 = 2;
@@ -59,7 +57,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let cache = match (&args.cache_dir, args.no_cache) {
         (_, true) => None,
         (Some(dir), false) => Some(dir.clone()),
-        (None, false) => crate::cache::Cache::default_root(),
+        (None, false) => Runtime::default_cache_dir(),
     };
     let builder = Runtime::builder().fuel(args.fuel.is_some()).cache_dir(cache);
     if let Some(compile) = args.compile() {
@@ -76,9 +74,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
         let (guest, allow_precompiled) = (invocation.guest.clone(), args.allow_precompiled);
         // Compiling takes seconds for a Python or JS guest: off the async threads, so a signal is still answered.
         let loading = tokio::task::spawn_blocking(move || {
-            let runtime = builder.build()?;
+            let runtime = builder.build().map_err(|e| e.to_string())?;
             let program = load(&runtime, &guest, allow_precompiled)?;
-            Ok::<_, Error>((runtime, program))
+            Ok::<_, String>((runtime, program))
         });
         let (_runtime, program) = tokio::select! {
             biased;
@@ -86,14 +84,14 @@ fn run(args: Args) -> Result<ExitCode, String> {
                 signals::say_interrupted();
                 return Ok(ExitCode::from(signals::EXIT_INTERRUPTED));
             }
-            loaded = loading => loaded.map_err(|e| format!("loading the guest failed: {e}"))?.map_err(|e| load_error(&e))?,
+            loaded = loading => loaded.map_err(|e| format!("loading the guest failed: {e}"))??,
         };
         let limits = Limits {
             memory: args.max_memory,
             timeout: args.timeout,
             close_wait: args.close_timeout,
             fuel: args.fuel,
-            connections: crate::ConnectionLimits {
+            connections: ConnectionLimits {
                 max_connections: args.max_connections,
                 max_message_size: args.max_message_size,
                 queued_messages: args.max_queued,
@@ -128,9 +126,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
 }
 
 /// `wsrun compile GUEST -o FILE`.
-fn precompile(builder: crate::RuntimeBuilder, compile: args::Compile) -> Result<ExitCode, String> {
+fn precompile(builder: RuntimeBuilder, compile: args::Compile) -> Result<ExitCode, String> {
     let runtime = builder.cache_dir(None).build().map_err(|e| e.to_string())?;
-    let bytes = read_guest(&compile.guest).map_err(|e| e.to_string())?;
+    let bytes = read_guest(&compile.guest)?;
     let compiled = runtime.precompile(&compile.guest, &bytes).map_err(|e| e.to_string())?;
     std::fs::write(&compile.output, compiled).map_err(|e| format!("cannot write {}: {e}", compile.output.display()))?;
     Ok(ExitCode::SUCCESS)
@@ -154,16 +152,17 @@ fn transport(args: &Args) -> Result<Transport, String> {
     Ok(Transport::new(tls, proxy))
 }
 
-/// Load GUEST for a session; a precompiled file only with --allow-precompiled.
-fn load(runtime: &Runtime, guest: &str, allow_precompiled: bool) -> Result<Program, Error> {
+/// Load GUEST for a session; a precompiled file only with --allow-precompiled. `Err` is the one line to print.
+fn load(runtime: &Runtime, guest: &str, allow_precompiled: bool) -> Result<Program, String> {
     let bytes = read_guest(guest)?;
-    if allow_precompiled {
+    let loaded = if allow_precompiled {
         // SAFETY: the user vouched for the file with --allow-precompiled, whose help says it is native code to be
         // trusted like a program binary.
         unsafe { runtime.load_precompiled(guest, &bytes) }
     } else {
         runtime.load(guest, &bytes)
-    }
+    };
+    loaded.map_err(|e| load_error(&e))
 }
 
 /// The one line for a load error, with what to do about a precompiled file.
@@ -179,17 +178,17 @@ fn load_error(error: &Error) -> String {
 
 /// The bytes of GUEST, for running and for `wsrun compile` alike: a file, or a bundled guest when no file of that
 /// name exists. A name that looks like a path (`/`, `.wasm`) and is not there is a read error, not "unknown guest".
-fn read_guest(guest: &str) -> Result<Cow<'static, [u8]>, Error> {
+fn read_guest(guest: &str) -> Result<Cow<'static, [u8]>, String> {
     let path = Path::new(guest);
     if !path.is_file() {
-        if let Some(bytes) = crate::bundled::get(guest) {
+        if let Some(bytes) = bundled::get(guest) {
             return Ok(Cow::Borrowed(bytes));
         }
         if !(guest.contains('/') || guest.ends_with(".wasm")) {
-            return Err(Error::UnknownGuest { name: guest.to_owned() });
+            return Err(format!("no guest named {guest}: it is not a file, nor a bundled guest ({})", bundled::NAMES.join(", ")));
         }
     }
-    std::fs::read(path).map(Cow::Owned).map_err(|source| Error::ReadGuest { path: path.to_owned(), source })
+    std::fs::read(path).map(Cow::Owned).map_err(|source| Error::ReadGuest { path: path.to_owned(), source }.to_string())
 }
 
 /// One line for outcomes the guest did not explain itself, and the exit code.
@@ -200,6 +199,8 @@ fn report(program: &Program, outcome: &Outcome) -> ExitCode {
         Outcome::Trapped(trap) => eprintln!("wsrun: guest {} trapped: {trap}", program.name()),
         Outcome::Interrupted => signals::say_interrupted(),
         Outcome::TimedOut(after) => eprintln!("wsrun: timed out after {}", format_duration(*after)),
+        // An outcome a newer library knows and this command does not.
+        other => eprintln!("wsrun: the session ended: {other:?}"),
     }
     // A guest's own code is a byte (WASI's `exit-with-code` takes a u8) and passes unchanged; nothing else is
     // outside 0-255 either, but were it so, it would be a failure like any other: 1.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::CancelHandle;
+use wsrun::CancelHandle;
 
 /// Exit code of an interrupted run.
 pub const EXIT_INTERRUPTED: u8 = 130;
