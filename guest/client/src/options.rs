@@ -278,6 +278,91 @@ mod tests {
     }
 
     #[test]
+    fn headers_origin_and_basic_auth_become_request_headers() {
+        let options = parse_args(&["-H", " X-Trace :  abc: 1 ", "--header", "Cookie: a=b", "--origin", "https://app", "--basic-auth", "user:pa:ss"])
+            .unwrap();
+        let headers: Vec<(&str, &str)> = options.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
+        assert_eq!(
+            headers,
+            [("X-Trace", "abc: 1"), ("Cookie", "a=b"), ("Origin", "https://app"), ("Authorization", "Basic dXNlcjpwYTpzcw==")]
+        );
+        assert_eq!(parse_args(&["-H", "no colon"]).unwrap_err(), "invalid header \"no colon\": expected 'Name: value'");
+        assert_eq!(parse_args(&["--basic-auth", "user"]).unwrap_err(), "--basic-auth expects USER:PASS");
+        assert_eq!(parse_args(&["-H"]).unwrap_err(), "-H needs a value");
+    }
+
+    #[test]
+    fn protocol_lists_add_up_in_order() {
+        let options = parse_args(&["--protocol", "a, b", "--protocol", "c"]).unwrap();
+        assert_eq!(options.subprotocols, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn keepalive_needs_an_interval_and_has_a_default_timeout() {
+        assert!(parse_args(&[]).unwrap().keepalive.is_none());
+        assert!(parse_args(&["--ping-timeout", "5s"]).unwrap().keepalive.is_none(), "a timeout alone pings nothing");
+        let keepalive = parse_args(&["--ping-interval", "20s"]).unwrap().keepalive.unwrap();
+        assert_eq!((keepalive.interval_ms, keepalive.timeout_ms), (20_000, 20_000));
+        let keepalive = parse_args(&["--ping-timeout", "300ms", "--ping-interval", "0.1"]).unwrap().keepalive.unwrap();
+        assert_eq!((keepalive.interval_ms, keepalive.timeout_ms), (100, 300));
+    }
+
+    #[test]
+    fn sizes_and_close_frame() {
+        let options = parse_args(&["--max-message-size", "64K", "--close-code", "4000", "--close-reason", "bye"]).unwrap();
+        assert_eq!((options.max_message_size, options.close_code, options.close_reason.as_str()), (Some(65536), 4000, "bye"));
+        for (text, bytes) in [("1048576", 1 << 20), ("2M", 2 << 20), ("1GiB", 1 << 30), ("3KiB", 3 << 10)] {
+            assert_eq!(parse_args(&["--max-message-size", text]).unwrap().max_message_size, Some(bytes), "{text}");
+        }
+        assert!(parse_args(&["--max-message-size", "1T"]).unwrap_err().contains("invalid size unit"));
+        assert!(parse_args(&["--max-message-size", "lots"]).unwrap_err().contains("invalid size"));
+        assert!(parse_args(&["--max-message-size", "99999999999G"]).unwrap_err().contains("too large"));
+        assert_eq!(parse_args(&["--close-code", "70000"]).unwrap_err(), "invalid --close-code \"70000\"");
+    }
+
+    #[test]
+    fn binary_modes_set_input_and_output() {
+        let plain = parse_args(&[]).unwrap();
+        assert_eq!((plain.binary, plain.input, plain.output), (false, None, Encoding::Hex));
+        let raw = parse_args(&["--binary"]).unwrap();
+        assert_eq!((raw.binary, raw.input, raw.output), (true, None, Encoding::Hex));
+        let hex = parse_args(&["--hex"]).unwrap();
+        assert_eq!((hex.binary, hex.input, hex.output), (true, Some(Encoding::Hex), Encoding::Hex));
+        let base64 = parse_args(&["--base64"]).unwrap();
+        assert_eq!((base64.binary, base64.input, base64.output), (true, Some(Encoding::Base64), Encoding::Base64));
+    }
+
+    #[test]
+    fn flags() {
+        let options = parse_args(&["--jsonl", "-1", "--commands"]).unwrap();
+        assert!(options.jsonl && options.once && options.commands);
+        assert!(parse_args(&["--once"]).unwrap().once);
+        let defaults = parse_args(&[]).unwrap();
+        assert!(!defaults.jsonl && !defaults.once && !defaults.commands);
+        assert_eq!((defaults.close_code, defaults.close_reason.as_str()), (1000, ""));
+    }
+
+    #[test]
+    fn help_wherever_it_is_asked_for() {
+        for help in ["-h", "--help"] {
+            let args: Vec<String> = ["client", "ws://h/", "--jsonl", help].iter().map(|s| s.to_string()).collect();
+            assert!(matches!(parse(&args), Ok(Parsed::Help)), "{help}");
+        }
+        let args = vec!["client".to_owned(), "--help".to_owned()];
+        assert!(matches!(parse(&args), Ok(Parsed::Help)), "no URL needed");
+    }
+
+    #[test]
+    fn what_is_not_an_option() {
+        assert_eq!(parse_args(&["--frobnicate"]).unwrap_err(), "unknown option --frobnicate (see wsrun client --help)");
+        assert_eq!(parse_args(&["extra"]).unwrap_err(), "unexpected argument \"extra\" (see wsrun client --help)");
+        let no_url = parse(&["client".to_owned(), "--jsonl".to_owned()]);
+        assert_eq!(no_url.err().unwrap(), "missing URL (see wsrun client --help)");
+        let url = parse_args(&[]).unwrap().url;
+        assert_eq!(url, "ws://127.0.0.1:9/");
+    }
+
+    #[test]
     fn help_documents_linger() {
         assert!(HELP.contains("--linger DURATION"));
         assert!(HELP.contains("default 1s"));
