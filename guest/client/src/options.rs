@@ -54,7 +54,8 @@ Commands (when stdin is a terminal, or with --commands):
 
 Exit codes:
   0    the connection closed with a closing handshake (whatever its code)
-  1    could not connect, or the connection was lost (no close frame, keepalive timeout)
+  1    could not connect, a send failed, or the connection was lost (no close frame,
+       keepalive timeout)
   2    invalid arguments (wsrun's own: usage, load and link errors)
   130  interrupted (Ctrl+C)";
 
