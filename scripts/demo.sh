@@ -4,14 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh rust
-cargo build --release --bin wsrun --example echo_server
+# Two binaries and nothing else: no test or example, whose dev-dependencies need the Python and JavaScript tools.
+cargo build --release --bin wsrun --bin echo_server
+bin="${CARGO_TARGET_DIR:-target}/release"
 
 server_out=$(mktemp)
-target/release/examples/echo_server >"$server_out" &
+"$bin/echo_server" >"$server_out" &
 server=$!
 trap 'kill "$server" 2>/dev/null; rm -f "$server_out"' EXIT
 for _ in $(seq 100); do [ -s "$server_out" ] && break; sleep 0.05; done
 url=$(head -n 1 "$server_out")
 
 echo "\$ printf 'Hello, wsrun!\\nSecond line\\n' | wsrun $url"
-printf 'Hello, wsrun!\nSecond line\n' | target/release/wsrun "$url"
+printf 'Hello, wsrun!\nSecond line\n' | "$bin/wsrun" "$url"

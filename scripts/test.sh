@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# A tool outside this workspace that embeds the library, as a user's project would (run by tests/all/embedding.rs).
+# It shares the target directory, so only the library and the tool itself are compiled again.
+CARGO_TARGET_DIR=target cargo build --release --manifest-path host/examples/embed/Cargo.toml
 # The Python and JavaScript guests' tests run last and alone: their first starts compile 12-18 MB of wasm on every
 # core, which would slow the timing-bounded tests (Ctrl+C within 2 s, ...) running beside them.
 cargo test --release --workspace -- --skip scripting::
-cargo test --release -p wsrun --test all -- scripting::
+cargo test --release -p wsrun-cli --test all -- scripting::
 # The client guest's own unit tests run natively (it is plain Rust apart from its bindings).
 (cd guest && CARGO_TARGET_DIR=../target/guest-native cargo test -p client)

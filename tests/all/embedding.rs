@@ -145,3 +145,29 @@ async fn the_many_sessions_example_runs() {
     assert!(stdout.contains("90 finished, 10 cancelled, 0 otherwise"), "{stdout}");
     assert!(stdout.contains("10 closed early with 1001"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedding_example_outside_the_workspace_runs() {
+    // Built by scripts/test.sh from host/examples/embed, a project with its own workspace that depends on the
+    // library alone, into this target directory.
+    let example = std::path::Path::new(env!("CARGO_BIN_EXE_wsrun")).with_file_name("embed-example");
+    assert!(
+        example.is_file(),
+        "{} is missing: CARGO_TARGET_DIR=target cargo build --release --manifest-path host/examples/embed/Cargo.toml \
+         (scripts/test.sh does it)",
+        example.display()
+    );
+    let server = Server::echo().await;
+    let run = tokio::process::Command::new(&example)
+        .args([wsrun_test_artifacts::CLIENT, &server.url, "3"])
+        .kill_on_drop(true)
+        .output();
+    let output = within(BOUND, "the embedding example", run).await.expect("run the embedding example");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    for index in 0..2 {
+        assert!(stdout.contains(&format!("session {index}: Exited(0)")), "{stdout}");
+        assert!(stdout.contains(&format!("< hello from session {index}")), "{stdout}");
+    }
+    assert!(stdout.contains("session 2: Interrupted"), "{stdout}");
+}
