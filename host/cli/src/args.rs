@@ -11,6 +11,8 @@ GUEST is a component file (client.wasm) or a bundled guest: client (the default)
 Everything after URL goes to the guest; `wsrun client --help` shows the client's own options.
 `wsrun compile GUEST -o FILE` compiles a guest ahead of time; FILE then runs as GUEST on this wsrun with
 --allow-precompiled. FILE is native code: trust it like a program binary.
+`wsrun new LANGUAGE NAME` creates a guest project (rust, python or javascript; `wsrun new --list`);
+`wsrun wit [DIR]` writes the WIT package this wsrun hosts, for any component toolchain.
 
 Exit codes:
   0    success
@@ -156,6 +158,14 @@ impl Args {
             }
             _ => Err("usage: wsrun compile GUEST -o FILE".to_owned()),
         })
+    }
+
+    /// `wsrun wit ...` or `wsrun new ...`: the subcommand and its arguments (unless a file of that name is the
+    /// guest).
+    pub fn scaffold(&self) -> Option<(&str, &[String])> {
+        let (first, rest) = self.command.split_first()?;
+        let command = ["wit", "new"].into_iter().find(|command| first == command)?;
+        (!std::path::Path::new(first).is_file()).then_some((command, rest))
     }
 
     /// `[GUEST] URL [GUEST ARGS]`: a first argument with `://` is the URL of the default `client` guest.

@@ -5,6 +5,7 @@ mod args;
 mod bundled;
 mod logger;
 mod run;
+mod scaffold;
 mod signals;
 
 fn main() -> std::process::ExitCode {

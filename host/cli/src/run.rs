@@ -13,7 +13,7 @@ use wsrun::{ConnectionLimits, Error, Grant, Limits, Outcome, Program, Proxy, Run
 
 use crate::args::{self, Args};
 use crate::signals::{self, Signals};
-use crate::{bundled, logger};
+use crate::{bundled, logger, scaffold};
 
 /// Exit code for usage, load and link errors.
 const EXIT_USAGE: u8 = 2;
@@ -54,6 +54,9 @@ fn usage_error(error: &clap::Error) -> String {
 /// Everything after parsing. `Err` is a usage or load error (exit 2); everything else is in the exit code.
 fn run(args: Args) -> Result<ExitCode, String> {
     logger::init(args.verbose);
+    if let Some((command, rest)) = args.scaffold() {
+        return if command == "wit" { scaffold::wit(rest) } else { scaffold::new(rest) };
+    }
     let cache = match (&args.cache_dir, args.no_cache) {
         (_, true) => None,
         (Some(dir), false) => Some(dir.clone()),
