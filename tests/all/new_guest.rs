@@ -179,6 +179,15 @@ mod scripting {
     /// A run: the first start of a Python or JS component compiles 12-18 MB of wasm.
     const RUN_BOUND: Duration = Duration::from_secs(120);
 
+    /// One of these tests at a time: each builds on every core, then compiles a component on every core, and the
+    /// other scripting tests beside them measure how fast Ctrl+C is answered.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        // A test that failed holding it has no state to protect.
+        ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Run a build `command` with `sh` in `dir`, as a user would type it; it must succeed.
     async fn build(dir: &Path, command: &str, envs: &[(&str, &Path)]) {
         let mut sh = tokio::process::Command::new("sh");
@@ -243,6 +252,7 @@ mod scripting {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_new_rust_guest_builds_and_runs() {
+        let _alone = one_at_a_time();
         let dir = TempDir::new("new-rust");
         let command = "cargo build --release --target wasm32-wasip2";
         let project = new_project(dir.path(), "rust", "my-demo", command).await;
@@ -258,6 +268,7 @@ mod scripting {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_new_python_guest_builds_and_runs() {
+        let _alone = one_at_a_time();
         let dir = TempDir::new("new-python");
         let command = "componentize-py -d wit -w wsrun:ws/client componentize app -o demo.wasm";
         let project = new_project(dir.path(), "python", "demo", command).await;
@@ -267,6 +278,7 @@ mod scripting {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_new_javascript_guest_builds_and_runs() {
+        let _alone = one_at_a_time();
         let dir = TempDir::new("new-javascript");
         let command = "npm install && npm run build";
         let project = new_project(dir.path(), "javascript", "demo", command).await;
@@ -277,6 +289,7 @@ mod scripting {
     /// `wsrun wit` output is all a toolchain needs: componentize-py builds a guest on it alone, with no helper.
     #[tokio::test(flavor = "multi_thread")]
     async fn the_wit_alone_builds_a_python_guest() {
+        let _alone = one_at_a_time();
         let dir = TempDir::new("wit-python");
         let run = wsrun_in(dir.path(), &["wit"]).await;
         assert_eq!(run.code(), Some(0), "{run:?}");

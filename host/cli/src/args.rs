@@ -265,6 +265,16 @@ mod tests {
     }
 
     #[test]
+    fn wit_and_new_are_subcommands_unless_a_file_has_their_name() {
+        let args = |argv: &[&str]| Args::try_parse_from([&["wsrun"], argv].concat()).unwrap();
+        let new = args(&["new", "rust", "demo"]);
+        assert_eq!(new.scaffold(), Some(("new", &["rust".to_owned(), "demo".to_owned()][..])));
+        assert_eq!(args(&["wit"]).scaffold(), Some(("wit", &[][..])));
+        assert_eq!(args(&["ws://h/", "new"]).scaffold(), None);
+        assert_eq!(args(&["news", "ws://h/"]).scaffold(), None);
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("65536").unwrap(), 65536);
         assert_eq!(parse_size("64K").unwrap(), 64 << 10);
