@@ -5,7 +5,7 @@
 //! `error-code` becomes a [`WsError`](crate::websocket::WsError) that is either that code or a trap.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "wit",
     world: "client",
     imports: { default: async | trappable },
     exports: { default: async },

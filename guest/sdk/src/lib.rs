@@ -10,7 +10,7 @@
 //! ```
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "wit",
     world: "client",
     generate_all,
     pub_export_macro: true,
