@@ -48,11 +48,14 @@ impl Guest for Starter {
 }
 
 /// Each message, then its reply (stop early if the server closes); then the closing handshake.
-fn session(conn: &Connection, args: &[String]) -> Result<(), ErrorCode> {
-    let mut stdin = std::io::stdin().lines().map_while(Result::ok);
-    let mut messages = args.iter().cloned();
-    let mut next = || if args.is_empty() { stdin.next() } else { messages.next() };
-    while let Some(text) = next() {
+fn session(conn: &Connection, messages: &[String]) -> Result<(), ErrorCode> {
+    // The arguments, or else the lines of stdin (each read once the previous reply has come).
+    let texts: Box<dyn Iterator<Item = String>> = if messages.is_empty() {
+        Box::new(std::io::stdin().lines().map_while(Result::ok))
+    } else {
+        Box::new(messages.iter().cloned())
+    };
+    for text in texts {
         conn.send(&Message::Text(text))?;
         match conn.receive()? {
             Some(reply) => show(&reply),
