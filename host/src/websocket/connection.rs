@@ -47,7 +47,7 @@ pub(crate) struct ReadOptions {
 
 /// The guest's handle on a connection (the `connection` resource).
 ///
-/// Dropping it does not close the socket: the session's [`Shared`] half outlives it, so the host can still send a
+/// Dropping it does not close the socket: the session's shared half outlives it, so the host can still send a
 /// close frame and wait for the peer's.
 pub struct Connection {
     pub(crate) shared: Arc<Shared>,

@@ -1,9 +1,9 @@
 //! The `wsrun:ws/websocket` interface: WebSocket connections owned by the host, lent to the guest as handles.
 //!
-//! - [`dial`] opens a connection: URL checks, the grant, DNS, TCP, TLS, the handshake and redirects.
-//! - [`connection`] is the open connection: a reader task per connection that fills a bounded [`queue`], the
+//! - `dial` opens a connection: URL checks, the grant, DNS, TCP, TLS, the handshake and redirects.
+//! - `connection` is the open connection: a reader task per connection that fills a bounded `queue`, the
 //!   shared writer (its sends flushed in batches), and the pollable.
-//! - [`host`] is the WIT glue: the generated `Host` traits implemented over those two.
+//! - `host` is the WIT glue: the generated `Host` traits implemented over those two.
 
 #[cfg(test)]
 mod boundary_tests;
