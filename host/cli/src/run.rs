@@ -121,7 +121,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
             .inherit_stdio();
         signals.cancel_on_signal(session.cancel_handle());
         let outcome = session.run().await;
-        Ok::<_, String>(report(&program, &outcome))
+        let code = report(&program, &outcome);
+        // The connections are closed and the output flushed: nothing else stands between the end and the exit. The
+        // engine's code memory, the runtime's threads and the compiled guest are the kernel's to take back.
+        std::process::exit(code.into());
+        #[allow(unreachable_code)]
+        Ok::<_, String>(ExitCode::from(code))
     })?;
     // The stdin reader thread may be blocked in read(2); do not wait for it.
     tokio.shutdown_background();
@@ -195,7 +200,7 @@ fn read_guest(guest: &str) -> Result<Cow<'static, [u8]>, String> {
 }
 
 /// One line for outcomes the guest did not explain itself, and the exit code.
-fn report(program: &Program, outcome: &Outcome) -> ExitCode {
+fn report(program: &Program, outcome: &Outcome) -> u8 {
     let _ = std::io::stdout().flush();
     match outcome {
         Outcome::Exited(_) => {}
@@ -207,7 +212,9 @@ fn report(program: &Program, outcome: &Outcome) -> ExitCode {
     }
     // A guest's own code is a byte (WASI's `exit-with-code` takes a u8) and passes unchanged; nothing else is
     // outside 0-255 either, but were it so, it would be a failure like any other: 1.
-    ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(1))
+    let code = u8::try_from(outcome.exit_code()).unwrap_or(1);
+    let _ = std::io::stderr().flush();
+    code
 }
 
 fn format_duration(duration: Duration) -> String {
