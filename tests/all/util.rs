@@ -68,7 +68,8 @@ pub async fn run_with_input_within(args: &[&str], input: &[u8], bound: Duration)
         let _ = stdin.write_all(&input).await;
     });
     let run = finish_within(child, started, bound).await;
-    let _ = writer.await;
+    // wsrun is gone, so the write has ended, done or refused.
+    let _ = within(BOUND, "the end of the write to wsrun's stdin", writer).await;
     run
 }
 
