@@ -84,6 +84,11 @@ struct Link {
     /// `flush_due` wakes the flusher (once per batch, not once per message).
     flush_pending: AtomicBool,
     flush_due: tokio::sync::Notify,
+    /// Batch sends until the guest pauses: only on a single-threaded runtime (the CLI's), where the flusher runs
+    /// exactly when the session's task waits. On a multi-threaded one (an embedder with many sessions) it would run
+    /// at another worker's whim, and a busy process would hold sent messages, and a cancel's close frame behind
+    /// them, for milliseconds: each send is written at once there.
+    batch_sends: bool,
     /// For the debug log at the end: where, the queue limits, how many messages came.
     url: String,
     limits: (usize, usize),
@@ -104,6 +109,8 @@ impl Connection {
             failing: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
             flush_due: tokio::sync::Notify::new(),
+            batch_sends: tokio::runtime::Handle::try_current()
+                .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread),
             url: url.clone(),
             limits: (options.queued_messages, options.queued_bytes),
             messages: AtomicU64::new(0),
@@ -199,6 +206,11 @@ impl Link {
         }
         let mut writer = self.writer.lock().await;
         let Some(sink) = writer.as_mut() else { return Err(self.ended()) };
+        if !self.batch_sends {
+            let sent = sink.send(message).await.map_err(|e| self.transport_error(e));
+            self.after_write(&mut writer, sent.is_err());
+            return sent;
+        }
         // Into the writer's buffer (which writes to the socket by itself past 128 KiB, and waits while the socket is
         // full: backpressure); the flusher writes the rest once the guest pauses, so a guest that sends many
         // small messages in a row costs one system call per batch, not one per message.
