@@ -14,7 +14,8 @@ use crate::util::{run_command, wsrun, Run};
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
-        .find(|dir| dir.join("wit/world.wit").is_file())
+        // host/ links wit/ too (for packaging the library): the repository is where guest/ is as well.
+        .find(|dir| dir.join("wit/world.wit").is_file() && dir.join("guest").is_dir())
         .expect("the repository's wit/")
         .to_path_buf()
 }

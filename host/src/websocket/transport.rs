@@ -153,7 +153,14 @@ async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
 /// Open an HTTP CONNECT tunnel through `proxy` to the host and port of `target`.
 async fn tunnel(proxy: &Url, target: &Url) -> Result<TcpStream, ErrorCode> {
     let proxy_error = |why: String| ErrorCode::Proxy(format!("{}: {why}", proxy_display(proxy)));
-    let mut tcp = connect_tcp(proxy).await.map_err(|e| proxy_error(format!("{e:?}")))?;
+    let mut tcp = connect_tcp(proxy).await.map_err(|e| {
+        proxy_error(match e {
+            ErrorCode::Refused(why) => format!("connection refused ({why})"),
+            ErrorCode::Dns(why) => format!("cannot resolve it ({why})"),
+            ErrorCode::Io(why) => why,
+            other => format!("{other:?}"),
+        })
+    })?;
     let authority = format!("{}:{}", target.host_str().unwrap_or_default(), target.port_or_known_default().unwrap_or(80));
     let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if !proxy.username().is_empty() {
