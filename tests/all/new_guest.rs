@@ -72,7 +72,8 @@ fn assert_is_the_wit(dir: &Path) {
     let wit = repository().join("wit");
     assert_eq!(files_under(dir), files_under(&wit), "{}", dir.display());
     for file in files_under(&wit) {
-        assert!(std::fs::read(dir.join(&file)).unwrap() == std::fs::read(wit.join(&file)).unwrap(), "{} differs", file.display());
+        let (written, source) = (std::fs::read(dir.join(&file)).unwrap(), std::fs::read(wit.join(&file)).unwrap());
+        assert!(written == source, "{} differs", file.display());
     }
 }
 
@@ -105,7 +106,8 @@ async fn new_writes_the_wit_and_the_helpers_of_the_bundled_guests() {
         assert_is_the_wit(&project.join("wit"));
         // One source: the helper of a new project is the bundled guests' own file.
         let written = std::fs::read_to_string(project.join(helper)).unwrap();
-        assert!(written == std::fs::read_to_string(repository().join(bundled)).unwrap(), "{language}: {helper} differs from {bundled}");
+        let source = std::fs::read_to_string(repository().join(bundled)).unwrap();
+        assert!(written == source, "{language}: {helper} differs from {bundled}");
     }
     let run = wsrun_in(dir.path(), &["new", "rust", "rusty"]).await;
     assert_eq!(run.code(), Some(0), "{run:?}");
@@ -115,7 +117,8 @@ async fn new_writes_the_wit_and_the_helpers_of_the_bundled_guests() {
     for project in ["python", "javascript", "rusty"] {
         for file in files_under(&dir.path().join(project)) {
             let text = std::fs::read_to_string(dir.path().join(project).join(&file)).unwrap();
-            assert!(!text.contains("{{name}}") && !text.contains("{{crate}}"), "{project}/{} keeps a placeholder", file.display());
+            let file = file.display();
+            assert!(!text.contains("{{name}}") && !text.contains("{{crate}}"), "{project}/{file} keeps a placeholder");
         }
     }
 }
@@ -194,7 +197,11 @@ mod scripting {
         let mut sh = tokio::process::Command::new("sh");
         sh.arg("-c").arg(command).current_dir(dir).kill_on_drop(true);
         // Nothing from the cargo running these tests may leak into a nested build.
-        for name in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC", "RUSTC_WRAPPER", "CARGO_MAKEFLAGS"] {
+        const CARGO_VARIABLES: [&str; 7] = [
+            "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC", "RUSTC_WRAPPER",
+            "CARGO_MAKEFLAGS",
+        ];
+        for name in CARGO_VARIABLES {
             sh.env_remove(name);
         }
         // npm: the packages setup.sh installed for guest/js are in npm's cache; take them from there.

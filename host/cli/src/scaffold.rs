@@ -144,7 +144,8 @@ fn create(language: &str, dir: &Path) -> Result<ExitCode, String> {
     match fs::create_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            return Err(format!("{} already exists: wsrun new creates a new directory and overwrites nothing", dir.display()))
+            let dir = dir.display();
+            return Err(format!("{dir} already exists: wsrun new creates a new directory and overwrites nothing"));
         }
         Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
     }
@@ -243,24 +244,27 @@ mod tests {
         let bundled = fs::read_to_string(repository().join("guest/js/package.json")).unwrap();
         let template = TEMPLATES.iter().find(|t| t.language == "javascript").unwrap();
         let package = template.files.iter().find(|(path, _)| *path == "package.json").unwrap().1;
-        for dependency in ["\"@bytecodealliance/componentize-js\"", "\"@bytecodealliance/preview2-shim\""] {
-            let line = |text: &str| text.lines().find(|line| line.contains(dependency)).map(|line| line.trim().trim_end_matches(',').to_owned());
-            assert_eq!(line(package), line(&bundled), "{dependency}");
+        for dependency in ["@bytecodealliance/componentize-js", "@bytecodealliance/preview2-shim"] {
+            assert_eq!(requirement(package, dependency), requirement(&bundled, dependency), "{dependency}");
         }
-        let version = line_version(package, "componentize-js");
+        let version = requirement(package, "@bytecodealliance/componentize-js");
         assert!(template.summary.contains(&format!("componentize-js {version}")), "{}", template.summary);
     }
 
-    fn line_version(package: &str, name: &str) -> String {
-        let line = package.lines().find(|line| line.contains(&format!("/{name}\""))).unwrap();
-        line.rsplit(':').next().unwrap().trim().trim_end_matches(',').trim_matches('"').to_owned()
+    /// The version requirement of `dependency` in a package.json's `"name": "requirement"` line.
+    fn requirement(package: &str, dependency: &str) -> String {
+        let key = format!("\"{dependency}\":");
+        let value = package.lines().find_map(|line| line.trim().strip_prefix(&key)).expect(dependency);
+        value.trim().trim_end_matches(',').trim_matches('"').to_owned()
     }
 
     #[test]
     fn every_placeholder_is_filled() {
         for template in TEMPLATES {
             for (path, text) in template.files {
-                let rest = text.replace("{{build}}", "").replace("{{wasm}}", "").replace("{{name}}", "").replace("{{crate}}", "");
+                let rest = ["{{build}}", "{{wasm}}", "{{name}}", "{{crate}}"]
+                    .iter()
+                    .fold(text.to_string(), |rest, placeholder| rest.replace(placeholder, ""));
                 assert!(!rest.contains("{{"), "{}/{path} has a placeholder that is never filled", template.language);
             }
             let readme = template.files.iter().find(|(path, _)| *path == "README.md").unwrap().1;
