@@ -34,12 +34,14 @@ rust_guests() {
         echo "setup: using rustup's wasm32-wasip2 target"
         return
     fi
-    if have_debian_route; then
-        echo "setup: using Debian's Rust with -Zbuild-std for wasm32-wasip2"
-        return
-    fi
+    # rustup's target first even where the Debian route is installed: a project made by `wsrun new rust` builds
+    # with plain `cargo build --target wasm32-wasip2`, which only rustup's target allows.
     if command -v rustup >/dev/null && timeout 300 rustup target add wasm32-wasip2 && have_rustup_target; then
         echo "setup: installed rustup's wasm32-wasip2 target"
+        return
+    fi
+    if have_debian_route; then
+        echo "setup: using Debian's Rust with -Zbuild-std for wasm32-wasip2"
         return
     fi
     echo "setup: rustup cannot add wasm32-wasip2 here; installing Debian's Rust with std sources instead"
