@@ -85,7 +85,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             biased;
             () = signals.first() => {
                 signals::say_interrupted();
-                return Ok(ExitCode::from(signals::EXIT_INTERRUPTED));
+                return Ok::<_, String>(ExitCode::from(signals::EXIT_INTERRUPTED));
             }
             loaded = loading => loaded.map_err(|e| format!("loading the guest failed: {e}"))??,
         };
@@ -121,16 +121,17 @@ fn run(args: Args) -> Result<ExitCode, String> {
             .inherit_stdio();
         signals.cancel_on_signal(session.cancel_handle());
         let outcome = session.run().await;
-        let code = report(&program, &outcome);
-        // The connections are closed and the output flushed: nothing else stands between the end and the exit. The
-        // engine's code memory, the runtime's threads and the compiled guest are the kernel's to take back.
-        std::process::exit(code.into());
-        #[allow(unreachable_code)]
-        Ok::<_, String>(ExitCode::from(code))
+        exit_now(report(&program, &outcome))
     })?;
     // The stdin reader thread may be blocked in read(2); do not wait for it.
     tokio.shutdown_background();
     Ok(code)
+}
+
+/// The session's connections are closed and its output flushed (`report`): nothing else stands between the end and
+/// the exit. The engine's code memory, the runtime's threads and the compiled guest are the kernel's to take back.
+fn exit_now(code: u8) -> ! {
+    std::process::exit(code.into())
 }
 
 /// `wsrun compile GUEST -o FILE`.

@@ -221,14 +221,7 @@ async fn each_bad_argument_has_its_error_code() {
     let mut table = ResourceTable::new();
     let mut view = WebsocketCtxView { ctx: &mut ctx, table: &mut table };
 
-    let plain = || ConnectOptions {
-        headers: Vec::new(),
-        subprotocols: Vec::new(),
-        open_timeout_ms: None,
-        max_message_size: None,
-        control_frames: false,
-        keepalive: None,
-    };
+    let plain = ConnectOptions::default;
     for forbidden in ["Sec-WebSocket-Key", "host", "Content-Length", "Proxy-Authorization"] {
         let options = ConnectOptions { headers: vec![Header { name: forbidden.into(), value: "x".into() }], ..plain() };
         let refused = error_code(view.connect(echo.clone(), options).await, forbidden);

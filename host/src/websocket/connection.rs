@@ -63,8 +63,9 @@ pub(crate) struct Shared {
     held: AtomicBool,
     /// Reads the socket until the connection ends; dropping the last `Shared` aborts it and closes the socket.
     reader: Mutex<Option<AbortOnDropJoinHandle<()>>>,
-    /// Flushes what the guest sent, once it stops sending for a moment; aborted with the `Shared`.
-    _flusher: AbortOnDropJoinHandle<()>,
+    /// Flushes what the guest sent once it stops sending for a moment, where sends are batched; aborted with the
+    /// `Shared`.
+    _flusher: Option<AbortOnDropJoinHandle<()>>,
 }
 
 /// What the guest's side and the reader task share: the writer and how the connection is going.
@@ -117,7 +118,7 @@ impl Connection {
             queue: queue.clone(),
         });
         let task = wasmtime_wasi::runtime::spawn(read_loop(reader, link.clone(), options));
-        let flusher = wasmtime_wasi::runtime::spawn(flush_loop(link.clone()));
+        let flusher = link.batch_sends.then(|| wasmtime_wasi::runtime::spawn(flush_loop(link.clone())));
         let shared = Arc::new(Shared { link, held: AtomicBool::new(true), reader: Mutex::new(Some(task)), _flusher: flusher });
         Connection { shared, queue, url, protocol }
     }

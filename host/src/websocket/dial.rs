@@ -213,11 +213,7 @@ mod tests {
     fn options(headers: &[(&str, &str)]) -> ConnectOptions {
         ConnectOptions {
             headers: headers.iter().map(|(name, value)| Header { name: name.to_string(), value: value.to_string() }).collect(),
-            subprotocols: Vec::new(),
-            open_timeout_ms: None,
-            max_message_size: None,
-            control_frames: false,
-            keepalive: None,
+            ..ConnectOptions::default()
         }
     }
 
