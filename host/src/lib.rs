@@ -55,6 +55,7 @@ mod program;
 mod runtime;
 mod session;
 mod state;
+mod stats;
 pub mod websocket;
 
 pub use cancel::{CancelHandle, StopReason};
@@ -65,6 +66,7 @@ pub use program::Program;
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use session::{Outcome, SessionBuilder};
 pub use state::SessionState;
+pub use stats::SessionStats;
 pub use websocket::{Proxy, TlsSettings, Transport};
 
 /// In-memory stdio for sessions (`MemoryInputPipe`, `MemoryOutputPipe`), from wasmtime-wasi.

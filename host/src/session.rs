@@ -1,5 +1,6 @@
 //! One session: a fresh store for one run of a guest, its grant and limits, how it is stopped, and how it ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
@@ -12,6 +13,7 @@ use crate::grant::Grant;
 use crate::limits::{Limits, SessionLimiter};
 use crate::program::Program;
 use crate::state::SessionState;
+use crate::stats::SessionStats;
 use crate::websocket::{Transport, WebsocketCtx};
 
 /// With fuel metering, how much fuel a guest burns between yields to other tasks.
@@ -78,6 +80,7 @@ pub struct SessionBuilder {
     transport: Transport,
     wasi: WasiCtxBuilder,
     cancel: CancelHandle,
+    stats: Arc<SessionStats>,
 }
 
 impl SessionBuilder {
@@ -92,6 +95,7 @@ impl SessionBuilder {
             transport: Transport::default(),
             wasi: WasiCtxBuilder::new(),
             cancel,
+            stats: Arc::default(),
         }
     }
 
@@ -165,10 +169,15 @@ impl SessionBuilder {
         self.cancel.clone()
     }
 
+    /// This session's traffic figures, live while it runs and kept after it ends.
+    pub fn stats(&self) -> Arc<SessionStats> {
+        self.stats.clone()
+    }
+
     /// Run the guest to its end, then close every connection it left open (1000 after a normal end, 1001 after a
     /// cancel or timeout, 1011 after a trap) and wait, bounded, for the peers' close frames.
     pub async fn run(self) -> Outcome {
-        let SessionBuilder { program, url, args, grant, limits, transport, mut wasi, cancel } = self;
+        let SessionBuilder { program, url, args, grant, limits, transport, mut wasi, cancel, stats } = self;
         let grant = grant.unwrap_or_else(|| Grant::origin_of_url(&url));
         let mut arguments = vec![program.name().to_owned(), url];
         arguments.extend(args);
@@ -179,7 +188,9 @@ impl SessionBuilder {
         let state = SessionState {
             wasi: wasi.build(),
             table,
-            websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport).close_wait(limits.close_wait),
+            websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport)
+                .close_wait(limits.close_wait)
+                .stats(stats),
             limiter: SessionLimiter::new(&limits),
         };
         let mut store = Store::new(program.engine(), state);

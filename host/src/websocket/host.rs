@@ -32,7 +32,10 @@ impl HostConnection for WebsocketCtxView<'_> {
             ))
             .into());
         }
-        let dialed = dial(&url, &options, &self.ctx.grant, &self.ctx.limits, &self.ctx.transport).await?;
+        let started = std::time::Instant::now();
+        let dialed = dial(&url, &options, &self.ctx.grant, &self.ctx.limits, &self.ctx.transport).await;
+        let dialed = dialed.inspect_err(|_| self.ctx.stats.connect_failed())?;
+        self.ctx.stats.connected(started.elapsed());
         let limits = &self.ctx.limits;
         let read = ReadOptions {
             queued_messages: limits.queued_messages,
@@ -59,24 +62,35 @@ impl HostConnection for WebsocketCtxView<'_> {
 
     async fn send(&mut self, conn: Resource<Connection>, message: Message) -> Result<(), WsError> {
         let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
+        let data_bytes = data_bytes(&message);
         let wire = match message {
             Message::Text(text) => WireMessage::text(text),
             Message::Binary(bytes) => WireMessage::binary(bytes),
             Message::Ping(payload) => WireMessage::Ping(control_payload(payload)?.into()),
             Message::Pong(payload) => WireMessage::Pong(control_payload(payload)?.into()),
         };
-        Ok(shared.send(wire).await?)
+        shared.send(wire).await?;
+        if let Some(bytes) = data_bytes {
+            self.ctx.stats.sent(bytes);
+        }
+        Ok(())
     }
 
     async fn receive(&mut self, conn: Resource<Connection>) -> Result<Option<Message>, WsError> {
-        Ok(self.table.get_mut(&conn).map_err(WsError::trap)?.receive().await?)
+        let received = self.table.get_mut(&conn).map_err(WsError::trap)?.receive().await;
+        self.count_received(&received);
+        Ok(received?)
     }
 
     async fn try_receive(
         &mut self,
         conn: Resource<Connection>,
     ) -> wasmtime::Result<Option<Result<Option<Message>, ErrorCode>>> {
-        Ok(self.table.get_mut(&conn)?.try_receive())
+        let received = self.table.get_mut(&conn)?.try_receive();
+        if let Some(received) = &received {
+            self.count_received(received);
+        }
+        Ok(received)
     }
 
     async fn subscribe(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
@@ -107,6 +121,25 @@ impl HostConnection for WebsocketCtxView<'_> {
             let _ = tokio::time::timeout(Duration::from_secs(1), conn.shared.close(1000, "")).await;
         }
         Ok(())
+    }
+}
+
+impl WebsocketCtxView<'_> {
+    fn count_received(&self, received: &Result<Option<Message>, ErrorCode>) {
+        if let Ok(Some(message)) = received {
+            if let Some(bytes) = data_bytes(message) {
+                self.ctx.stats.received(bytes);
+            }
+        }
+    }
+}
+
+/// The payload size of a text or binary message; `None` for control frames, which the figures do not count.
+fn data_bytes(message: &Message) -> Option<usize> {
+    match message {
+        Message::Text(text) => Some(text.len()),
+        Message::Binary(bytes) => Some(bytes.len()),
+        Message::Ping(_) | Message::Pong(_) => None,
     }
 }
 

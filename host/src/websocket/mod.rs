@@ -21,6 +21,7 @@ use std::time::Duration;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use crate::grant::Grant;
+use crate::stats::SessionStats;
 
 pub use connection::Connection;
 pub(crate) use connection::Shared;
@@ -77,6 +78,8 @@ pub struct WebsocketCtx {
     pub(crate) queue_budget: Arc<queue::SessionBudget>,
     /// Once a close frame is sent, how long the peer has to answer it.
     pub(crate) close_wait: Duration,
+    /// What the session's connections carried, for whoever runs it.
+    pub(crate) stats: Arc<SessionStats>,
 }
 
 impl WebsocketCtx {
@@ -90,7 +93,14 @@ impl WebsocketCtx {
             opened: Vec::new(),
             queue_budget,
             close_wait: crate::Limits::default().close_wait,
+            stats: Arc::default(),
         }
+    }
+
+    /// Count this context's traffic into `stats` (by default, figures nobody reads).
+    pub fn stats(mut self, stats: Arc<SessionStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Once a close frame is sent (by the guest or the host), how long the peer has to answer it before the host

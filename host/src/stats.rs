@@ -1,0 +1,83 @@
+//! Live traffic figures of one session, readable from any thread while it runs (for progress lines and reports).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How many connect times a session keeps: a guest that reconnects in a loop must not grow the host's memory.
+const MAX_CONNECT_TIMES: usize = 1024;
+
+/// What one session's connections carried so far. Counted by the host as messages cross the component boundary:
+/// text and binary messages only (not pings, pongs or close frames), payload bytes only.
+///
+/// Get it from [`SessionBuilder::stats`](crate::SessionBuilder::stats); it stays readable after the session ends.
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    messages_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    messages_received: AtomicU64,
+    bytes_received: AtomicU64,
+    connects: AtomicU64,
+    failed_connects: AtomicU64,
+    connect_times: Mutex<Vec<Duration>>,
+}
+
+impl SessionStats {
+    /// Messages the guest sent that the host handed to a socket.
+    pub fn messages_sent(&self) -> u64 {
+        self.messages_sent.load(Ordering::Relaxed)
+    }
+
+    /// Payload bytes of those messages.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    /// Messages the guest took from its connections.
+    pub fn messages_received(&self) -> u64 {
+        self.messages_received.load(Ordering::Relaxed)
+    }
+
+    /// Payload bytes of those messages.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
+    }
+
+    /// Connections opened (handshake done).
+    pub fn connects(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
+    }
+
+    /// Connection attempts that failed (refused, denied, timed out, not upgraded, ...).
+    pub fn failed_connects(&self) -> u64 {
+        self.failed_connects.load(Ordering::Relaxed)
+    }
+
+    /// How long each successful opening took (DNS, TCP, TLS, handshake and redirects), in order; the first 1024.
+    pub fn connect_times(&self) -> Vec<Duration> {
+        self.connect_times.lock().map(|times| times.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn sent(&self, bytes: usize) {
+        self.messages_sent.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn received(&self, bytes: usize) {
+        self.messages_received.fetch_add(1, Ordering::Relaxed);
+        self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connected(&self, took: Duration) {
+        self.connects.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut times) = self.connect_times.lock() {
+            if times.len() < MAX_CONNECT_TIMES {
+                times.push(took);
+            }
+        }
+    }
+
+    pub(crate) fn connect_failed(&self) {
+        self.failed_connects.fetch_add(1, Ordering::Relaxed);
+    }
+}
