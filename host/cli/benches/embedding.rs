@@ -8,7 +8,7 @@
 //! the session counts of `memory` (default `100,1000,10000`); `WSRUN_BENCH_SIZES` the message sizes of
 //! `throughput` (default `16,1024,65536,1048576`).
 
-#[path = "../examples/support/fd_limit.rs"]
+#[path = "../src/load/fd_limit.rs"]
 mod fd_limit;
 
 use std::process::Stdio;

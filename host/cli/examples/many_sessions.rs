@@ -7,7 +7,7 @@
 //! ```
 //! Exits 1 if any session ended otherwise than expected.
 
-#[path = "support/fd_limit.rs"]
+#[path = "../src/load/fd_limit.rs"]
 mod fd_limit;
 
 use std::process::ExitCode;

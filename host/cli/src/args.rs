@@ -13,11 +13,14 @@ Everything after URL goes to the guest; `wsrun client --help` shows the client's
 --allow-precompiled. FILE is native code: trust it like a program binary.
 `wsrun new LANGUAGE NAME` creates a guest project (rust, python or javascript; `wsrun new --list`);
 `wsrun wit [DIR]` writes the WIT package this wsrun hosts, for any component toolchain.
+`wsrun --sessions N ...` runs N sessions side by side (a load test) and prints a summary; `wsrun report merge
+FILE...` adds up the --report files of several shards.
 
 Exit codes:
   0    success
   N    the guest's own exit code, when it sets one
-  1    guest failure or connection failure (the guest says which), a trap, or --timeout
+  1    guest failure or connection failure (the guest says which), a trap, or --timeout;
+       with --sessions: more failed sessions than --max-failures allows
   2    usage, load or link errors
   130  interrupted (Ctrl+C or SIGTERM)";
 
@@ -112,6 +115,37 @@ pub struct Args {
     #[arg(short, long)]
     pub verbose: bool,
 
+    /// Run N sessions of the guest side by side, each in its own sandbox (stdin empty, output discarded or in
+    /// --output), then print a summary. Exit code: 1 when more than --max-failures sessions failed.
+    #[arg(long, value_name = "N", help_heading = "Many sessions")]
+    pub sessions: Option<u64>,
+
+    /// Spread the sessions' starts evenly over this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "sessions", help_heading = "Many sessions")]
+    pub ramp_up: Option<Duration>,
+
+    /// Stop the sessions still running after this long, each with a clean close (1001); they count as stopped,
+    /// not failed.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "sessions", help_heading = "Many sessions")]
+    pub duration: Option<Duration>,
+
+    /// Append each session's stdout and stderr to DIR/INDEX.log.
+    #[arg(long, value_name = "DIR", requires = "sessions", help_heading = "Many sessions")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// Also write the summary as JSON, with its latency histograms (for `wsrun report merge`).
+    #[arg(long, value_name = "FILE", help_heading = "Many sessions")]
+    pub report: Option<std::path::PathBuf>,
+
+    /// How many sessions may fail (exit non-zero, trap, time out) with exit code 0: a count, or a share like 5%.
+    #[arg(long, value_name = "N|P%", value_parser = crate::load::report::MaxFailures::parse, help_heading = "Many sessions")]
+    pub max_failures: Option<crate::load::report::MaxFailures>,
+
+    /// Run only the sessions whose index s has s % COUNT == INDEX (one of COUNT processes or pods). Default: from
+    /// JOB_COMPLETION_INDEX and WSRUN_SHARD_COUNT (a Kubernetes Indexed Job), else all.
+    #[arg(long, value_name = "INDEX/COUNT", requires = "sessions", help_heading = "Many sessions")]
+    pub shard: Option<String>,
+
     /// [GUEST] URL [GUEST ARGS]...
     #[arg(
         value_name = "[GUEST] URL [GUEST ARGS]",
@@ -166,6 +200,12 @@ impl Args {
         let (first, rest) = self.command.split_first()?;
         let command = ["wit", "new"].into_iter().find(|command| first == command)?;
         (!std::path::Path::new(first).is_file()).then_some((command, rest))
+    }
+
+    /// `wsrun report merge FILE...`: the arguments after `report` (unless a file named `report` is the guest).
+    pub fn report_command(&self) -> Option<&[String]> {
+        let (first, rest) = self.command.split_first()?;
+        (first == "report" && !std::path::Path::new(first).is_file()).then_some(rest)
     }
 
     /// `[GUEST] URL [GUEST ARGS]`: a first argument with `://` is the URL of the default `client` guest.

@@ -1,8 +1,9 @@
-//! The `wsrun` command: parse, load the guest, run one session with the process's stdio, turn its outcome into one
-//! message and an exit code. It uses only the `wsrun` library's public API.
+//! The `wsrun` command: parse, load the guest, run one session with the process's stdio (or many, `--sessions`), turn
+//! the outcome into one message and an exit code. It uses only the `wsrun` library's public API.
 
 mod args;
 mod bundled;
+mod load;
 mod logger;
 mod run;
 mod scaffold;

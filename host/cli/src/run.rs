@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use wsrun::{ConnectionLimits, Error, Grant, Limits, Outcome, Program, Proxy, Runtime, RuntimeBuilder, TlsSettings, Transport};
+use wsrun::{
+    ConnectionLimits, Error, Grant, Limits, Outcome, Program, Proxy, Runtime, RuntimeBuilder, SessionBuilder, TlsSettings,
+    Transport,
+};
 
-use crate::args::{self, Args};
+use crate::args::{self, Args, Invocation};
+use crate::load::{self, report::MaxFailures};
 use crate::signals::{self, Signals};
 use crate::{bundled, logger, scaffold};
 
@@ -66,29 +70,82 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if let Some(compile) = args.compile() {
         return precompile(builder, compile?);
     }
+    if let Some(command) = args.report_command() {
+        return match command.split_first() {
+            Some((merge, files)) if merge == "merge" => load::merge(files, args.report.as_deref(), args.max_failures),
+            _ => Err("usage: wsrun report merge [--report FILE] [--max-failures N|P%] FILE...".to_owned()),
+        };
+    }
+    if args.sessions.is_none() && (args.report.is_some() || args.max_failures.is_some()) {
+        return Err("--report and --max-failures go with --sessions N (or wsrun report merge)".to_owned());
+    }
     let invocation = args.invocation()?;
-    let transport = transport(&args)?;
+    let template = Template::new(&args, &invocation, transport(&args)?);
+    if let Some(sessions) = args.sessions {
+        return many(&args, invocation, builder, template, sessions);
+    }
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
         let signals = Signals::watch()?;
-        let (guest, allow_precompiled) = (invocation.guest.clone(), args.allow_precompiled);
-        // Compiling takes seconds for a Python or JS guest: off the async threads, so a signal is still answered.
-        let loading = tokio::task::spawn_blocking(move || {
-            let runtime = builder.build().map_err(|e| e.to_string())?;
-            let program = load(&runtime, &guest, allow_precompiled)?;
-            Ok::<_, String>((runtime, program))
-        });
-        let (_runtime, program) = tokio::select! {
-            biased;
-            () = signals.first() => {
-                signals::say_interrupted();
-                return Ok::<_, String>(ExitCode::from(signals::EXIT_INTERRUPTED));
-            }
-            loaded = loading => loaded.map_err(|e| format!("loading the guest failed: {e}"))??,
+        let Some((_runtime, program)) = load_watching(&signals, builder, &invocation.guest, args.allow_precompiled).await?
+        else {
+            return Ok::<_, String>(ExitCode::from(signals::EXIT_INTERRUPTED));
         };
+        let session = template.session(&program).inherit_stdio();
+        signals.cancel_on_signal(session.cancel_handle());
+        let outcome = session.run().await;
+        exit_now(report(&program, &outcome))
+    })?;
+    // The stdin reader thread may be blocked in read(2); do not wait for it.
+    tokio.shutdown_background();
+    Ok(code)
+}
+
+/// `--sessions N`: the sessions on a multi-threaded runtime, with a pooling allocator sized for them.
+fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, template: Template, sessions: u64) -> Result<ExitCode, String> {
+    let plan = load::Plan {
+        sessions,
+        ramp_up: args.ramp_up,
+        duration: args.duration,
+        output: args.output.clone(),
+        report: args.report.clone(),
+        max_failures: args.max_failures.unwrap_or(MaxFailures::Count(0)),
+        shard: load::shard_from(args.shard.as_deref(), |name| std::env::var(name).ok())?,
+    };
+    load::fd_limit::raise_open_file_limit();
+    let slots = u32::try_from(plan.own_sessions()).map_err(|_| "--sessions: too many sessions for one process")?;
+    let builder = builder.pooling(slots.max(1), args.max_memory);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let code = tokio.block_on(async {
+        let signals = Signals::watch()?;
+        let Some((_runtime, program)) = load_watching(&signals, builder, &invocation.guest, args.allow_precompiled).await?
+        else {
+            return Ok(ExitCode::from(signals::EXIT_INTERRUPTED));
+        };
+        load::run(plan, program, &invocation.url, &signals, |program| template.session(program)).await
+    })?;
+    tokio.shutdown_background();
+    Ok(code)
+}
+
+/// What every session of this invocation gets: URL, arguments, grant, limits, transport and environment.
+struct Template {
+    url: String,
+    guest_args: Vec<String>,
+    grant: Grant,
+    limits: Limits,
+    transport: Transport,
+    env: Vec<(String, String)>,
+}
+
+impl Template {
+    fn new(args: &Args, invocation: &Invocation, transport: Transport) -> Self {
         let limits = Limits {
             memory: args.max_memory,
             timeout: args.timeout,
@@ -111,21 +168,49 @@ fn run(args: Args) -> Result<ExitCode, String> {
             eprintln!("wsrun: warning: --allow-any lets the guest connect to any host");
             grant.allow_any();
         }
-        let session = program
-            .session(invocation.url)
-            .args(invocation.guest_args)
-            .grant(grant)
-            .limits(limits)
-            .transport(transport)
-            .envs(args.env.iter().cloned())
-            .inherit_stdio();
-        signals.cancel_on_signal(session.cancel_handle());
-        let outcome = session.run().await;
-        exit_now(report(&program, &outcome))
-    })?;
-    // The stdin reader thread may be blocked in read(2); do not wait for it.
-    tokio.shutdown_background();
-    Ok(code)
+        Template {
+            url: invocation.url.clone(),
+            guest_args: invocation.guest_args.clone(),
+            grant,
+            limits,
+            transport,
+            env: args.env.clone(),
+        }
+    }
+
+    fn session(&self, program: &Program) -> SessionBuilder {
+        program
+            .session(self.url.clone())
+            .args(self.guest_args.iter().cloned())
+            .grant(self.grant.clone())
+            .limits(self.limits.clone())
+            .transport(self.transport.clone())
+            .envs(self.env.iter().cloned())
+    }
+}
+
+/// Build the runtime and load the guest off the async threads (a Python or JS guest compiles for seconds), while
+/// a signal still stops it: `None` when one came first (`wsrun: interrupted` is said).
+async fn load_watching(
+    signals: &Signals,
+    builder: RuntimeBuilder,
+    guest: &str,
+    allow_precompiled: bool,
+) -> Result<Option<(Runtime, Program)>, String> {
+    let guest = guest.to_owned();
+    let loading = tokio::task::spawn_blocking(move || {
+        let runtime = builder.build().map_err(|e| e.to_string())?;
+        let program = load(&runtime, &guest, allow_precompiled)?;
+        Ok::<_, String>((runtime, program))
+    });
+    tokio::select! {
+        biased;
+        () = signals.first() => {
+            signals::say_interrupted();
+            Ok(None)
+        }
+        loaded = loading => Ok(Some(loaded.map_err(|e| format!("loading the guest failed: {e}"))??)),
+    }
 }
 
 /// The session's connections are closed and its output flushed (`report`): nothing else stands between the end and

@@ -1,4 +1,5 @@
-//! Thousands of sessions need thousands of sockets: lift the soft limit on open files to the hard one.
+//! Thousands of sessions need thousands of sockets: lift the soft limit on open files to the hard one. (The
+//! examples and benchmarks include this file too.)
 
 pub fn raise_open_file_limit() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

@@ -1,0 +1,316 @@
+//! `wsrun --sessions N`: many sessions of one guest side by side, each in its own sandbox, with live progress, a
+//! summary, a JSON report and an exit code set by `--max-failures`. `wsrun report merge` adds up shards' reports.
+
+mod progress;
+pub mod report;
+pub mod fd_limit;
+mod shard;
+mod spool;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use wsrun::{Outcome, Program, SessionBuilder};
+
+use crate::signals::{self, Signals};
+use progress::{Progress, Tally};
+use report::{histogram, record, MaxFailures, Outcomes, Report, Traffic};
+pub use report::Shard;
+pub use shard::shard_from;
+
+/// Exit code of a run whose failures passed `--max-failures`.
+const EXIT_FAILED: u8 = 1;
+
+/// What `--sessions` and its companions asked for.
+pub struct Plan {
+    pub sessions: u64,
+    pub ramp_up: Option<Duration>,
+    pub duration: Option<Duration>,
+    pub output: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub max_failures: MaxFailures,
+    pub shard: Shard,
+}
+
+impl Plan {
+    /// How many sessions this process runs: its shard's share.
+    pub fn own_sessions(&self) -> u64 {
+        (0..self.sessions).filter(|&s| self.shard.runs(s)).count() as u64
+    }
+
+    /// When session `index` starts, after the run's start.
+    fn start_of(&self, index: u64) -> Duration {
+        match self.ramp_up {
+            Some(ramp) if self.sessions > 1 => ramp.mul_f64(index as f64 / self.sessions as f64),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// Why the run was stopped before every session ended by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Duration,
+    Signal,
+}
+
+/// How one session ended, with its figures.
+struct Ended {
+    outcome: Option<Outcome>,
+    stopped_by: Option<Stop>,
+    took: Duration,
+    traffic: Traffic,
+    connect_times: Vec<Duration>,
+}
+
+/// Run the plan's sessions, made by `session`, on the current (multi-threaded) runtime. `Err` is a usage or setup
+/// error (exit 2); failures of sessions are in the summary and the exit code.
+pub async fn run(
+    plan: Plan,
+    program: Program,
+    url: &str,
+    signals: &Signals,
+    session: impl Fn(&Program) -> SessionBuilder,
+) -> Result<ExitCode, String> {
+    if let Some(dir) = &plan.output {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create --output {}: {e}", dir.display()))?;
+    }
+    let own = plan.own_sessions();
+    let tally = Arc::new(Tally::default());
+    let (stop, stopping) = watch::channel(None::<Stop>);
+    let started = Instant::now();
+    let progress = Progress::start(tally.clone(), own);
+
+    let mut running = Vec::with_capacity(usize::try_from(own).unwrap_or(0));
+    for index in (0..plan.sessions).filter(|&s| plan.shard.runs(s)) {
+        let mut builder = session(&program);
+        if let Some(dir) = &plan.output {
+            let log = spool::SessionLog::new(dir.join(format!("{index}.log")));
+            builder = builder.stdout(log.clone()).stderr(log);
+        }
+        let at = tokio::time::Instant::from_std(started + plan.start_of(index));
+        running.push(tokio::spawn(one_session(builder, at, tally.clone(), stopping.clone())));
+    }
+
+    let all = join_sessions(running);
+    tokio::pin!(all);
+    let deadline = async {
+        match plan.duration {
+            Some(duration) => tokio::time::sleep_until(tokio::time::Instant::from_std(started + duration)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut interrupted = false;
+    let ended = loop {
+        tokio::select! {
+            ended = &mut all => break ended,
+            () = &mut deadline, if stop.borrow().is_none() => { let _ = stop.send(Some(Stop::Duration)); }
+            () = signals.first(), if !interrupted => {
+                interrupted = true;
+                signals::say_interrupted();
+                let _ = stop.send(Some(Stop::Signal));
+            }
+        }
+    };
+    drop(progress);
+
+    let report = gather(&plan, program.name(), url, started.elapsed(), ended);
+    finish(&report, plan.max_failures, plan.report.as_deref(), interrupted)
+}
+
+/// Wait for every session's task; a task that panicked counts as a trapped session.
+async fn join_sessions(tasks: Vec<tokio::task::JoinHandle<Ended>>) -> Vec<Ended> {
+    let mut ended = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        ended.push(task.await.unwrap_or_else(|e| Ended {
+            outcome: Some(Outcome::Trapped(format!("the session's task failed: {e}"))),
+            stopped_by: None,
+            took: Duration::ZERO,
+            traffic: Traffic::default(),
+            connect_times: Vec::new(),
+        }));
+    }
+    ended
+}
+
+/// One session: wait for its turn, run it, stop it when the run stops.
+async fn one_session(
+    session: SessionBuilder,
+    at: tokio::time::Instant,
+    tally: Arc<Tally>,
+    mut stopping: watch::Receiver<Option<Stop>>,
+) -> Ended {
+    let not_started = |stop| Ended {
+        outcome: None,
+        stopped_by: Some(stop),
+        took: Duration::ZERO,
+        traffic: Traffic::default(),
+        connect_times: Vec::new(),
+    };
+    tokio::select! {
+        () = tokio::time::sleep_until(at) => {}
+        stop = stopping.wait_for(Option::is_some) => {
+            let stop = stop.ok().and_then(|s| *s).unwrap_or(Stop::Signal);
+            return not_started(stop);
+        }
+    }
+    if let Some(stop) = *stopping.borrow() {
+        return not_started(stop);
+    }
+    let stats = session.stats();
+    let cancel = session.cancel_handle();
+    tally.watch(stats.clone());
+    let began = Instant::now();
+    let run = session.run();
+    tokio::pin!(run);
+    let mut stopped_by = None;
+    let outcome = tokio::select! {
+        outcome = &mut run => Some(outcome),
+        stop = stopping.wait_for(Option::is_some) => {
+            stopped_by = stop.ok().and_then(|s| *s);
+            cancel.cancel();
+            None
+        }
+    };
+    let outcome = match outcome {
+        Some(outcome) => outcome,
+        None => run.await,
+    };
+    tally.finished.fetch_add(1, Ordering::Relaxed);
+    if is_failure(&outcome) {
+        tally.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    Ended {
+        outcome: Some(outcome),
+        stopped_by,
+        took: began.elapsed(),
+        traffic: Traffic {
+            connects: stats.connects(),
+            failed_connects: stats.failed_connects(),
+            messages_sent: stats.messages_sent(),
+            bytes_sent: stats.bytes_sent(),
+            messages_received: stats.messages_received(),
+            bytes_received: stats.bytes_received(),
+        },
+        connect_times: stats.connect_times(),
+    }
+}
+
+fn is_failure(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Exited(code) => *code != 0,
+        Outcome::Trapped(_) | Outcome::TimedOut(_) => true,
+        _ => false,
+    }
+}
+
+fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<Ended>) -> Report {
+    let mut outcomes = Outcomes::default();
+    let mut traffic = Traffic::default();
+    let (mut connect_us, mut duration_us) = (histogram(), histogram());
+    let mut first_trap = None;
+    for session in &ended {
+        traffic.add(&session.traffic);
+        for took in &session.connect_times {
+            record(&mut connect_us, *took);
+        }
+        let Some(outcome) = &session.outcome else {
+            outcomes.not_started += 1;
+            continue;
+        };
+        record(&mut duration_us, session.took);
+        if is_failure(outcome) {
+            outcomes.failed += 1;
+        }
+        match (outcome, session.stopped_by) {
+            (Outcome::Exited(code), _) => {
+                outcomes.succeeded += u64::from(*code == 0);
+                *outcomes.exit_codes.entry(code.to_string()).or_default() += 1;
+            }
+            (Outcome::Trapped(why), _) => {
+                outcomes.trapped += 1;
+                first_trap.get_or_insert(why);
+            }
+            (Outcome::TimedOut(_), _) => outcomes.timed_out += 1,
+            (_, Some(Stop::Duration)) => outcomes.stopped += 1,
+            _ => outcomes.cancelled += 1,
+        }
+    }
+    if let Some(why) = first_trap {
+        eprintln!("wsrun: {} sessions trapped; the first: {why}", outcomes.trapped);
+    }
+    Report {
+        guest: guest.to_owned(),
+        url: url.to_owned(),
+        sessions: ended.len() as u64,
+        shard: plan.shard,
+        elapsed,
+        outcomes,
+        traffic,
+        peak_rss_bytes: peak_rss_bytes(),
+        connect_us,
+        duration_us,
+    }
+}
+
+/// Print the summary, write the report, and choose the exit code.
+fn finish(report: &Report, max: MaxFailures, file: Option<&Path>, interrupted: bool) -> Result<ExitCode, String> {
+    use std::io::Write;
+    print!("{}", report.summary(max));
+    let _ = std::io::stdout().flush();
+    if let Some(path) = file {
+        let json = report.to_json()?;
+        std::fs::write(path, json + "\n").map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
+    }
+    Ok(ExitCode::from(if interrupted {
+        signals::EXIT_INTERRUPTED
+    } else if report.passes(max) {
+        0
+    } else {
+        EXIT_FAILED
+    }))
+}
+
+/// `wsrun report merge [--report FILE] [--max-failures N|P%] FILE...`.
+pub fn merge(arguments: &[String], report_to: Option<&Path>, max: Option<MaxFailures>) -> Result<ExitCode, String> {
+    const USAGE: &str = "usage: wsrun report merge [--report FILE] [--max-failures N|P%] FILE...";
+    let (mut files, mut report_to, mut max) = (Vec::new(), report_to.map(Path::to_path_buf), max);
+    let mut rest = arguments.iter();
+    while let Some(argument) = rest.next() {
+        match argument.as_str() {
+            "--report" => report_to = Some(rest.next().ok_or(USAGE)?.into()),
+            "--max-failures" => max = Some(MaxFailures::parse(rest.next().ok_or(USAGE)?)?),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}; {USAGE}")),
+            file => files.push(PathBuf::from(file)),
+        }
+    }
+    if files.is_empty() {
+        return Err(USAGE.to_owned());
+    }
+    let mut merged: Option<Report> = None;
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let report = Report::from_json(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        match &mut merged {
+            Some(merged) => merged.merge(&report).map_err(|e| format!("{}: {e}", file.display()))?,
+            None => merged = Some(Report { shard: Shard::WHOLE, ..report }),
+        }
+    }
+    let merged = merged.expect("at least one file");
+    finish(&merged, max.unwrap_or(MaxFailures::Count(0)), report_to.as_deref(), false)
+}
+
+/// The process's peak resident memory (VmHWM), or 0 where it cannot be read.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

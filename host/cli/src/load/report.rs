@@ -1,0 +1,414 @@
+//! What a run of many sessions measured: counts, figures and latency histograms, as a summary for people and as a
+//! JSON report that `wsrun report merge` adds up across shards without losing the histograms' accuracy.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// The `format` of the reports this wsrun writes and reads.
+pub const FORMAT: &str = "wsrun-report/1";
+
+/// Significant digits the histograms keep: values within 0.1% of the truth.
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// One run's (or several shards') outcomes and figures. Histograms are kept decoded; the JSON has them encoded.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub guest: String,
+    pub url: String,
+    pub sessions: u64,
+    pub shard: Shard,
+    pub elapsed: Duration,
+    pub outcomes: Outcomes,
+    pub traffic: Traffic,
+    pub peak_rss_bytes: u64,
+    pub connect_us: Histogram<u64>,
+    pub duration_us: Histogram<u64>,
+}
+
+/// Which part of the sessions a process ran: those whose index `s` has `s % count == index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    pub fn runs(&self, session: u64) -> bool {
+        session % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+/// How the sessions ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes {
+    /// Exited 0.
+    pub succeeded: u64,
+    /// Exited non-zero, trapped or timed out: what `--max-failures` counts.
+    pub failed: u64,
+    /// Sessions by the exit code the guest chose (0 among them).
+    pub exit_codes: BTreeMap<String, u64>,
+    pub trapped: u64,
+    pub timed_out: u64,
+    /// Still running at the end of `--duration`, and stopped then (closed with 1001): not failures.
+    pub stopped: u64,
+    /// Stopped by Ctrl+C or SIGTERM.
+    pub cancelled: u64,
+    /// Never started: the run was stopped before their turn in the ramp-up.
+    pub not_started: u64,
+}
+
+/// What the sessions' connections carried (see `wsrun::SessionStats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub connects: u64,
+    pub failed_connects: u64,
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
+}
+
+impl Traffic {
+    pub fn add(&mut self, other: &Traffic) {
+        self.connects += other.connects;
+        self.failed_connects += other.failed_connects;
+        self.messages_sent += other.messages_sent;
+        self.bytes_sent += other.bytes_sent;
+        self.messages_received += other.messages_received;
+        self.bytes_received += other.bytes_received;
+    }
+}
+
+impl Outcomes {
+    fn add(&mut self, other: &Outcomes) {
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        for (code, count) in &other.exit_codes {
+            *self.exit_codes.entry(code.clone()).or_default() += count;
+        }
+        self.trapped += other.trapped;
+        self.timed_out += other.timed_out;
+        self.stopped += other.stopped;
+        self.cancelled += other.cancelled;
+        self.not_started += other.not_started;
+    }
+}
+
+/// An empty histogram of microseconds that grows to whatever it is given.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits are valid")
+}
+
+/// Record a duration in microseconds (the histogram grows to hold it; past its reach, it counts as its largest).
+pub fn record(histogram: &mut Histogram<u64>, duration: Duration) {
+    let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).max(1);
+    if histogram.record(micros).is_err() {
+        histogram.saturating_record(micros);
+    }
+}
+
+/// How many failures pass: a count, or a share of the sessions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxFailures {
+    Count(u64),
+    Percent(f64),
+}
+
+impl MaxFailures {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let invalid = || format!("invalid --max-failures {text:?} (a count like 3, or a share like 5%)");
+        match text.strip_suffix('%') {
+            Some(percent) => match percent.trim().parse::<f64>() {
+                Ok(p) if (0.0..=100.0).contains(&p) => Ok(MaxFailures::Percent(p)),
+                _ => Err(invalid()),
+            },
+            None => text.trim().parse().map(MaxFailures::Count).map_err(|_| invalid()),
+        }
+    }
+
+    /// The most failures that pass among `sessions`.
+    pub fn allowed(&self, sessions: u64) -> u64 {
+        match *self {
+            MaxFailures::Count(count) => count,
+            MaxFailures::Percent(percent) => (sessions as f64 * percent / 100.0).floor() as u64,
+        }
+    }
+}
+
+impl std::fmt::Display for MaxFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxFailures::Count(count) => write!(f, "{count}"),
+            MaxFailures::Percent(percent) => write!(f, "{percent}%"),
+        }
+    }
+}
+
+impl Report {
+    /// Whether the failures stay within `max`.
+    pub fn passes(&self, max: MaxFailures) -> bool {
+        self.outcomes.failed <= max.allowed(self.sessions)
+    }
+
+    /// Add another shard's report to this one.
+    pub fn merge(&mut self, other: &Report) -> Result<(), String> {
+        if (other.guest.as_str(), other.url.as_str()) != (self.guest.as_str(), self.url.as_str()) {
+            log::warn!("merging reports of different runs: {} against {} and {} against {}", self.guest, self.url, other.guest, other.url);
+        }
+        self.sessions += other.sessions;
+        self.shard = Shard::WHOLE;
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.outcomes.add(&other.outcomes);
+        self.traffic.add(&other.traffic);
+        self.peak_rss_bytes += other.peak_rss_bytes;
+        self.connect_us.add(&other.connect_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
+        self.duration_us.add(&other.duration_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
+        Ok(())
+    }
+
+    /// The summary for people: a heading, then a line per topic.
+    pub fn summary(&self, max: MaxFailures) -> String {
+        let mut text = String::new();
+        let o = &self.outcomes;
+        let t = &self.traffic;
+        let shard = match self.shard {
+            Shard::WHOLE => String::new(),
+            Shard { index, count } => format!(" (shard {index}/{count})"),
+        };
+        let _ = writeln!(
+            text,
+            "{} sessions of {} against {}{shard}, in {:.2} s",
+            self.sessions,
+            self.guest,
+            self.url,
+            self.elapsed.as_secs_f64()
+        );
+        let codes: Vec<String> = o.exit_codes.iter().map(|(code, n)| format!("{n} exited {code}")).collect();
+        let codes = if codes.is_empty() { String::new() } else { format!(" ({})", codes.join(", ")) };
+        let _ = writeln!(
+            text,
+            "  outcomes   {} succeeded, {} failed{codes}; {} trapped, {} timed out, {} stopped at --duration, {} cancelled, {} not started",
+            o.succeeded, o.failed, o.trapped, o.timed_out, o.stopped, o.cancelled, o.not_started
+        );
+        let _ = writeln!(
+            text,
+            "  connect    {} opened, {} failed; {}",
+            t.connects,
+            t.failed_connects,
+            percentile_line(&self.connect_us)
+        );
+        let _ = writeln!(text, "  session    {}", percentile_line(&self.duration_us));
+        let _ = writeln!(
+            text,
+            "  sent       {} messages, {}",
+            t.messages_sent,
+            bytes(t.bytes_sent)
+        );
+        let _ = writeln!(
+            text,
+            "  received   {} messages, {}",
+            t.messages_received,
+            bytes(t.bytes_received)
+        );
+        if self.sessions > 0 && self.peak_rss_bytes > 0 {
+            let _ = writeln!(
+                text,
+                "  memory     peak RSS {}, {} per session",
+                bytes(self.peak_rss_bytes),
+                bytes(self.peak_rss_bytes / self.sessions)
+            );
+        }
+        let verdict = if self.passes(max) { "passed" } else { "FAILED" };
+        let _ = writeln!(text, "  failures   {} (at most {max} allowed): {verdict}", o.failed);
+        text
+    }
+
+    pub fn to_json(&self) -> Result<String, String> {
+        let file = ReportFile {
+            format: FORMAT.to_owned(),
+            guest: self.guest.clone(),
+            url: self.url.clone(),
+            sessions: self.sessions,
+            shard: self.shard,
+            elapsed_ms: u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
+            outcomes: self.outcomes.clone(),
+            traffic: self.traffic,
+            peak_rss_bytes: self.peak_rss_bytes,
+            histograms: Histograms { connect_us: encode(&self.connect_us)?, duration_us: encode(&self.duration_us)? },
+            percentiles: Percentiles { connect_us: Quantiles::of(&self.connect_us), duration_us: Quantiles::of(&self.duration_us) },
+        };
+        serde_json::to_string_pretty(&file).map_err(|e| e.to_string())
+    }
+
+    pub fn from_json(text: &str) -> Result<Report, String> {
+        let file: ReportFile = serde_json::from_str(text).map_err(|e| format!("not a wsrun report: {e}"))?;
+        if file.format != FORMAT {
+            return Err(format!("a report of format {:?}; this wsrun reads {FORMAT:?}", file.format));
+        }
+        Ok(Report {
+            guest: file.guest,
+            url: file.url,
+            sessions: file.sessions,
+            shard: file.shard,
+            elapsed: Duration::from_millis(file.elapsed_ms),
+            outcomes: file.outcomes,
+            traffic: file.traffic,
+            peak_rss_bytes: file.peak_rss_bytes,
+            connect_us: decode(&file.histograms.connect_us)?,
+            duration_us: decode(&file.histograms.duration_us)?,
+        })
+    }
+}
+
+/// The report as JSON: the figures flat, the histograms in HdrHistogram's V2 encoding (base64), and their
+/// percentiles spelled out for readers without an HdrHistogram library.
+#[derive(Serialize, Deserialize)]
+struct ReportFile {
+    format: String,
+    guest: String,
+    url: String,
+    sessions: u64,
+    shard: Shard,
+    elapsed_ms: u64,
+    outcomes: Outcomes,
+    #[serde(flatten)]
+    traffic: Traffic,
+    peak_rss_bytes: u64,
+    histograms: Histograms,
+    percentiles: Percentiles,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Histograms {
+    connect_us: String,
+    duration_us: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Percentiles {
+    connect_us: Quantiles,
+    duration_us: Quantiles,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Quantiles {
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    max: u64,
+}
+
+impl Quantiles {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        Quantiles {
+            p50: histogram.value_at_quantile(0.5),
+            p90: histogram.value_at_quantile(0.9),
+            p99: histogram.value_at_quantile(0.99),
+            max: histogram.max(),
+        }
+    }
+}
+
+fn encode(histogram: &Histogram<u64>) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    V2Serializer::new().serialize(histogram, &mut bytes).map_err(|e| format!("cannot encode a histogram: {e:?}"))?;
+    Ok(data_encoding::BASE64.encode(&bytes))
+}
+
+fn decode(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = data_encoding::BASE64.decode(text.as_bytes()).map_err(|e| format!("a histogram is not base64: {e}"))?;
+    let mut histogram: Histogram<u64> =
+        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("a histogram is unreadable: {e:?}"))?;
+    histogram.auto(true);
+    Ok(histogram)
+}
+
+fn percentile_line(histogram: &Histogram<u64>) -> String {
+    if histogram.is_empty() {
+        return "none measured".to_owned();
+    }
+    let q = Quantiles::of(histogram);
+    format!("p50 {}, p90 {}, p99 {}, max {}", millis(q.p50), millis(q.p90), millis(q.p99), millis(q.max))
+}
+
+fn millis(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{:.2} ms", us as f64 / 1000.0),
+        1_000..10_000_000 => format!("{:.1} ms", us as f64 / 1000.0),
+        _ => format!("{:.1} s", us as f64 / 1_000_000.0),
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+        _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(shard: Shard, durations: &[u64]) -> Report {
+        let mut duration_us = histogram();
+        for &d in durations {
+            duration_us.record(d).unwrap();
+        }
+        Report {
+            guest: "echo".into(),
+            url: "ws://h/".into(),
+            sessions: durations.len() as u64,
+            shard,
+            elapsed: Duration::from_millis(1500),
+            outcomes: Outcomes { succeeded: durations.len() as u64, ..Outcomes::default() },
+            traffic: Traffic { connects: durations.len() as u64, messages_sent: 3, ..Traffic::default() },
+            peak_rss_bytes: 1 << 20,
+            connect_us: histogram(),
+            duration_us,
+        }
+    }
+
+    #[test]
+    fn a_report_survives_json() {
+        let original = report(Shard { index: 1, count: 4 }, &[10, 2000, 3_000_000]);
+        let read = Report::from_json(&original.to_json().unwrap()).unwrap();
+        assert_eq!((read.sessions, read.shard, &read.outcomes, read.traffic), (3, original.shard, &original.outcomes, original.traffic));
+        assert_eq!(read.duration_us, original.duration_us);
+    }
+
+    #[test]
+    fn merging_adds_counts_and_histograms() {
+        let mut merged = report(Shard { index: 0, count: 2 }, &[100, 200]);
+        merged.merge(&report(Shard { index: 1, count: 2 }, &[300, 400_000])).unwrap();
+        assert_eq!((merged.sessions, merged.shard, merged.outcomes.succeeded, merged.traffic.messages_sent), (4, Shard::WHOLE, 4, 6));
+        assert_eq!(merged.duration_us.len(), 4);
+        assert_eq!(merged.duration_us.max(), merged.duration_us.highest_equivalent(400_000));
+    }
+
+    #[test]
+    fn max_failures_as_count_or_share() {
+        assert_eq!(MaxFailures::parse("3").unwrap().allowed(100), 3);
+        assert_eq!(MaxFailures::parse("5%").unwrap().allowed(200), 10);
+        assert_eq!(MaxFailures::parse("2.5%").unwrap().allowed(100), 2);
+        assert!(MaxFailures::parse("101%").is_err());
+        assert!(MaxFailures::parse("some").is_err());
+    }
+
+    #[test]
+    fn shards_split_the_sessions() {
+        let shards = [Shard { index: 0, count: 3 }, Shard { index: 1, count: 3 }, Shard { index: 2, count: 3 }];
+        for session in 0..30 {
+            assert_eq!(shards.iter().filter(|shard| shard.runs(session)).count(), 1);
+        }
+    }
+}
