@@ -19,6 +19,7 @@ mod end_of_input;
 mod grant;
 mod limits;
 mod load_errors;
+mod many_sessions;
 mod new_guest;
 mod ordering;
 mod sandbox;

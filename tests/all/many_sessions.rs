@@ -1,0 +1,456 @@
+//! `wsrun --sessions N`: many sessions of one guest in one process, their outcomes and traffic counted against what
+//! the servers saw, the failure threshold, `--duration` and Ctrl+C ending every session with 1001, and the
+//! distributed run: shards (`--shard I/COUNT` or Kubernetes' environment) whose reports `wsrun report merge` adds up.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::Value;
+use tokio::process::Command;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::servers::{self, Answer, Server, Ws};
+use crate::util::{self, within, Run};
+
+/// How long a run of many sessions may take: generous, the machine may be busy building; only a hang fails.
+const LONG: Duration = Duration::from_secs(120);
+
+/// A `wsrun` command as [`util::wsrun`] makes it, without the sharding variables of the environment the tests run
+/// in (a test run inside a Kubernetes Indexed Job must not shard these runs).
+fn wsrun(args: &[&str]) -> Command {
+    let mut command = util::wsrun(args);
+    command.env_remove("JOB_COMPLETION_INDEX").env_remove("WSRUN_SHARD_COUNT");
+    command
+}
+
+/// Run `command` with empty stdin and wait for it, at most [`LONG`].
+async fn run(mut command: Command) -> Run {
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn wsrun");
+    drop(child.stdin.take());
+    let output = within(LONG, "wsrun's exit", child.wait_with_output()).await.expect("wait for wsrun");
+    Run {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// A fresh, empty directory for one test's reports and logs.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("many-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    dir
+}
+
+fn path_arg(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+fn read_report(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read the report {}: {e}", path.display()));
+    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("a JSON report: {e}: {text}"));
+    assert_eq!(report["format"], "wsrun-report/1", "{report:#}");
+    report
+}
+
+/// A whole number field of the report, by JSON pointer (`/outcomes/failed`).
+fn count(report: &Value, pointer: &str) -> u64 {
+    report.pointer(pointer).and_then(Value::as_u64).unwrap_or_else(|| panic!("no count at {pointer} in {report:#}"))
+}
+
+/// The raw histogram `name` (`connect_us`, `duration_us`) of a report: base64 of HdrHistogram's V2 serialization.
+fn histogram(report: &Value, name: &str) -> Histogram<u64> {
+    let text = report["histograms"][name].as_str().unwrap_or_else(|| panic!("no histogram {name} in {report:#}"));
+    let bytes = data_encoding::BASE64.decode(text.as_bytes()).expect("base64");
+    hdrhistogram::serialization::Deserializer::new().deserialize(&mut &bytes[..]).expect("a V2 HDR histogram")
+}
+
+/// The report's percentiles of `name` are those of its raw histogram (within its precision), and in order.
+fn assert_percentiles_of(report: &Value, name: &str, histogram: &Histogram<u64>) {
+    let percentiles = &report["percentiles"][name];
+    let mut previous = 0;
+    for (key, quantile) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
+        let reported = percentiles[key].as_u64().unwrap_or_else(|| panic!("no {name}.{key} in {report:#}"));
+        let expected = if key == "max" { histogram.max() } else { histogram.value_at_quantile(quantile) };
+        assert!(histogram.equivalent(reported, expected), "{name}.{key}: reported {reported}, histogram {expected}");
+        assert!(reported >= previous, "{name}.{key} {reported} below the percentile before it: {percentiles}");
+        previous = reported;
+    }
+}
+
+/// What a scripted server sent and received, text and binary messages only, payload bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Tally {
+    sent: u64,
+    sent_bytes: u64,
+    received: u64,
+    received_bytes: u64,
+    /// Echoes that differed from what was sent.
+    wrong: u64,
+    /// Connections upgraded.
+    upgraded: u64,
+}
+
+/// A server that upgrades every connection but each `refuse_every`-th one (answered with HTTP 500), sends `rounds`
+/// messages on each (text and binary, of sizes that differ between connections), waits for each one's echo, then
+/// closes with 1000, keeping its own tally.
+async fn scripted(rounds: usize, refuse_every: Option<usize>) -> (Server, Arc<Mutex<Tally>>) {
+    let requests = AtomicUsize::new(0);
+    let route = move |_: &str| match refuse_every {
+        Some(every) if requests.fetch_add(1, Ordering::SeqCst) % every == every - 1 => Answer::Status(500, None),
+        _ => Answer::Upgrade,
+    };
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let counted = tally.clone();
+    let server = Server::routed(route, move |mut ws: Ws| {
+        let tally = counted.clone();
+        async move {
+            let connection = {
+                let mut tally = tally.lock().unwrap();
+                tally.upgraded += 1;
+                tally.upgraded as usize
+            };
+            for round in 0..rounds {
+                let size = (connection * 7 + round * 31) % 200;
+                let message = if round % 2 == 0 {
+                    Message::text(format!("round {round} {}", "é".repeat(size)))
+                } else {
+                    Message::binary(vec![round as u8; size])
+                };
+                ws.send(message.clone()).await.ok()?;
+                {
+                    let mut tally = tally.lock().unwrap();
+                    tally.sent += 1;
+                    tally.sent_bytes += message.len() as u64;
+                }
+                let echo = loop {
+                    match ws.next().await?.ok()? {
+                        echo @ (Message::Text(_) | Message::Binary(_)) => break echo,
+                        Message::Close(_) => return None,
+                        _ => {}
+                    }
+                };
+                let mut tally = tally.lock().unwrap();
+                tally.received += 1;
+                tally.received_bytes += echo.len() as u64;
+                tally.wrong += u64::from(echo != message);
+            }
+            ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "done".into() })).await.ok()?;
+            servers::until_close(ws).await
+        }
+    })
+    .await;
+    (server, tally)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_echo_sessions_carry_what_the_server_counted() {
+    let dir = scratch("echo");
+    let report_path = dir.join("report.json");
+    let (server, tally) = scripted(4, None).await;
+    let args = ["--sessions", "200", "--ramp-up", "1s", "--report", path_arg(&report_path), "echo", &server.url];
+    let run = run(wsrun(&args)).await;
+    let tally = *tally.lock().unwrap();
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(!run.stdout.is_empty(), "no summary: {run:?}");
+    // The last session starts at 1 s * 199/200.
+    assert!(run.elapsed >= Duration::from_millis(995), "the starts were not spread over --ramp-up: {run:?}");
+    assert_eq!((tally.upgraded, tally.sent, tally.received, tally.wrong), (200, 800, 800, 0), "{run:?}");
+
+    let report = read_report(&report_path);
+    assert_eq!(report["guest"], "echo", "{report:#}");
+    assert_eq!(report["url"], server.url.as_str(), "{report:#}");
+    assert_eq!(report["shard"], serde_json::json!({"index": 0, "count": 1}), "{report:#}");
+    for (pointer, expected) in [
+        ("/sessions", 200),
+        ("/outcomes/succeeded", 200),
+        ("/outcomes/failed", 0),
+        ("/outcomes/exit_codes/0", 200),
+        ("/outcomes/trapped", 0),
+        ("/outcomes/timed_out", 0),
+        ("/outcomes/stopped", 0),
+        ("/outcomes/cancelled", 0),
+        ("/outcomes/not_started", 0),
+        ("/connects", 200),
+        ("/failed_connects", 0),
+        // The guest received what the server sent, and sent what the server received.
+        ("/messages_received", tally.sent),
+        ("/bytes_received", tally.sent_bytes),
+        ("/messages_sent", tally.received),
+        ("/bytes_sent", tally.received_bytes),
+    ] {
+        assert_eq!(count(&report, pointer), expected, "{pointer} in {report:#}");
+    }
+    assert_eq!(report["outcomes"]["exit_codes"].as_object().map(|codes| codes.len()), Some(1), "{report:#}");
+    assert!(count(&report, "/peak_rss_bytes") > 0, "{report:#}");
+    assert!(count(&report, "/elapsed_ms") >= 995, "{report:#}");
+    for name in ["connect_us", "duration_us"] {
+        let histogram = histogram(&report, name);
+        assert_eq!(histogram.len(), 200, "one {name} per session: {report:#}");
+        assert_percentiles_of(&report, name, &histogram);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_counted_and_max_failures_decides_the_exit_code() {
+    let dir = scratch("failures");
+    // 40 sessions, every 4th upgrade refused: 10 sessions whose echo guest cannot connect and exits 1.
+    let cases: &[(&[&str], i32)] = &[
+        (&[], 1),
+        (&["--max-failures", "0"], 1),
+        (&["--max-failures", "9"], 1),
+        (&["--max-failures", "10"], 0),
+        (&["--max-failures", "50"], 0),
+        (&["--max-failures", "20%"], 1),
+        (&["--max-failures", "25%"], 0),
+        (&["--max-failures", "30%"], 0),
+    ];
+    for (index, (threshold, expected)) in cases.iter().enumerate() {
+        let (server, tally) = scripted(2, Some(4)).await;
+        let report_path = dir.join(format!("report-{index}.json"));
+        let logs = dir.join(format!("logs-{index}"));
+        let mut args = vec!["--sessions", "40", "--report", path_arg(&report_path), "--output", path_arg(&logs)];
+        args.extend_from_slice(threshold);
+        args.extend(["echo", server.url.as_str()]);
+        let run = run(wsrun(&args)).await;
+        assert_eq!(run.code(), Some(*expected), "{threshold:?}: {run:?}");
+        assert!(!run.stdout.is_empty(), "no summary: {run:?}");
+        assert_eq!(tally.lock().unwrap().upgraded, 30, "{run:?}");
+
+        let report = read_report(&report_path);
+        for (pointer, expected) in [
+            ("/sessions", 40),
+            ("/outcomes/succeeded", 30),
+            ("/outcomes/failed", 10),
+            ("/outcomes/exit_codes/0", 30),
+            ("/outcomes/exit_codes/1", 10),
+            ("/outcomes/trapped", 0),
+            ("/outcomes/timed_out", 0),
+            ("/connects", 30),
+            ("/failed_connects", 10),
+        ] {
+            assert_eq!(count(&report, pointer), expected, "{pointer} in {report:#}");
+        }
+        // Each failed session's own words are in its log: DIR/<index>.log, stdout and stderr together.
+        let mut failed_logs = 0;
+        for session in 0..40 {
+            let log = std::fs::read_to_string(logs.join(format!("{session}.log"))).unwrap_or_default();
+            failed_logs += usize::from(log.contains("could not connect"));
+        }
+        assert_eq!(failed_logs, 10, "the logs under {}", logs.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duration_stops_long_sessions_with_1001_each() {
+    let dir = scratch("duration");
+    let report_path = dir.join("report.json");
+    // Streams a message every 100 ms without end: the echo guest never ends on its own.
+    let server = Server::streaming(Duration::from_millis(100)).await;
+    let args = ["--sessions", "50", "--duration", "2s", "--report", path_arg(&report_path), "echo", &server.url];
+    let run = run(wsrun(&args)).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(!run.stdout.is_empty(), "no summary: {run:?}");
+    assert!(run.elapsed >= Duration::from_secs(2), "ended before --duration: {run:?}");
+    assert!(run.elapsed < Duration::from_secs(30), "--duration did not end the run: {run:?}");
+
+    let report = read_report(&report_path);
+    let expected = [("/sessions", 50), ("/outcomes/stopped", 50), ("/outcomes/failed", 0), ("/connects", 50)];
+    for (pointer, expected) in expected {
+        assert_eq!(count(&report, pointer), expected, "{pointer} in {report:#}");
+    }
+    let closes = server.closes(50).await;
+    assert_eq!(closes.len(), 50, "connections the server saw end: {closes:?}");
+    assert!(closes.iter().all(|close| matches!(close, Some((1001, _)))), "not all 1001: {closes:?}");
+}
+
+/// Start `sessions` echo sessions against a server that sends each one message and then waits, send `signal` once
+/// every session has echoed it (and, with `progress`, once a periodic progress line is due), and check the end:
+/// exit 130, the summary and report still written, every session cancelled and closed with 1001.
+async fn interrupt(name: &str, signal: i32, sessions: u64, progress: bool) -> Run {
+    let dir = scratch(name);
+    let report_path = dir.join("report.json");
+    // Each connection: one message, its echo (the guest holds the connection), then quiet until the client closes.
+    let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
+    let server = Server::start(move |mut ws: Ws| {
+        let ready_tx = ready_tx.clone();
+        async move {
+            ws.send(Message::text("hello")).await.ok()?;
+            let _echo = ws.next().await?.ok()?;
+            let _ = ready_tx.send(());
+            servers::until_close(ws).await
+        }
+    })
+    .await;
+    let number = sessions.to_string();
+    let args = ["--sessions", &number, "--report", path_arg(&report_path), "echo", &server.url];
+    let started = Instant::now();
+    let mut child = wsrun(&args).spawn().expect("spawn wsrun");
+    drop(child.stdin.take());
+    for _ in 0..sessions {
+        within(LONG, "every session connected and echoing", ready.recv()).await;
+    }
+    if progress {
+        // Idle long enough for a periodic progress line (every 2 s).
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    let pid = child.id().expect("wsrun is running") as i32;
+    // SAFETY: kill(2) on our own child's pid has no memory-safety concerns.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill failed");
+    let output = within(LONG, "wsrun's exit after the signal", child.wait_with_output()).await.expect("wait for wsrun");
+    let run = Run {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    assert_eq!(run.code(), Some(130), "{run:?}");
+    assert!(!run.stdout.is_empty(), "no summary after the signal: {run:?}");
+
+    let report = read_report(&report_path);
+    for (pointer, expected) in
+        [("/sessions", sessions), ("/outcomes/cancelled", sessions), ("/outcomes/failed", 0), ("/connects", sessions)]
+    {
+        assert_eq!(count(&report, pointer), expected, "{pointer} in {report:#}");
+    }
+    let closes = server.closes(sessions as usize).await;
+    assert_eq!(closes.len(), sessions as usize, "connections the server saw end: {closes:?}");
+    assert!(closes.iter().all(|close| matches!(close, Some((1001, _)))), "not all 1001: {closes:?}");
+    run
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_closes_every_session_with_1001_and_still_reports() {
+    let run = interrupt("interrupt", libc::SIGINT, 20, true).await;
+    // stderr is a pipe here: plain progress lines, no terminal codes.
+    assert!(run.stderr.lines().any(|line| line.starts_with("wsrun: progress: ")), "no progress line: {run:?}");
+    assert!(!run.stderr.contains('\x1b'), "terminal codes on a pipe: {run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_is_handled_like_ctrl_c() {
+    interrupt("sigterm", libc::SIGTERM, 10, false).await;
+}
+
+/// The sessions of the distributed simulation, not a multiple of the shard count: shards 0 and 1 run 11, 2 and 3
+/// run 10.
+const SHARDED: u64 = 42;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_shards_merged_count_what_one_process_counts() {
+    let dir = scratch("shards");
+    let sessions = SHARDED.to_string();
+    // Every 7th upgrade is refused: 6 failures in all, however the shards' connections interleave.
+    let (single_server, _) = scripted(3, Some(7)).await;
+    let single_path = dir.join("single.json");
+    let single = wsrun(&["--sessions", &sessions, "--report", path_arg(&single_path), "echo", &single_server.url]);
+
+    let (server, tally) = scripted(3, Some(7)).await;
+    let shard_paths: Vec<PathBuf> = (0..4).map(|index| dir.join(format!("shard-{index}.json"))).collect();
+    let shards = shard_paths.iter().enumerate().map(|(index, path)| {
+        let shard = format!("{index}/4");
+        let mut args = vec!["--sessions", &sessions, "--max-failures", "100%", "--report", path_arg(path)];
+        if index < 3 {
+            args.extend(["--shard", shard.as_str()]);
+        }
+        args.extend(["echo", server.url.as_str()]);
+        let mut command = wsrun(&args);
+        if index == 3 {
+            // As a pod of a Kubernetes Indexed Job finds it.
+            command.env("JOB_COMPLETION_INDEX", "3").env("WSRUN_SHARD_COUNT", "4");
+        }
+        run(command)
+    });
+    let (single, shards) = tokio::join!(run(single), futures_util::future::join_all(shards));
+    assert_eq!(single.code(), Some(1), "6 failures over the default --max-failures 0: {single:?}");
+    for shard in &shards {
+        assert_eq!(shard.code(), Some(0), "{shard:?}");
+    }
+    assert_eq!(tally.lock().unwrap().upgraded, SHARDED - 6);
+
+    let shard_reports: Vec<Value> = shard_paths.iter().map(|path| read_report(path)).collect();
+    for (index, report) in shard_reports.iter().enumerate() {
+        assert_eq!(report["shard"], serde_json::json!({"index": index, "count": 4}), "{report:#}");
+        assert_eq!(count(report, "/sessions"), if index < 2 { 11 } else { 10 }, "{report:#}");
+    }
+
+    let merged_path = dir.join("merged.json");
+    let mut args = vec!["report", "merge", "--report", path_arg(&merged_path)];
+    args.extend(shard_paths.iter().map(|path| path_arg(path)));
+    let merge = run(wsrun(&args)).await;
+    assert_eq!(merge.code(), Some(1), "6 failures over the default --max-failures 0: {merge:?}");
+    assert!(!merge.stdout.is_empty(), "no summary: {merge:?}");
+    let merged = read_report(&merged_path);
+    let single = read_report(&single_path);
+    assert_eq!(merged["shard"], serde_json::json!({"index": 0, "count": 1}), "{merged:#}");
+    assert_eq!(merged["guest"], "echo", "{merged:#}");
+    assert_eq!(merged["url"], server.url.as_str(), "{merged:#}");
+    // Everything but the timings is the same as one process running all the sessions.
+    assert_eq!(count(&merged, "/outcomes/failed"), 6, "{merged:#}");
+    assert_eq!(merged["outcomes"], single["outcomes"], "merged {merged:#}\nsingle {single:#}");
+    for field in [
+        "sessions", "connects", "failed_connects", "messages_sent", "bytes_sent", "messages_received", "bytes_received",
+    ] {
+        assert_eq!(merged[field], single[field], "{field}: merged {merged:#}\nsingle {single:#}");
+    }
+    assert_eq!(count(&merged, "/sessions"), SHARDED);
+
+    // The merged histograms are the sum of the shards', and the merged percentiles are theirs.
+    for name in ["connect_us", "duration_us"] {
+        let mut expected = histogram(&shard_reports[0], name);
+        expected.auto(true);
+        for report in &shard_reports[1..] {
+            expected.add(histogram(report, name)).expect("add the shards' histograms");
+        }
+        let reported = histogram(&merged, name);
+        assert_eq!(reported.len(), expected.len(), "{name}: {merged:#}");
+        for bucket in expected.iter_recorded() {
+            let value = bucket.value_iterated_to();
+            assert_eq!(reported.count_at(value), expected.count_at(value), "{name} at {value}");
+        }
+        assert_percentiles_of(&merged, name, &expected);
+    }
+    assert_eq!(histogram(&merged, "duration_us").len(), SHARDED, "one duration per session");
+
+    // --max-failures applies to the merged total.
+    let mut args = vec!["report", "merge", "--max-failures", "6"];
+    args.extend(shard_paths.iter().map(|path| path_arg(path)));
+    let merge = run(wsrun(&args)).await;
+    assert_eq!(merge.code(), Some(0), "{merge:?}");
+    assert!(!merge.stdout.is_empty(), "no summary: {merge:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_shards_and_thresholds_are_usage_errors() {
+    // Port 9 (discard) is never listened on by the tests: nothing may get as far as connecting anyway.
+    let url = "ws://127.0.0.1:9/";
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        (&["--sessions", "4", "--shard", "4/4", url], &[], "--shard"),
+        (&["--sessions", "4", "--shard", "0/0", url], &[], "--shard"),
+        (&["--sessions", "4", "--shard", "one/4", url], &[], "--shard"),
+        (&["--sessions", "4", "--max-failures", "lots", url], &[], "--max-failures"),
+        (&["--sessions", "4", url], &[("JOB_COMPLETION_INDEX", "1")], "WSRUN_SHARD_COUNT"),
+        (&["--sessions", "4", url], &[("JOB_COMPLETION_INDEX", "4"), ("WSRUN_SHARD_COUNT", "4")], "shard"),
+        (&["report", "merge"], &[], ""),
+    ];
+    for (args, environment, needle) in cases {
+        let mut command = wsrun(args);
+        command.envs(environment.iter().copied());
+        let run = run(command).await;
+        assert_eq!(run.code(), Some(2), "{args:?} {environment:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{args:?}: {run:?}");
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {args:?} {environment:?}: {run:?}");
+        let line = lines[0].to_lowercase();
+        assert!(line.starts_with("wsrun: ") && line.contains(&needle.to_lowercase()), "expected {needle:?}: {run:?}");
+    }
+}
