@@ -63,7 +63,7 @@ pub use error::Error;
 pub use grant::{Grant, OriginPattern};
 pub use limits::{ConnectionLimits, Limits};
 pub use program::Program;
-pub use runtime::{Runtime, RuntimeBuilder};
+pub use runtime::{PoolLimits, Runtime, RuntimeBuilder};
 pub use session::{Outcome, SessionBuilder};
 pub use state::SessionState;
 pub use stats::SessionStats;

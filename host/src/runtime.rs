@@ -27,12 +27,49 @@ pub struct Runtime {
     _ticker: EpochTicker,
 }
 
+/// Below this size a guest's initial memory always becomes one image that sessions share copy-on-write, however
+/// sparse its data (wasmtime's default is 16 MiB). componentize-js writes an image about a third full, spread over
+/// 8 MiB for an echo script: a larger script would pass 16 MiB, and every session would then copy its data.
+const SHARED_IMAGE_SIZE: u64 = 64 << 20;
+
 /// Settings of a [`Runtime`] that change how guests are compiled, so they are fixed when it is built.
 #[derive(Clone, Debug, Default)]
 pub struct RuntimeBuilder {
     fuel: bool,
     cache: Option<PathBuf>,
     pooling: Option<(u32, usize)>,
+    pool_limits: PoolLimits,
+}
+
+/// What one session's guest may hold in the pooling allocator ([`RuntimeBuilder::pooling`]); a guest that needs
+/// more does not load (`Runtime::load` fails with [`Error::Compile`] naming the count and "the pooling allocator").
+///
+/// The defaults fit the guests of every language wsrun knows: Rust (`wasm32-wasip2`: 3 core instances, 1 memory, 2
+/// tables), componentize-py (14 core instances, 1 memory, 2 tables, the largest of 5,724 functions) and
+/// componentize-js (4, 1, 2 and 7,742). Core instances are only counted; each memory slot reserves address space
+/// (`max_memory` plus a guard) and each table `8 * table_elements` bytes of it, in every session's share of the
+/// pool, so the defaults keep memories and tables few.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Core module instances in one guest. Default 64, as many as a session may create without pooling.
+    pub core_instances: u32,
+    /// Linear memories in one guest (and in any one of its core modules). Default 2.
+    pub memories: u32,
+    /// Tables in one guest (and in any one of its core modules). Default 4.
+    pub tables: u32,
+    /// Elements of any one table, at its start and as it grows. Default 65,536.
+    pub table_elements: usize,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits {
+            core_instances: crate::limits::MAX_INSTANCES as u32,
+            memories: 2,
+            tables: 4,
+            table_elements: 1 << 16,
+        }
+    }
 }
 
 impl RuntimeBuilder {
@@ -46,8 +83,20 @@ impl RuntimeBuilder {
     /// (wasmtime's pooling allocator). Instantiation gets cheaper, and many thousands of sessions stay within the
     /// kernel's limit on memory mappings; past `sessions`, starting one more fails with a trap. Sessions' memory
     /// limits above `max_memory` have no effect.
+    ///
+    /// Each session's share of the pool is sized by [`pool_limits`](RuntimeBuilder::pool_limits), whose defaults
+    /// load Rust, Python (componentize-py) and JavaScript (componentize-js) guests. With or without pooling, a
+    /// guest's initial memory is one image shared copy-on-write by all its sessions: a session's own memory is only
+    /// the pages it writes (see BENCHMARKS.md for each language's figures).
     pub fn pooling(mut self, sessions: u32, max_memory: usize) -> Self {
         self.pooling = Some((sessions, max_memory));
+        self
+    }
+
+    /// What one session's guest may hold in the pool of [`pooling`](RuntimeBuilder::pooling): raise these for a
+    /// guest that does not load with the defaults. No effect without pooling.
+    pub fn pool_limits(mut self, limits: PoolLimits) -> Self {
+        self.pool_limits = limits;
         self
     }
 
@@ -68,16 +117,23 @@ impl RuntimeBuilder {
         config.epoch_interruption(true);
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
         config.consume_fuel(self.fuel);
+        // Copy-on-write images of guests' initial memories (wasmtime's default, said here because the memory per
+        // session of Python and JavaScript guests depends on it).
+        config.memory_init_cow(true);
+        config.memory_guaranteed_dense_image_size(SHARED_IMAGE_SIZE);
         if let Some((sessions, max_memory)) = self.pooling {
-            // Rust std and componentize guests hold a few core instances, memories and tables each.
+            let per = self.pool_limits;
             let mut pool = wasmtime::PoolingAllocationConfig::default();
             pool.total_component_instances(sessions)
-                .total_core_instances(sessions.saturating_mul(8))
-                .max_core_instances_per_component(8)
-                .total_memories(sessions.saturating_mul(2))
-                .max_memories_per_component(2)
-                .total_tables(sessions.saturating_mul(4))
-                .max_tables_per_component(4)
+                .total_core_instances(sessions.saturating_mul(per.core_instances))
+                .max_core_instances_per_component(per.core_instances)
+                .total_memories(sessions.saturating_mul(per.memories))
+                .max_memories_per_component(per.memories)
+                .max_memories_per_module(per.memories)
+                .total_tables(sessions.saturating_mul(per.tables))
+                .max_tables_per_component(per.tables)
+                .max_tables_per_module(per.tables)
+                .table_elements(per.table_elements)
                 .total_stacks(sessions)
                 .max_memory_size(max_memory);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));

@@ -185,3 +185,18 @@ async fn the_embedding_example_outside_the_workspace_runs() {
     }
     assert!(stdout.contains("session 2: Interrupted"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_larger_than_the_pool_allows_does_not_load() {
+    // The bundled echo guest holds 3 core instances; a pool that allows each session 2 refuses it when it loads,
+    // naming the count, rather than at its first session.
+    let small = wsrun::PoolLimits { core_instances: 2, ..wsrun::PoolLimits::default() };
+    let runtime = Runtime::builder().pooling(4, 64 << 20).pool_limits(small).build().unwrap();
+    let error = match runtime.load_file(std::path::Path::new(wsrun_test_artifacts::ECHO)) {
+        Ok(_) => panic!("the echo guest loaded in a pool of 2 core instances per session"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("core module instances") && error.contains("pooling allocator"), "{error}");
+    let runtime = Runtime::builder().pooling(4, 64 << 20).build().unwrap();
+    runtime.load_file(std::path::Path::new(wsrun_test_artifacts::ECHO)).expect("the default pool");
+}

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use wsrun_test_artifacts::{JS_ECHO, JS_SCENARIO, PY_ECHO, PY_SCENARIO, SCENARIO};
+use wsrun::{Outcome, Runtime};
+use wsrun_test_artifacts::{ECHO, JS_ECHO, JS_SCENARIO, PY_ECHO, PY_SCENARIO, SCENARIO};
 
 use crate::servers::{self, Server, Ws};
 use crate::util::{run_with_input_within, within, Running, BOUND};
@@ -134,5 +135,25 @@ async fn a_signal_while_a_guest_compiles_is_answered_at_once() {
         assert_eq!(run.stderr.trim_end(), "wsrun: interrupted", "signal {signal}: {run:?}");
         assert!(sent.elapsed() < Duration::from_secs(2), "signal {signal}: took {:?}", sent.elapsed());
         assert!(server.requests().is_empty(), "the guest ran");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_language_runs_under_the_pooling_allocator() {
+    // The pool as `wsrun --sessions` sizes it, with the command line's memory limit per session: the Python guest
+    // holds 14 core instances, more than the pool once allowed, and did not load at all.
+    const SESSIONS: usize = 3;
+    let runtime = Runtime::builder().pooling(SESSIONS as u32, 256 << 20).build().unwrap();
+    let (server, mut results) = Server::echo_checker().await;
+    for guest in [ECHO, PY_ECHO, JS_ECHO] {
+        let program = runtime.load_file(guest.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+        // Side by side, each in slots of its own, as many as the pool has.
+        let running: Vec<_> = (0..SESSIONS).map(|_| tokio::spawn(program.session(&server.url).run())).collect();
+        for session in running {
+            assert_eq!(within(SCRIPT_BOUND, "a pooled session", session).await.unwrap(), Outcome::Exited(0), "{guest}");
+        }
+        for _ in 0..SESSIONS {
+            assert_eq!(within(BOUND, "the echo check", results.recv()).await, Some(true), "the echoes of {guest} differ");
+        }
     }
 }
