@@ -1,8 +1,8 @@
 //! Live traffic figures of one session, readable from any thread while it runs (for progress lines and reports).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// How many connect times a session keeps: a guest that reconnects in a loop must not grow the host's memory.
 const MAX_CONNECT_TIMES: usize = 1024;
@@ -20,6 +20,7 @@ pub struct SessionStats {
     connects: AtomicU64,
     failed_connects: AtomicU64,
     connect_times: Mutex<Vec<Duration>>,
+    first_connected: OnceLock<Instant>,
 }
 
 impl SessionStats {
@@ -58,6 +59,11 @@ impl SessionStats {
         self.connect_times.lock().map(|times| times.clone()).unwrap_or_default()
     }
 
+    /// When the session's first connection opened, if one did.
+    pub fn first_connected(&self) -> Option<Instant> {
+        self.first_connected.get().copied()
+    }
+
     pub(crate) fn sent(&self, bytes: usize) {
         self.messages_sent.fetch_add(1, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -70,6 +76,7 @@ impl SessionStats {
 
     pub(crate) fn connected(&self, took: Duration) {
         self.connects.fetch_add(1, Ordering::Relaxed);
+        let _ = self.first_connected.set(Instant::now());
         if let Ok(mut times) = self.connect_times.lock() {
             if times.len() < MAX_CONNECT_TIMES {
                 times.push(took);

@@ -63,6 +63,8 @@ struct Ended {
     outcome: Option<Outcome>,
     stopped_by: Option<Stop>,
     took: Duration,
+    /// From the run's start to the session's first open connection.
+    connected_after: Option<Duration>,
     traffic: Traffic,
     connect_times: Vec<Duration>,
 }
@@ -93,7 +95,7 @@ pub async fn run(
             builder = builder.stdout(log.clone()).stderr(log);
         }
         let at = tokio::time::Instant::from_std(started + plan.start_of(index));
-        running.push(tokio::spawn(one_session(builder, at, tally.clone(), stopping.clone())));
+        running.push(tokio::spawn(one_session(builder, started, at, tally.clone(), stopping.clone())));
     }
 
     let all = join_sessions(running);
@@ -131,6 +133,7 @@ async fn join_sessions(tasks: Vec<tokio::task::JoinHandle<Ended>>) -> Vec<Ended>
             outcome: Some(Outcome::Trapped(format!("the session's task failed: {e}"))),
             stopped_by: None,
             took: Duration::ZERO,
+            connected_after: None,
             traffic: Traffic::default(),
             connect_times: Vec::new(),
         }));
@@ -141,6 +144,7 @@ async fn join_sessions(tasks: Vec<tokio::task::JoinHandle<Ended>>) -> Vec<Ended>
 /// One session: wait for its turn, run it, stop it when the run stops.
 async fn one_session(
     session: SessionBuilder,
+    run_started: Instant,
     at: tokio::time::Instant,
     tally: Arc<Tally>,
     mut stopping: watch::Receiver<Option<Stop>>,
@@ -149,6 +153,7 @@ async fn one_session(
         outcome: None,
         stopped_by: Some(stop),
         took: Duration::ZERO,
+        connected_after: None,
         traffic: Traffic::default(),
         connect_times: Vec::new(),
     };
@@ -189,6 +194,7 @@ async fn one_session(
         outcome: Some(outcome),
         stopped_by,
         took: began.elapsed(),
+        connected_after: stats.first_connected().map(|at| at.duration_since(run_started)),
         traffic: Traffic {
             connects: stats.connects(),
             failed_connects: stats.failed_connects(),
@@ -214,8 +220,10 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
     let mut traffic = Traffic::default();
     let (mut connect_us, mut duration_us) = (histogram(), histogram());
     let mut first_trap = None;
+    let mut all_connected = Duration::ZERO;
     for session in &ended {
         traffic.add(&session.traffic);
+        all_connected = all_connected.max(session.connected_after.unwrap_or_default());
         for took in &session.connect_times {
             record(&mut connect_us, *took);
         }
@@ -250,6 +258,7 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
         sessions: ended.len() as u64,
         shard: plan.shard,
         elapsed,
+        all_connected,
         outcomes,
         traffic,
         peak_rss_bytes: peak_rss_bytes(),

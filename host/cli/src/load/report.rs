@@ -23,6 +23,8 @@ pub struct Report {
     pub sessions: u64,
     pub shard: Shard,
     pub elapsed: Duration,
+    /// From the start to the moment the last session's first connection opened.
+    pub all_connected: Duration,
     pub outcomes: Outcomes,
     pub traffic: Traffic,
     pub peak_rss_bytes: u64,
@@ -165,6 +167,7 @@ impl Report {
         self.sessions += other.sessions;
         self.shard = Shard::WHOLE;
         self.elapsed = self.elapsed.max(other.elapsed);
+        self.all_connected = self.all_connected.max(other.all_connected);
         self.outcomes.add(&other.outcomes);
         self.traffic.add(&other.traffic);
         self.peak_rss_bytes += other.peak_rss_bytes;
@@ -199,10 +202,11 @@ impl Report {
         );
         let _ = writeln!(
             text,
-            "  connect    {} opened, {} failed; {}",
+            "  connect    {} opened, {} failed; {}; all sessions connected after {:.2} s",
             t.connects,
             t.failed_connects,
-            percentile_line(&self.connect_us)
+            percentile_line(&self.connect_us),
+            self.all_connected.as_secs_f64()
         );
         let _ = writeln!(text, "  session    {}", percentile_line(&self.duration_us));
         let _ = writeln!(
@@ -237,7 +241,8 @@ impl Report {
             url: self.url.clone(),
             sessions: self.sessions,
             shard: self.shard,
-            elapsed_ms: u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms: millis_of(self.elapsed),
+            all_connected_ms: millis_of(self.all_connected),
             outcomes: self.outcomes.clone(),
             traffic: self.traffic,
             peak_rss_bytes: self.peak_rss_bytes,
@@ -258,6 +263,7 @@ impl Report {
             sessions: file.sessions,
             shard: file.shard,
             elapsed: Duration::from_millis(file.elapsed_ms),
+            all_connected: Duration::from_millis(file.all_connected_ms),
             outcomes: file.outcomes,
             traffic: file.traffic,
             peak_rss_bytes: file.peak_rss_bytes,
@@ -277,6 +283,7 @@ struct ReportFile {
     sessions: u64,
     shard: Shard,
     elapsed_ms: u64,
+    all_connected_ms: u64,
     outcomes: Outcomes,
     #[serde(flatten)]
     traffic: Traffic,
@@ -314,6 +321,10 @@ impl Quantiles {
             max: histogram.max(),
         }
     }
+}
+
+fn millis_of(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn encode(histogram: &Histogram<u64>) -> Result<String, String> {
@@ -370,6 +381,7 @@ mod tests {
             sessions: durations.len() as u64,
             shard,
             elapsed: Duration::from_millis(1500),
+            all_connected: Duration::from_millis(700),
             outcomes: Outcomes { succeeded: durations.len() as u64, ..Outcomes::default() },
             traffic: Traffic { connects: durations.len() as u64, messages_sent: 3, ..Traffic::default() },
             peak_rss_bytes: 1 << 20,
