@@ -153,7 +153,8 @@ async fn every_language_runs_under_the_pooling_allocator() {
             assert_eq!(within(SCRIPT_BOUND, "a pooled session", session).await.unwrap(), Outcome::Exited(0), "{guest}");
         }
         for _ in 0..SESSIONS {
-            assert_eq!(within(BOUND, "the echo check", results.recv()).await, Some(true), "the echoes of {guest} differ");
+            let echoed = within(BOUND, "the echo check", results.recv()).await;
+            assert_eq!(echoed, Some(true), "the echoes of {guest} differ");
         }
     }
 }

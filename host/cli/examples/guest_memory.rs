@@ -171,7 +171,7 @@ impl Memory {
         let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
         let field = |name: &str| -> i64 {
             text.lines()
-                .find_map(|l| l.strip_prefix(name).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()))
+                .find_map(|l| l.strip_prefix(name)?.split_whitespace().next()?.parse().ok())
                 .unwrap_or(0)
         };
         Memory { rss: field("Rss:"), pss: field("Pss:"), private: field("Private_Clean:") + field("Private_Dirty:") }
