@@ -117,7 +117,7 @@ pub struct Args {
 
     /// Run N sessions of the guest side by side, each in its own sandbox (stdin empty, output discarded or in
     /// --output), then print a summary. Exit code: 1 when more than --max-failures sessions failed.
-    #[arg(long, value_name = "N", help_heading = "Many sessions")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Many sessions")]
     pub sessions: Option<u64>,
 
     /// Spread the sessions' starts evenly over this long.

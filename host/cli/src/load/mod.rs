@@ -121,7 +121,8 @@ pub async fn run(
     };
     drop(progress);
 
-    let report = gather(&plan, program.name(), url, started.elapsed(), ended);
+    let mut report = gather(&plan, program.name(), url, started.elapsed(), ended);
+    report.peak_pss_bytes = tally.peak_pss();
     finish(&report, plan.max_failures, plan.report.as_deref(), interrupted)
 }
 
@@ -220,10 +221,13 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
     let mut traffic = Traffic::default();
     let (mut connect_us, mut duration_us) = (histogram(), histogram());
     let mut first_trap = None;
-    let mut all_connected = Duration::ZERO;
+    let (mut last_connected, mut sessions_connected) = (Duration::ZERO, 0);
     for session in &ended {
         traffic.add(&session.traffic);
-        all_connected = all_connected.max(session.connected_after.unwrap_or_default());
+        if let Some(after) = session.connected_after {
+            last_connected = last_connected.max(after);
+            sessions_connected += 1;
+        }
         for took in &session.connect_times {
             record(&mut connect_us, *took);
         }
@@ -258,10 +262,12 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
         sessions: ended.len() as u64,
         shard: plan.shard,
         elapsed,
-        all_connected,
+        sessions_connected,
+        last_connected,
         outcomes,
         traffic,
         peak_rss_bytes: peak_rss_bytes(),
+        peak_pss_bytes: 0,
         connect_us,
         duration_us,
     }
@@ -316,10 +322,20 @@ pub fn merge(arguments: &[String], report_to: Option<&Path>, max: Option<MaxFail
 
 /// The process's peak resident memory (VmHWM), or 0 where it cannot be read.
 fn peak_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+    proc_kib("/proc/self/status", "VmHWM:")
+}
+
+/// The process's proportional memory now: pages shared copy-on-write between sessions (a guest's initial memory
+/// image) counted once, not once per session as in RSS. 0 where it cannot be read.
+pub fn pss_bytes() -> u64 {
+    proc_kib("/proc/self/smaps_rollup", "Pss:")
+}
+
+/// A `NAME:   123 kB` line of a /proc file, in bytes.
+fn proc_kib(file: &str, name: &str) -> u64 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
         .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }

@@ -11,6 +11,8 @@ use wsrun::SessionStats;
 
 /// How often the live line is redrawn.
 const TERMINAL_TICK: Duration = Duration::from_millis(200);
+/// How often the process's PSS is sampled for the summary.
+const PSS_SAMPLE: Duration = Duration::from_secs(1);
 /// How often a plain line is printed.
 const PLAIN_TICK: Duration = Duration::from_secs(2);
 
@@ -21,12 +23,18 @@ pub struct Tally {
     pub finished: AtomicU64,
     pub failed: AtomicU64,
     stats: Mutex<Vec<Arc<SessionStats>>>,
+    peak_pss: AtomicU64,
 }
 
 impl Tally {
     pub fn watch(&self, stats: Arc<SessionStats>) {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).push(stats);
         self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The largest PSS sampled so far.
+    pub fn peak_pss(&self) -> u64 {
+        self.peak_pss.load(Ordering::Relaxed)
     }
 
     /// Messages and bytes, both ways, of every session so far.
@@ -57,8 +65,14 @@ impl Progress {
             let tick = if terminal { TERMINAL_TICK } else { PLAIN_TICK };
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
             let mut last = (Instant::now(), (0, 0));
+            let mut last_sample: Option<Instant> = None;
             loop {
                 ticker.tick().await;
+                // Reading smaps_rollup walks every mapping (several per session): once a second is enough.
+                if last_sample.is_none_or(|at| at.elapsed() >= PSS_SAMPLE) {
+                    last_sample = Some(Instant::now());
+                    tally.peak_pss.fetch_max(super::pss_bytes(), Ordering::Relaxed);
+                }
                 let now = (Instant::now(), tally.traffic());
                 let seconds = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
                 let rate = (((now.1).0 - (last.1).0) as f64 / seconds, ((now.1).1 - (last.1).1) as f64 / seconds);

@@ -23,11 +23,14 @@ pub struct Report {
     pub sessions: u64,
     pub shard: Shard,
     pub elapsed: Duration,
-    /// From the start to the moment the last session's first connection opened.
-    pub all_connected: Duration,
+    /// Sessions that opened a connection, and when the last of them did (from the start).
+    pub sessions_connected: u64,
+    pub last_connected: Duration,
     pub outcomes: Outcomes,
     pub traffic: Traffic,
     pub peak_rss_bytes: u64,
+    /// The largest PSS seen while the sessions ran (sampled each second; 0 when none was taken).
+    pub peak_pss_bytes: u64,
     pub connect_us: Histogram<u64>,
     pub duration_us: Histogram<u64>,
 }
@@ -167,10 +170,12 @@ impl Report {
         self.sessions += other.sessions;
         self.shard = Shard::WHOLE;
         self.elapsed = self.elapsed.max(other.elapsed);
-        self.all_connected = self.all_connected.max(other.all_connected);
+        self.sessions_connected += other.sessions_connected;
+        self.last_connected = self.last_connected.max(other.last_connected);
         self.outcomes.add(&other.outcomes);
         self.traffic.add(&other.traffic);
         self.peak_rss_bytes += other.peak_rss_bytes;
+        self.peak_pss_bytes += other.peak_pss_bytes;
         self.connect_us.add(&other.connect_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
         self.duration_us.add(&other.duration_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
         Ok(())
@@ -202,13 +207,18 @@ impl Report {
         );
         let _ = writeln!(
             text,
-            "  connect    {} opened, {} failed; {}; all sessions connected after {:.2} s",
+            "  connect    {} opened, {} failed; {}",
             t.connects,
             t.failed_connects,
             percentile_line(&self.connect_us),
-            self.all_connected.as_secs_f64()
         );
-        let _ = writeln!(text, "  session    {}", percentile_line(&self.duration_us));
+        let connected = match self.sessions_connected {
+            0 => "no session connected".to_owned(),
+            n if n == self.sessions => format!("all connected {:.2} s after the start", self.last_connected.as_secs_f64()),
+            n => format!("{n} connected, the last {:.2} s after the start", self.last_connected.as_secs_f64()),
+        };
+        let _ = writeln!(text, "  sessions   {connected}");
+        let _ = writeln!(text, "  duration   {}", percentile_line(&self.duration_us));
         let _ = writeln!(
             text,
             "  sent       {} messages, {}",
@@ -222,12 +232,21 @@ impl Report {
             bytes(t.bytes_received)
         );
         if self.sessions > 0 && self.peak_rss_bytes > 0 {
-            let _ = writeln!(
-                text,
+            let mut line = format!(
                 "  memory     peak RSS {}, {} per session",
                 bytes(self.peak_rss_bytes),
                 bytes(self.peak_rss_bytes / self.sessions)
             );
+            if self.peak_pss_bytes > 0 {
+                // RSS counts a guest's shared initial memory once per session; PSS once in all.
+                let _ = write!(
+                    line,
+                    "; peak PSS {}, {} per session",
+                    bytes(self.peak_pss_bytes),
+                    bytes(self.peak_pss_bytes / self.sessions)
+                );
+            }
+            let _ = writeln!(text, "{line}");
         }
         let verdict = if self.passes(max) { "passed" } else { "FAILED" };
         let _ = writeln!(text, "  failures   {} (at most {max} allowed): {verdict}", o.failed);
@@ -242,10 +261,12 @@ impl Report {
             sessions: self.sessions,
             shard: self.shard,
             elapsed_ms: millis_of(self.elapsed),
-            all_connected_ms: millis_of(self.all_connected),
+            sessions_connected: self.sessions_connected,
+            last_connected_ms: millis_of(self.last_connected),
             outcomes: self.outcomes.clone(),
             traffic: self.traffic,
             peak_rss_bytes: self.peak_rss_bytes,
+            peak_pss_bytes: self.peak_pss_bytes,
             histograms: Histograms { connect_us: encode(&self.connect_us)?, duration_us: encode(&self.duration_us)? },
             percentiles: Percentiles { connect_us: Quantiles::of(&self.connect_us), duration_us: Quantiles::of(&self.duration_us) },
         };
@@ -263,10 +284,12 @@ impl Report {
             sessions: file.sessions,
             shard: file.shard,
             elapsed: Duration::from_millis(file.elapsed_ms),
-            all_connected: Duration::from_millis(file.all_connected_ms),
+            sessions_connected: file.sessions_connected,
+            last_connected: Duration::from_millis(file.last_connected_ms),
             outcomes: file.outcomes,
             traffic: file.traffic,
             peak_rss_bytes: file.peak_rss_bytes,
+            peak_pss_bytes: file.peak_pss_bytes,
             connect_us: decode(&file.histograms.connect_us)?,
             duration_us: decode(&file.histograms.duration_us)?,
         })
@@ -283,11 +306,13 @@ struct ReportFile {
     sessions: u64,
     shard: Shard,
     elapsed_ms: u64,
-    all_connected_ms: u64,
+    sessions_connected: u64,
+    last_connected_ms: u64,
     outcomes: Outcomes,
     #[serde(flatten)]
     traffic: Traffic,
     peak_rss_bytes: u64,
+    peak_pss_bytes: u64,
     histograms: Histograms,
     percentiles: Percentiles,
 }
@@ -381,10 +406,12 @@ mod tests {
             sessions: durations.len() as u64,
             shard,
             elapsed: Duration::from_millis(1500),
-            all_connected: Duration::from_millis(700),
+            sessions_connected: durations.len() as u64,
+            last_connected: Duration::from_millis(700),
             outcomes: Outcomes { succeeded: durations.len() as u64, ..Outcomes::default() },
             traffic: Traffic { connects: durations.len() as u64, messages_sent: 3, ..Traffic::default() },
             peak_rss_bytes: 1 << 20,
+            peak_pss_bytes: 1 << 19,
             connect_us: histogram(),
             duration_us,
         }
