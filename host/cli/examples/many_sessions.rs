@@ -1,6 +1,7 @@
 //! Many plugin sessions side by side, the way a tool that hosts WebSocket plugins runs them: one runtime, one
-//! loaded guest (the bundled `echo`), SESSIONS sessions against one loopback server, every CANCEL_EVERY-th one
-//! cancelled mid-way. The cancelled ones end `Interrupted` and close with 1001; the others finish on their own.
+//! loaded guest (the bundled `echo`), SESSIONS sessions against loopback servers, every CANCEL_EVERY-th one
+//! cancelled mid-way. The cancelled ones talk to a server that never ends their session, end `Interrupted` and close
+//! with 1001; the others play a fixed number of rounds and finish on their own.
 //!
 //! ```text
 //! cargo run --release --example many_sessions [-- SESSIONS [CANCEL_EVERY]]    # default: 1000 sessions, 100
@@ -43,7 +44,8 @@ async fn main() -> anyhow::Result<ExitCode> {
     fd_limit::raise_open_file_limit();
 
     let tally = Arc::new(ServerTally::default());
-    let url = serve(tally.clone()).await?;
+    let url = serve(tally.clone(), Some(ROUNDS)).await?;
+    let endless_url = serve(tally.clone(), None).await?;
     let runtime = wsrun::Runtime::new()?;
     let program = runtime.load_file(std::path::Path::new(wsrun_test_artifacts::ECHO))?;
 
@@ -51,13 +53,15 @@ async fn main() -> anyhow::Result<ExitCode> {
     let mut running = Vec::with_capacity(sessions);
     let mut cancels = Vec::new();
     for index in 0..sessions {
-        let session = program.session(url.clone());
-        if index % cancel_every == 0 {
+        let cancelled = index % cancel_every == 0;
+        let session = program.session(if cancelled { endless_url.clone() } else { url.clone() });
+        if cancelled {
             cancels.push(session.cancel_handle());
         }
         running.push(tokio::spawn(session.run()));
     }
-    // Cancel mid-way: once every session is connected and a round or two in.
+    // Cancel mid-way: once every session is connected and a round or two in (the cancelled ones' server goes on
+    // for ever, so a late cancel still lands mid-session).
     while tally.connected.load(Ordering::Relaxed) < sessions && started.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -99,8 +103,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// A loopback server that plays ROUNDS rounds of echo with each session, then closes it.
-async fn serve(tally: Arc<ServerTally>) -> anyhow::Result<String> {
+/// A loopback server that plays `rounds` rounds of echo with each session, then closes it; with `None`, rounds
+/// until the session goes away.
+async fn serve(tally: Arc<ServerTally>, rounds: Option<usize>) -> anyhow::Result<String> {
     // A deep accept queue: a burst of a thousand connects must not overflow it (a dropped SYN costs a second).
     let socket = TcpSocket::new_v4()?;
     socket.bind("127.0.0.1:0".parse()?)?;
@@ -112,7 +117,7 @@ async fn serve(tally: Arc<ServerTally>) -> anyhow::Result<String> {
             tokio::spawn(async move {
                 let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
                 tally.connected.fetch_add(1, Ordering::Relaxed);
-                for round in 0..ROUNDS {
+                for round in 0..rounds.unwrap_or(usize::MAX) {
                     tokio::time::sleep(ROUND_GAP).await;
                     if ws.send(Message::text(format!("round {round}"))).await.is_err() {
                         return;
