@@ -79,6 +79,21 @@ async fn a_connection_reset_mid_message_is_an_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_echo_guest_fails_when_its_peer_leaves_without_a_close_frame() {
+    // Run many of them against a server that crashes: that must not count as success.
+    let (url, server) = raw_server(|tcp| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(tcp);
+        None
+    })
+    .await;
+    let run = run_with_input(&["echo", &url], b"").await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("wsrun: echo: the connection ended: 1006"), "{run:?}");
+    outcome(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_peer_that_leaves_without_a_close_frame_is_1006() {
     // Whether the client waits for the server's close (--no-close) or lingers after the end of input (the default).
     for mode in [&["--no-close"][..], &[]] {

@@ -427,6 +427,41 @@ async fn four_shards_merged_count_what_one_process_counts() {
     let merge = run(wsrun(&args)).await;
     assert_eq!(merge.code(), Some(0), "{merge:?}");
     assert!(!merge.stdout.is_empty(), "no summary: {merge:?}");
+
+    // Every shard once: a missing or repeated one is not the whole run.
+    let three: Vec<&str> = ["report", "merge", "--max-failures", "6"]
+        .into_iter()
+        .chain(shard_paths[..3].iter().map(|path| path_arg(path)))
+        .collect();
+    let missing = run(wsrun(&three)).await;
+    assert_eq!(missing.code(), Some(2), "{missing:?}");
+    assert!(missing.stderr.contains("shards 3 of 4 are missing"), "{missing:?}");
+    let partial = run(wsrun(&[three.as_slice(), &["--partial"]].concat())).await;
+    assert_eq!(partial.code(), Some(1), "a partial merge fails its verdict: {partial:?}");
+    let twice = run(wsrun(&[three.as_slice(), &[path_arg(&shard_paths[0])]].concat())).await;
+    assert_eq!(twice.code(), Some(2), "{twice:?}");
+    assert!(twice.stderr.contains("is given twice"), "{twice:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_still_connecting_at_the_end_of_duration_fail() {
+    let (url, _requests, _server) = servers::silent().await;
+    let dir = scratch("never-connected");
+    let report_path = dir.join("report.json");
+    let run = run(wsrun(&["--sessions", "3", "--duration", "1s", "--report", path_arg(&report_path), "echo", &url])).await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    let report = read_report(&report_path);
+    assert_eq!((count(&report, "/outcomes/stopped"), count(&report, "/outcomes/failed")), (3, 3), "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_that_cannot_be_written_stops_the_run_before_it_starts() {
+    let (server, tally) = scripted(1, None).await;
+    let dir = scratch("unwritable");
+    let run = run(wsrun(&["--sessions", "5", "--report", path_arg(&dir), "echo", &server.url])).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(run.stderr.starts_with("wsrun: cannot write --report"), "{run:?}");
+    assert_eq!(tally.lock().unwrap().upgraded, 0, "the sessions ran before the report was found unwritable");
 }
 
 #[tokio::test(flavor = "multi_thread")]

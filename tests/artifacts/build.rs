@@ -45,7 +45,7 @@ fn main() {
 
     for (name, file) in WAT_GUESTS {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("wat").join(file);
-        println!("cargo:rerun-if-changed={}", source.display());
+        wsrun_guest_builder::watch(&source);
         let binary = wat::parse_file(&source).unwrap_or_else(|e| fail(&format!("{}: {e}", source.display())));
         let output = out.join(format!("{name}.wasm"));
         std::fs::write(&output, binary).unwrap();
@@ -55,10 +55,10 @@ fn main() {
     let python_dir = root.join("guest/python");
     let js_dir = root.join("guest/js");
     for file in PYTHON_SOURCES {
-        println!("cargo:rerun-if-changed={}", python_dir.join(file).display());
+        wsrun_guest_builder::watch(&python_dir.join(file));
     }
     for file in JS_SOURCES {
-        println!("cargo:rerun-if-changed={}", js_dir.join(file).display());
+        wsrun_guest_builder::watch(&js_dir.join(file));
     }
     // Python and JavaScript take several seconds each: build the two languages side by side.
     let python = {

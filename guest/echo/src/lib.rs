@@ -1,4 +1,6 @@
-//! The bundled `echo` guest: connects to the URL and sends every message back unchanged until the peer closes.
+//! The bundled `echo` guest: connects to the URL and sends every message back unchanged until the peer closes. It
+//! fails (exit 1) when the connection ends otherwise than by a normal close (1000, 1001 or no code): a server that
+//! vanishes or closes with an error is a failure to whoever runs many of these against it.
 
 use wsrun_guest::{args, describe, ConnectOptions, Connection, Guest};
 
@@ -16,13 +18,25 @@ impl Guest for Echo {
         loop {
             match conn.receive() {
                 Ok(Some(message)) => conn.send(&message).map_err(|e| eprintln!("wsrun: echo: send failed: {}", describe(&e)))?,
-                Ok(None) => return Ok(()),
+                Ok(None) => return ended(&conn),
                 Err(e) => {
                     eprintln!("wsrun: echo: {}", describe(&e));
                     return Err(());
                 }
             }
         }
+    }
+}
+
+/// How the connection ended: fine after a normal close, a failure after a lost connection or an error code.
+fn ended(conn: &Connection) -> Result<(), ()> {
+    match conn.close_status() {
+        Some(close) if matches!(close.code, 1000 | 1001 | 1005) => Ok(()),
+        Some(close) => {
+            eprintln!("wsrun: echo: the connection ended: {close}");
+            Err(())
+        }
+        None => Ok(()),
     }
 }
 

@@ -126,7 +126,7 @@ pub struct Args {
 
     /// Stop the sessions still running after this long, each with a clean close (1001); they count as stopped,
     /// not failed.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "sessions", help_heading = "Many sessions")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "sessions", help_heading = "Many sessions")]
     pub duration: Option<Duration>,
 
     /// Append each session's stdout and stderr to DIR/INDEX.log.
@@ -250,6 +250,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         _ => return Err(format!("invalid size unit in {text:?} (use K, M or G)")),
     };
     number.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// A duration above zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).and_then(|d| if d.is_zero() { Err("must be longer than 0".to_owned()) } else { Ok(d) })
 }
 
 /// `500ms`, `2s`, `1.5s`, `2m`, `1h`, or a bare number of seconds.

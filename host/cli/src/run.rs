@@ -47,7 +47,15 @@ pub fn main() -> ExitCode {
 
 /// A command-line error as one line, like every other failure: clap's first line, without its `error: `.
 fn usage_error(error: &clap::Error) -> String {
-    if error.kind() == clap::error::ErrorKind::MissingRequiredArgument {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() == ErrorKind::MissingRequiredArgument {
+        let missing = match error.get(ContextKind::InvalidArg) {
+            Some(ContextValue::Strings(missing)) => missing.join(" "),
+            _ => String::new(),
+        };
+        if missing.contains("--sessions") {
+            return "--ramp-up, --duration, --output and --shard go with --sessions N (see wsrun --help)".to_owned();
+        }
         return "missing URL (see wsrun --help)".to_owned();
     }
     let rendered = error.render().to_string();
@@ -116,7 +124,14 @@ fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, template: 
         shard: load::shard_from(args.shard.as_deref(), |name| std::env::var(name).ok())?,
     };
     load::fd_limit::raise_open_file_limit();
-    let slots = u32::try_from(plan.own_sessions()).map_err(|_| "--sessions: too many sessions for one process")?;
+    if let (Some(ramp_up), Some(duration)) = (plan.ramp_up, plan.duration) {
+        if ramp_up > duration {
+            eprintln!("wsrun: warning: --ramp-up is longer than --duration: the sessions due after it never start");
+        }
+    }
+    let own = plan.own_sessions();
+    let too_many = move || format!("cannot hold {own} sessions in one process; run fewer per process with --shard INDEX/COUNT");
+    let slots = u32::try_from(plan.own_sessions()).map_err(|_| too_many())?;
     let builder = builder.pooling(slots.max(1), args.max_memory);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -124,8 +139,10 @@ fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, template: 
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
         let signals = Signals::watch()?;
-        let Some((_runtime, program)) = load_watching(&signals, builder, &invocation.guest, args.allow_precompiled).await?
-        else {
+        let loaded = load_watching(&signals, builder, &invocation.guest, args.allow_precompiled).await;
+        // The pool reserves address space and memory mappings for every session up front.
+        let loaded = loaded.map_err(|e| if e.starts_with("cannot set up") { format!("{}: {e}", too_many()) } else { e })?;
+        let Some((_runtime, program)) = loaded else {
             return Ok(ExitCode::from(signals::EXIT_INTERRUPTED));
         };
         load::run(plan, program, &invocation.url, &signals, |program| template.session(program)).await

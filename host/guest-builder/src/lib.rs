@@ -25,15 +25,33 @@ enum Route {
     Debian { cargo: PathBuf, rustc: PathBuf, wasm_ld: PathBuf, libc_dir: PathBuf },
 }
 
+/// Rebuild when `path` (a file or a directory tree) changes. The path is given to cargo relative to the package
+/// being built: target directories are shared between clones of the repository (cargo hashes workspace members by
+/// their place in the workspace, not on disk), and an absolute path would keep watching the clone that built first.
+pub fn watch(path: &Path) {
+    let manifest = env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let relative = manifest.as_deref().and_then(|manifest| relative_to(manifest, path));
+    println!("cargo:rerun-if-changed={}", relative.as_deref().unwrap_or(path).display());
+}
+
+/// `path` as seen from `base` (`../../wit`), both made absolute and free of `..` first.
+fn relative_to(base: &Path, path: &Path) -> Option<PathBuf> {
+    let (base, path) = (base.canonicalize().ok()?, path.canonicalize().ok()?);
+    let common = base.components().zip(path.components()).take_while(|(a, b)| a == b).count();
+    let mut relative: PathBuf = base.components().skip(common).map(|_| "..").collect();
+    relative.extend(path.components().skip(common));
+    Some(relative)
+}
+
 /// Build `packages` of the guest workspace at `root/guest` and copy each `<package>.wasm` into `OUT_DIR`.
 /// Returns the copied files, in the order of `packages`. Exits the build script with one line on failure.
 pub fn build(root: &Path, packages: &[&str]) -> Vec<PathBuf> {
     let guest = root.join("guest");
     for path in [root.join("wit"), guest.join("Cargo.toml"), guest.join("Cargo.lock"), guest.join("sdk")] {
-        println!("cargo:rerun-if-changed={}", path.display());
+        watch(&path);
     }
     for package in packages {
-        println!("cargo:rerun-if-changed={}", guest.join(package).display());
+        watch(&guest.join(package));
     }
     println!("cargo:rerun-if-env-changed=WSRUN_GUEST_TOOLCHAIN");
 

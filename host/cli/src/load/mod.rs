@@ -81,6 +81,10 @@ pub async fn run(
     if let Some(dir) = &plan.output {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create --output {}: {e}", dir.display()))?;
     }
+    // A report that cannot be written is found out now, not after the whole run.
+    if let Some(path) = &plan.report {
+        std::fs::File::create(path).map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
+    }
     let own = plan.own_sessions();
     let tally = Arc::new(Tally::default());
     let (stop, stopping) = watch::channel(None::<Stop>);
@@ -89,7 +93,9 @@ pub async fn run(
 
     let mut running = Vec::with_capacity(usize::try_from(own).unwrap_or(0));
     for index in (0..plan.sessions).filter(|&s| plan.shard.runs(s)) {
-        let mut builder = session(&program);
+        // The guest may vary its behaviour by its index, like k6's __VU.
+        let mut builder = session(&program)
+            .envs([("WSRUN_SESSION_INDEX", index.to_string()), ("WSRUN_SESSIONS", plan.sessions.to_string())]);
         if let Some(dir) = &plan.output {
             let log = spool::SessionLog::new(dir.join(format!("{index}.log")));
             builder = builder.stdout(log.clone()).stderr(log);
@@ -111,10 +117,14 @@ pub async fn run(
     let ended = loop {
         tokio::select! {
             ended = &mut all => break ended,
-            () = &mut deadline, if stop.borrow().is_none() => { let _ = stop.send(Some(Stop::Duration)); }
+            () = &mut deadline, if stop.borrow().is_none() => {
+                tally.stopping("--duration is over");
+                let _ = stop.send(Some(Stop::Duration));
+            }
             () = signals.first(), if !interrupted => {
                 interrupted = true;
                 signals::say_interrupted();
+                tally.stopping("interrupted; Ctrl+C again quits at once");
                 let _ = stop.send(Some(Stop::Signal));
             }
         }
@@ -123,6 +133,7 @@ pub async fn run(
 
     let mut report = gather(&plan, program.name(), url, started.elapsed(), ended);
     report.peak_pss_bytes = tally.peak_pss();
+    report.interrupted = interrupted;
     finish(&report, plan.max_failures, plan.report.as_deref(), interrupted)
 }
 
@@ -188,7 +199,7 @@ async fn one_session(
         None => run.await,
     };
     tally.finished.fetch_add(1, Ordering::Relaxed);
-    if is_failure(&outcome) {
+    if is_failure(&outcome) || (stopped_by == Some(Stop::Duration) && stats.connects() == 0) {
         tally.failed.fetch_add(1, Ordering::Relaxed);
     }
     Ended {
@@ -249,6 +260,12 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
                 first_trap.get_or_insert(why);
             }
             (Outcome::TimedOut(_), _) => outcomes.timed_out += 1,
+            // Still connecting when the time was up: the server never let it in, which is a failure.
+            (_, Some(Stop::Duration)) if session.connected_after.is_none() => {
+                outcomes.stopped += 1;
+                outcomes.stopped_unconnected += 1;
+                outcomes.failed += 1;
+            }
             (_, Some(Stop::Duration)) => outcomes.stopped += 1,
             _ => outcomes.cancelled += 1,
         }
@@ -268,6 +285,7 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
         traffic,
         peak_rss_bytes: peak_rss_bytes(),
         peak_pss_bytes: 0,
+        interrupted: false,
         connect_us,
         duration_us,
     }
@@ -284,7 +302,7 @@ fn finish(report: &Report, max: MaxFailures, file: Option<&Path>, interrupted: b
     }
     Ok(ExitCode::from(if interrupted {
         signals::EXIT_INTERRUPTED
-    } else if report.passes(max) {
+    } else if report.passes(max) && !report.interrupted {
         0
     } else {
         EXIT_FAILED
@@ -293,13 +311,18 @@ fn finish(report: &Report, max: MaxFailures, file: Option<&Path>, interrupted: b
 
 /// `wsrun report merge [--report FILE] [--max-failures N|P%] FILE...`.
 pub fn merge(arguments: &[String], report_to: Option<&Path>, max: Option<MaxFailures>) -> Result<ExitCode, String> {
-    const USAGE: &str = "usage: wsrun report merge [--report FILE] [--max-failures N|P%] FILE...";
-    let (mut files, mut report_to, mut max) = (Vec::new(), report_to.map(Path::to_path_buf), max);
+    const USAGE: &str = "usage: wsrun report merge [--report FILE] [--max-failures N|P%] [--partial] FILE...";
+    let (mut files, mut report_to, mut max, mut partial) = (Vec::new(), report_to.map(Path::to_path_buf), max, false);
     let mut rest = arguments.iter();
     while let Some(argument) = rest.next() {
         match argument.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}\n\n{MERGE_HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
             "--report" => report_to = Some(rest.next().ok_or(USAGE)?.into()),
             "--max-failures" => max = Some(MaxFailures::parse(rest.next().ok_or(USAGE)?)?),
+            "--partial" => partial = true,
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}; {USAGE}")),
             file => files.push(PathBuf::from(file)),
         }
@@ -308,17 +331,32 @@ pub fn merge(arguments: &[String], report_to: Option<&Path>, max: Option<MaxFail
         return Err(USAGE.to_owned());
     }
     let mut merged: Option<Report> = None;
+    let mut shards = report::ShardSet::default();
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let report = Report::from_json(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        shards.add(report.shard).map_err(|e| format!("{}: {e}", file.display()))?;
         match &mut merged {
             Some(merged) => merged.merge(&report).map_err(|e| format!("{}: {e}", file.display()))?,
             None => merged = Some(Report { shard: Shard::WHOLE, ..report }),
         }
     }
-    let merged = merged.expect("at least one file");
+    let mut merged = merged.expect("at least one file");
+    if let Some(missing) = shards.missing() {
+        if !partial {
+            return Err(format!("{missing}; merge what there is with --partial (the verdict then fails)"));
+        }
+        eprintln!("wsrun: warning: {missing}: the merged report covers part of the run");
+        merged.interrupted = true;
+    }
     finish(&merged, max.unwrap_or(MaxFailures::Count(0)), report_to.as_deref(), false)
 }
+
+const MERGE_HELP: &str = "\
+Adds up the --report files of the shards of one run (wsrun --sessions N --shard INDEX/COUNT ...): prints the
+summary of the whole run, writes it as JSON with --report, and exits 1 when its failures pass --max-failures
+(default 0) or a shard was interrupted. Every shard must be there once; --partial merges what there is, and the
+verdict then fails.";
 
 /// The process's peak resident memory (VmHWM), or 0 where it cannot be read.
 fn peak_rss_bytes() -> u64 {

@@ -24,12 +24,19 @@ pub struct Tally {
     pub failed: AtomicU64,
     stats: Mutex<Vec<Arc<SessionStats>>>,
     peak_pss: AtomicU64,
+    /// Why the run is stopping, once it is: said in front of the progress line.
+    stopping: Mutex<Option<&'static str>>,
 }
 
 impl Tally {
     pub fn watch(&self, stats: Arc<SessionStats>) {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).push(stats);
         self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The run is stopping: the sessions are closing their connections.
+    pub fn stopping(&self, why: &'static str) {
+        *self.stopping.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     }
 
     /// The largest PSS sampled so far.
@@ -104,8 +111,12 @@ impl Drop for Progress {
 fn line(tally: &Tally, sessions: u64, (messages, bytes): (f64, f64)) -> String {
     let started = tally.started.load(Ordering::Relaxed);
     let finished = tally.finished.load(Ordering::Relaxed);
+    let stopping = match *tally.stopping.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some(why) => format!("stopping ({why}), closing {} sessions: ", started.saturating_sub(finished)),
+        None => String::new(),
+    };
     format!(
-        "{started}/{sessions} started, {} running, {finished} finished, {} failed; {:.0} msg/s, {}/s",
+        "{stopping}{started}/{sessions} started, {} running, {finished} finished, {} failed; {:.0} msg/s, {}/s",
         started.saturating_sub(finished),
         tally.failed.load(Ordering::Relaxed),
         messages,

@@ -31,6 +31,8 @@ pub struct Report {
     pub peak_rss_bytes: u64,
     /// The largest PSS seen while the sessions ran (sampled each second; 0 when none was taken).
     pub peak_pss_bytes: u64,
+    /// Stopped by Ctrl+C or SIGTERM (or, merged, missing shards): the verdict fails whatever the failures.
+    pub interrupted: bool,
     pub connect_us: Histogram<u64>,
     pub duration_us: Histogram<u64>,
 }
@@ -67,6 +69,9 @@ pub struct Outcomes {
     pub cancelled: u64,
     /// Never started: the run was stopped before their turn in the ramp-up.
     pub not_started: u64,
+    /// Of the stopped ones, those that had not opened a connection yet: failures.
+    #[serde(default)]
+    pub stopped_unconnected: u64,
 }
 
 /// What the sessions' connections carried (see `wsrun::SessionStats`).
@@ -103,6 +108,7 @@ impl Outcomes {
         self.stopped += other.stopped;
         self.cancelled += other.cancelled;
         self.not_started += other.not_started;
+        self.stopped_unconnected += other.stopped_unconnected;
     }
 }
 
@@ -116,6 +122,35 @@ pub fn record(histogram: &mut Histogram<u64>, duration: Duration) {
     let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).max(1);
     if histogram.record(micros).is_err() {
         histogram.saturating_record(micros);
+    }
+}
+
+/// The shards of the reports being merged: each once, all of one run.
+#[derive(Default)]
+pub struct ShardSet {
+    count: Option<u32>,
+    seen: std::collections::BTreeSet<u32>,
+}
+
+impl ShardSet {
+    pub fn add(&mut self, shard: Shard) -> Result<(), String> {
+        match self.count {
+            Some(count) if count != shard.count => {
+                return Err(format!("shard {}/{} does not belong with shards of {count}", shard.index, shard.count))
+            }
+            _ => self.count = Some(shard.count),
+        }
+        if !self.seen.insert(shard.index) {
+            return Err(format!("shard {}/{} is given twice", shard.index, shard.count));
+        }
+        Ok(())
+    }
+
+    /// Which shards are missing, as words, if any.
+    pub fn missing(&self) -> Option<String> {
+        let count = self.count?;
+        let missing: Vec<String> = (0..count).filter(|i| !self.seen.contains(i)).map(|i| i.to_string()).collect();
+        (!missing.is_empty()).then(|| format!("shards {} of {count} are missing", missing.join(", ")))
     }
 }
 
@@ -176,6 +211,7 @@ impl Report {
         self.traffic.add(&other.traffic);
         self.peak_rss_bytes += other.peak_rss_bytes;
         self.peak_pss_bytes += other.peak_pss_bytes;
+        self.interrupted |= other.interrupted;
         self.connect_us.add(&other.connect_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
         self.duration_us.add(&other.duration_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
         Ok(())
@@ -202,8 +238,18 @@ impl Report {
         let codes = if codes.is_empty() { String::new() } else { format!(" ({})", codes.join(", ")) };
         let _ = writeln!(
             text,
-            "  outcomes   {} succeeded, {} failed{codes}; {} trapped, {} timed out, {} stopped at --duration, {} cancelled, {} not started",
-            o.succeeded, o.failed, o.trapped, o.timed_out, o.stopped, o.cancelled, o.not_started
+            "  outcomes   {} succeeded, {} failed{codes}; {} trapped, {} timed out, {} stopped at --duration{}, {} cancelled, {} not started",
+            o.succeeded,
+            o.failed,
+            o.trapped,
+            o.timed_out,
+            o.stopped,
+            match o.stopped_unconnected {
+                0 => String::new(),
+                n => format!(" ({n} of them still connecting: failed)"),
+            },
+            o.cancelled,
+            o.not_started
         );
         let _ = writeln!(
             text,
@@ -231,11 +277,12 @@ impl Report {
             t.messages_received,
             bytes(t.bytes_received)
         );
-        if self.sessions > 0 && self.peak_rss_bytes > 0 {
+        let started = self.sessions - self.outcomes.not_started;
+        if started > 0 && self.peak_rss_bytes > 0 {
             let mut line = format!(
                 "  memory     peak RSS {}, {} per session",
                 bytes(self.peak_rss_bytes),
-                bytes(self.peak_rss_bytes / self.sessions)
+                bytes(self.peak_rss_bytes / started)
             );
             if self.peak_pss_bytes > 0 {
                 // RSS counts a guest's shared initial memory once per session; PSS once in all.
@@ -243,13 +290,22 @@ impl Report {
                     line,
                     "; peak PSS {}, {} per session",
                     bytes(self.peak_pss_bytes),
-                    bytes(self.peak_pss_bytes / self.sessions)
+                    bytes(self.peak_pss_bytes / started)
                 );
             }
             let _ = writeln!(text, "{line}");
         }
-        let verdict = if self.passes(max) { "passed" } else { "FAILED" };
-        let _ = writeln!(text, "  failures   {} (at most {max} allowed): {verdict}", o.failed);
+        let verdict = match (self.interrupted, self.passes(max)) {
+            (true, _) => "FAILED (the run was interrupted or is incomplete)",
+            (false, true) => "passed",
+            (false, false) => "FAILED",
+        };
+        let share = if self.sessions == 0 { 0.0 } else { o.failed as f64 * 100.0 / self.sessions as f64 };
+        let _ = writeln!(
+            text,
+            "  failures   {} of {} ({share:.1}%), at most {max} allowed: {verdict}",
+            o.failed, self.sessions
+        );
         text
     }
 
@@ -267,6 +323,7 @@ impl Report {
             traffic: self.traffic,
             peak_rss_bytes: self.peak_rss_bytes,
             peak_pss_bytes: self.peak_pss_bytes,
+            interrupted: self.interrupted,
             histograms: Histograms { connect_us: encode(&self.connect_us)?, duration_us: encode(&self.duration_us)? },
             percentiles: Percentiles { connect_us: Quantiles::of(&self.connect_us), duration_us: Quantiles::of(&self.duration_us) },
         };
@@ -290,6 +347,7 @@ impl Report {
             traffic: file.traffic,
             peak_rss_bytes: file.peak_rss_bytes,
             peak_pss_bytes: file.peak_pss_bytes,
+            interrupted: file.interrupted,
             connect_us: decode(&file.histograms.connect_us)?,
             duration_us: decode(&file.histograms.duration_us)?,
         })
@@ -313,6 +371,7 @@ struct ReportFile {
     traffic: Traffic,
     peak_rss_bytes: u64,
     peak_pss_bytes: u64,
+    interrupted: bool,
     histograms: Histograms,
     percentiles: Percentiles,
 }
@@ -412,6 +471,7 @@ mod tests {
             traffic: Traffic { connects: durations.len() as u64, messages_sent: 3, ..Traffic::default() },
             peak_rss_bytes: 1 << 20,
             peak_pss_bytes: 1 << 19,
+            interrupted: false,
             connect_us: histogram(),
             duration_us,
         }
@@ -441,6 +501,18 @@ mod tests {
         assert_eq!(MaxFailures::parse("2.5%").unwrap().allowed(100), 2);
         assert!(MaxFailures::parse("101%").is_err());
         assert!(MaxFailures::parse("some").is_err());
+    }
+
+    #[test]
+    fn merged_shards_are_each_there_once() {
+        let mut set = ShardSet::default();
+        set.add(Shard { index: 0, count: 3 }).unwrap();
+        assert!(set.add(Shard { index: 0, count: 3 }).is_err(), "twice");
+        assert!(set.add(Shard { index: 1, count: 4 }).is_err(), "another run's");
+        set.add(Shard { index: 2, count: 3 }).unwrap();
+        assert_eq!(set.missing().as_deref(), Some("shards 1 of 3 are missing"));
+        set.add(Shard { index: 1, count: 3 }).unwrap();
+        assert_eq!(set.missing(), None);
     }
 
     #[test]

@@ -9,6 +9,12 @@ pub fn shard_from(flag: Option<&str>, env: impl Fn(&str) -> Option<String>) -> R
         return parse(text).map_err(|why| format!("invalid --shard {text:?}: {why}"));
     }
     let Some(index) = env("JOB_COMPLETION_INDEX") else {
+        if env("WSRUN_SHARD_COUNT").is_some() {
+            // Every pod of a Job that is not Indexed would run the whole load.
+            return Err("WSRUN_SHARD_COUNT is set but JOB_COMPLETION_INDEX is not (a Kubernetes Indexed Job sets it): \
+                        pass --shard INDEX/COUNT"
+                .to_owned());
+        }
         return Ok(Shard::WHOLE);
     };
     let count = env("WSRUN_SHARD_COUNT").ok_or(
@@ -46,5 +52,6 @@ mod tests {
         assert!(shard_from(None, |n: &str| (n == "JOB_COMPLETION_INDEX").then(|| "0".to_owned())).is_err());
         assert!(shard_from(Some("4/4"), none).is_err());
         assert!(shard_from(Some("x"), none).is_err());
+        assert!(shard_from(None, |n: &str| (n == "WSRUN_SHARD_COUNT").then(|| "4".to_owned())).is_err());
     }
 }
