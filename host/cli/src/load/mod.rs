@@ -81,9 +81,12 @@ pub async fn run(
     if let Some(dir) = &plan.output {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create --output {}: {e}", dir.display()))?;
     }
-    // A report that cannot be written is found out now, not after the whole run.
+    // A report that cannot be written is found out now, not after the whole run; and a run that dies leaves no
+    // report (not an older one, nor an empty one), so a merge says its shard is missing.
     if let Some(path) = &plan.report {
-        std::fs::File::create(path).map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
+        std::fs::File::create(path)
+            .and_then(|_| std::fs::remove_file(path))
+            .map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
     }
     let own = plan.own_sessions();
     let tally = Arc::new(Tally::default());
@@ -297,8 +300,14 @@ fn finish(report: &Report, max: MaxFailures, file: Option<&Path>, interrupted: b
     print!("{}", report.summary(max));
     let _ = std::io::stdout().flush();
     if let Some(path) = file {
-        let json = report.to_json()?;
-        std::fs::write(path, json + "\n").map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
+        let json = report.to_json()? + "\n";
+        // Whole or not at all: written beside it, then renamed over it.
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        std::fs::write(&partial, json)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
     }
     Ok(ExitCode::from(if interrupted {
         signals::EXIT_INTERRUPTED
