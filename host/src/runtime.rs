@@ -182,9 +182,6 @@ impl Runtime {
     /// validated and compiled. A precompiled guest (what [`precompile`](Runtime::precompile) and `wsrun compile`
     /// write) is refused with [`Error::Precompiled`]: it is native code, see [`load_precompiled`](Runtime::load_precompiled).
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
-        if crate::cache::is_entry(bytes) {
-            return Err(Error::Precompiled { name: name.to_owned() });
-        }
         let component = self.compile(name, bytes)?;
         self.link_program(name, component)
     }

@@ -81,7 +81,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if let Some(command) = args.report_command() {
         return match command.split_first() {
             Some((merge, files)) if merge == "merge" => load::merge(files, args.report.as_deref(), args.max_failures),
-            _ => Err("usage: wsrun report merge [--report FILE] [--max-failures N|P%] FILE...".to_owned()),
+            _ => Err(load::USAGE.to_owned()),
         };
     }
     if args.sessions.is_none() && (args.report.is_some() || args.max_failures.is_some()) {
@@ -98,8 +98,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
         let signals = Signals::watch()?;
-        let Some((_runtime, program)) = load_watching(&signals, builder, &invocation.guest, args.allow_precompiled).await?
-        else {
+        let loaded = load_watching(&signals, builder, |e| e.to_string(), &invocation.guest, args.allow_precompiled);
+        let Some((_runtime, program)) = loaded.await? else {
             return Ok::<_, String>(ExitCode::from(signals::EXIT_INTERRUPTED));
         };
         let session = template.session(&program).inherit_stdio();
@@ -131,7 +131,7 @@ fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, template: 
     }
     let own = plan.own_sessions();
     let too_many = move || format!("cannot hold {own} sessions in one process; run fewer per process with --shard INDEX/COUNT");
-    let slots = u32::try_from(plan.own_sessions()).map_err(|_| too_many())?;
+    let slots = u32::try_from(own).map_err(|_| too_many())?;
     let builder = builder.pooling(slots.max(1), args.max_memory);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,10 +139,10 @@ fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, template: 
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
         let signals = Signals::watch()?;
-        let loaded = load_watching(&signals, builder, &invocation.guest, args.allow_precompiled).await;
-        // The pool reserves address space and memory mappings for every session up front.
-        let loaded = loaded.map_err(|e| if e.starts_with("cannot set up") { format!("{}: {e}", too_many()) } else { e })?;
-        let Some((_runtime, program)) = loaded else {
+        // The pool reserves address space and memory mappings for every session up front: that is what fails.
+        let pool_error = move |e: Error| format!("{}: {e}", too_many());
+        let loaded = load_watching(&signals, builder, pool_error, &invocation.guest, args.allow_precompiled);
+        let Some((_runtime, program)) = loaded.await? else {
             return Ok(ExitCode::from(signals::EXIT_INTERRUPTED));
         };
         load::run(plan, program, &invocation.url, &signals, |program| template.session(program)).await
@@ -207,16 +207,18 @@ impl Template {
 }
 
 /// Build the runtime and load the guest off the async threads (a Python or JS guest compiles for seconds), while
-/// a signal still stops it: `None` when one came first (`wsrun: interrupted` is said).
+/// a signal still stops it: `None` when one came first (`wsrun: interrupted` is said). `build_error` words a
+/// runtime that cannot be built.
 async fn load_watching(
     signals: &Signals,
     builder: RuntimeBuilder,
+    build_error: impl FnOnce(Error) -> String + Send + 'static,
     guest: &str,
     allow_precompiled: bool,
 ) -> Result<Option<(Runtime, Program)>, String> {
     let guest = guest.to_owned();
     let loading = tokio::task::spawn_blocking(move || {
-        let runtime = builder.build().map_err(|e| e.to_string())?;
+        let runtime = builder.build().map_err(build_error)?;
         let program = load(&runtime, &guest, allow_precompiled)?;
         Ok::<_, String>((runtime, program))
     });

@@ -448,7 +448,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn message_size(message: &Message) -> usize {
+pub(super) fn message_size(message: &Message) -> usize {
     match message {
         Message::Text(text) => text.len(),
         Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),

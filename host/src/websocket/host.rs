@@ -7,7 +7,7 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynPollable;
 
 use super::dial::dial;
-use super::connection::ReadOptions;
+use super::connection::{message_size, ReadOptions};
 use super::{Connection, WebsocketCtxView, WsError};
 use crate::bindings::websocket::{CloseFrame, ConnectOptions, ErrorCode, Host, HostConnection, Message};
 
@@ -136,11 +136,7 @@ impl WebsocketCtxView<'_> {
 
 /// The payload size of a text or binary message; `None` for control frames, which the figures do not count.
 fn data_bytes(message: &Message) -> Option<usize> {
-    match message {
-        Message::Text(text) => Some(text.len()),
-        Message::Binary(bytes) => Some(bytes.len()),
-        Message::Ping(_) | Message::Pong(_) => None,
-    }
+    matches!(message, Message::Text(_) | Message::Binary(_)).then(|| message_size(message))
 }
 
 fn control_payload(payload: Vec<u8>) -> Result<Vec<u8>, ErrorCode> {

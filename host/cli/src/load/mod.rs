@@ -39,7 +39,12 @@ pub struct Plan {
 impl Plan {
     /// How many sessions this process runs: its shard's share.
     pub fn own_sessions(&self) -> u64 {
-        (0..self.sessions).filter(|&s| self.shard.runs(s)).count() as u64
+        self.own_indices().count() as u64
+    }
+
+    /// The indices of this process's sessions.
+    fn own_indices(&self) -> impl Iterator<Item = u64> {
+        (u64::from(self.shard.index)..self.sessions).step_by(self.shard.count as usize)
     }
 
     /// When session `index` starts, after the run's start.
@@ -62,6 +67,9 @@ enum Stop {
 struct Ended {
     outcome: Option<Outcome>,
     stopped_by: Option<Stop>,
+    /// What `--max-failures` counts: exited non-zero, trapped, timed out, or stopped by `--duration` before it opened
+    /// a connection.
+    failed: bool,
     took: Duration,
     /// From the run's start to the session's first open connection.
     connected_after: Option<Duration>,
@@ -95,7 +103,7 @@ pub async fn run(
     let progress = Progress::start(tally.clone(), own);
 
     let mut running = Vec::with_capacity(usize::try_from(own).unwrap_or(0));
-    for index in (0..plan.sessions).filter(|&s| plan.shard.runs(s)) {
+    for index in plan.own_indices() {
         // The guest may vary its behaviour by its index, like k6's __VU.
         let mut builder = session(&program)
             .envs([("WSRUN_SESSION_INDEX", index.to_string()), ("WSRUN_SESSIONS", plan.sessions.to_string())]);
@@ -137,20 +145,32 @@ pub async fn run(
     let mut report = gather(&plan, program.name(), url, started.elapsed(), ended);
     report.peak_pss_bytes = tally.peak_pss();
     report.interrupted = interrupted;
-    finish(&report, plan.max_failures, plan.report.as_deref(), interrupted)
+    let verdict = finish(&report, plan.max_failures, plan.report.as_deref())?;
+    Ok(if interrupted { ExitCode::from(signals::EXIT_INTERRUPTED) } else { verdict })
+}
+
+impl Ended {
+    /// A session that did not run to an outcome of its own: not started, or its task failed.
+    fn without_figures(outcome: Option<Outcome>, stopped_by: Option<Stop>) -> Self {
+        let failed = outcome.as_ref().is_some_and(is_failure);
+        Ended {
+            outcome,
+            stopped_by,
+            failed,
+            took: Duration::ZERO,
+            connected_after: None,
+            traffic: Traffic::default(),
+            connect_times: Vec::new(),
+        }
+    }
 }
 
 /// Wait for every session's task; a task that panicked counts as a trapped session.
 async fn join_sessions(tasks: Vec<tokio::task::JoinHandle<Ended>>) -> Vec<Ended> {
     let mut ended = Vec::with_capacity(tasks.len());
     for task in tasks {
-        ended.push(task.await.unwrap_or_else(|e| Ended {
-            outcome: Some(Outcome::Trapped(format!("the session's task failed: {e}"))),
-            stopped_by: None,
-            took: Duration::ZERO,
-            connected_after: None,
-            traffic: Traffic::default(),
-            connect_times: Vec::new(),
+        ended.push(task.await.unwrap_or_else(|e| {
+            Ended::without_figures(Some(Outcome::Trapped(format!("the session's task failed: {e}"))), None)
         }));
     }
     ended
@@ -164,14 +184,7 @@ async fn one_session(
     tally: Arc<Tally>,
     mut stopping: watch::Receiver<Option<Stop>>,
 ) -> Ended {
-    let not_started = |stop| Ended {
-        outcome: None,
-        stopped_by: Some(stop),
-        took: Duration::ZERO,
-        connected_after: None,
-        traffic: Traffic::default(),
-        connect_times: Vec::new(),
-    };
+    let not_started = |stop| Ended::without_figures(None, Some(stop));
     tokio::select! {
         () = tokio::time::sleep_until(at) => {}
         stop = stopping.wait_for(Option::is_some) => {
@@ -201,13 +214,14 @@ async fn one_session(
         Some(outcome) => outcome,
         None => run.await,
     };
+    // Still connecting when the time was up: the server never let it in.
+    let failed = is_failure(&outcome) || (stopped_by == Some(Stop::Duration) && stats.connects() == 0);
     tally.finished.fetch_add(1, Ordering::Relaxed);
-    if is_failure(&outcome) || (stopped_by == Some(Stop::Duration) && stats.connects() == 0) {
-        tally.failed.fetch_add(1, Ordering::Relaxed);
-    }
+    tally.failed.fetch_add(u64::from(failed), Ordering::Relaxed);
     Ended {
         outcome: Some(outcome),
         stopped_by,
+        failed,
         took: began.elapsed(),
         connected_after: stats.first_connected().map(|at| at.duration_since(run_started)),
         traffic: Traffic {
@@ -250,9 +264,7 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
             continue;
         };
         record(&mut duration_us, session.took);
-        if is_failure(outcome) {
-            outcomes.failed += 1;
-        }
+        outcomes.failed += u64::from(session.failed);
         match (outcome, session.stopped_by) {
             (Outcome::Exited(code), _) => {
                 outcomes.succeeded += u64::from(*code == 0);
@@ -263,13 +275,10 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
                 first_trap.get_or_insert(why);
             }
             (Outcome::TimedOut(_), _) => outcomes.timed_out += 1,
-            // Still connecting when the time was up: the server never let it in, which is a failure.
-            (_, Some(Stop::Duration)) if session.connected_after.is_none() => {
+            (_, Some(Stop::Duration)) => {
                 outcomes.stopped += 1;
-                outcomes.stopped_unconnected += 1;
-                outcomes.failed += 1;
+                outcomes.stopped_unconnected += u64::from(session.failed);
             }
-            (_, Some(Stop::Duration)) => outcomes.stopped += 1,
             _ => outcomes.cancelled += 1,
         }
     }
@@ -294,8 +303,8 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
     }
 }
 
-/// Print the summary, write the report, and choose the exit code.
-fn finish(report: &Report, max: MaxFailures, file: Option<&Path>, interrupted: bool) -> Result<ExitCode, String> {
+/// Print the summary, write the report, and give the verdict's exit code.
+fn finish(report: &Report, max: MaxFailures, file: Option<&Path>) -> Result<ExitCode, String> {
     use std::io::Write;
     print!("{}", report.summary(max));
     let _ = std::io::stdout().flush();
@@ -309,18 +318,11 @@ fn finish(report: &Report, max: MaxFailures, file: Option<&Path>, interrupted: b
             .and_then(|()| std::fs::rename(&partial, path))
             .map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
     }
-    Ok(ExitCode::from(if interrupted {
-        signals::EXIT_INTERRUPTED
-    } else if report.passes(max) && !report.interrupted {
-        0
-    } else {
-        EXIT_FAILED
-    }))
+    Ok(ExitCode::from(if report.passes(max) && !report.interrupted { 0 } else { EXIT_FAILED }))
 }
 
 /// `wsrun report merge [--report FILE] [--max-failures N|P%] FILE...`.
 pub fn merge(arguments: &[String], report_to: Option<&Path>, max: Option<MaxFailures>) -> Result<ExitCode, String> {
-    const USAGE: &str = "usage: wsrun report merge [--report FILE] [--max-failures N|P%] [--partial] FILE...";
     let (mut files, mut report_to, mut max, mut partial) = (Vec::new(), report_to.map(Path::to_path_buf), max, false);
     let mut rest = arguments.iter();
     while let Some(argument) = rest.next() {
@@ -358,7 +360,33 @@ pub fn merge(arguments: &[String], report_to: Option<&Path>, max: Option<MaxFail
         eprintln!("wsrun: warning: {missing}: the merged report covers part of the run");
         merged.interrupted = true;
     }
-    finish(&merged, max.unwrap_or(MaxFailures::Count(0)), report_to.as_deref(), false)
+    finish(&merged, max.unwrap_or(MaxFailures::Count(0)), report_to.as_deref())
+}
+
+/// How `wsrun report merge` is called.
+pub const USAGE: &str = "usage: wsrun report merge [--report FILE] [--max-failures N|P%] [--partial] FILE...";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_the_sessions() {
+        let plan = |index| Plan {
+            sessions: 30,
+            ramp_up: None,
+            duration: None,
+            output: None,
+            report: None,
+            max_failures: MaxFailures::Count(0),
+            shard: Shard { index, count: 3 },
+        };
+        let shards: Vec<Vec<u64>> = (0..3).map(|index| plan(index).own_indices().collect()).collect();
+        for session in 0..30 {
+            assert_eq!(shards.iter().filter(|shard| shard.contains(&session)).count(), 1);
+        }
+        assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 10]);
+    }
 }
 
 const MERGE_HELP: &str = "\

@@ -19,7 +19,6 @@ const PLAIN_TICK: Duration = Duration::from_secs(2);
 /// Counts every session task keeps up to date, and the live figures of each started session.
 #[derive(Default)]
 pub struct Tally {
-    pub started: AtomicU64,
     pub finished: AtomicU64,
     pub failed: AtomicU64,
     stats: Mutex<Vec<Arc<SessionStats>>>,
@@ -31,7 +30,11 @@ pub struct Tally {
 impl Tally {
     pub fn watch(&self, stats: Arc<SessionStats>) {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).push(stats);
-        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sessions started so far: those being watched.
+    fn started(&self) -> u64 {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
     }
 
     /// The run is stopping: the sessions are closing their connections.
@@ -109,7 +112,7 @@ impl Drop for Progress {
 }
 
 fn line(tally: &Tally, sessions: u64, (messages, bytes): (f64, f64)) -> String {
-    let started = tally.started.load(Ordering::Relaxed);
+    let started = tally.started();
     let finished = tally.finished.load(Ordering::Relaxed);
     let stopping = match *tally.stopping.lock().unwrap_or_else(|e| e.into_inner()) {
         Some(why) => format!("stopping ({why}), closing {} sessions: ", started.saturating_sub(finished)),
