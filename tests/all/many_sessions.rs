@@ -16,18 +16,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::servers::{self, Answer, Server, Ws};
-use crate::util::{self, within, Run};
+use crate::util::{within, wsrun, Run};
 
 /// How long a run of many sessions may take: generous, the machine may be busy building; only a hang fails.
 const LONG: Duration = Duration::from_secs(120);
-
-/// A `wsrun` command as [`util::wsrun`] makes it, without the sharding variables of the environment the tests run
-/// in (a test run inside a Kubernetes Indexed Job must not shard these runs).
-fn wsrun(args: &[&str]) -> Command {
-    let mut command = util::wsrun(args);
-    command.env_remove("JOB_COMPLETION_INDEX").env_remove("WSRUN_SHARD_COUNT");
-    command
-}
 
 /// Run `command` with empty stdin and wait for it, at most [`LONG`].
 async fn run(mut command: Command) -> Run {

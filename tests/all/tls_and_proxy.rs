@@ -6,15 +6,11 @@ use crate::servers::{self, Server};
 use crate::tls::TestPki;
 use crate::util::{run_command, run_with_input, wsrun};
 
-fn ca_file(pki: &TestPki) -> std::path::PathBuf {
-    pki.ca_file()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn wss_with_the_private_ca_works() {
     let pki = TestPki::new();
     let server = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
-    let ca = ca_file(&pki);
+    let ca = pki.ca_file();
     let run = run_with_input(&["--cacert", ca.to_str().unwrap(), &server.url], b"secure\n").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< secure"]);
@@ -66,7 +62,7 @@ async fn wss_goes_through_the_proxy_too() {
     let proxy = ConnectProxy::start().await;
     let pki = TestPki::new();
     let server = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
-    let ca = ca_file(&pki);
+    let ca = pki.ca_file();
     let run = run_with_input(&["--proxy", &proxy.url, "--cacert", ca.to_str().unwrap(), &server.url], b"tls in a tunnel\n").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< tls in a tunnel"]);

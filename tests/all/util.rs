@@ -29,15 +29,26 @@ impl Run {
     }
 }
 
-/// The proxy variables wsrun reads (curl's, both cases): cleared for every run, so that on a machine with a proxy
-/// set, loopback tests do not go through it. A test that wants one sets it on the command.
-const PROXY_VARIABLES: [&str; 8] =
-    ["http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"];
+/// Variables of the tests' own environment that wsrun reads, cleared for every run; a test that wants one sets it
+/// on the command. The proxy variables (curl's, both cases): on a machine with a proxy set, loopback tests must not
+/// go through it. The sharding ones: a test run inside a Kubernetes Indexed Job must not shard `--sessions` runs.
+const INHERITED_VARIABLES: [&str; 10] = [
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "JOB_COMPLETION_INDEX",
+    "WSRUN_SHARD_COUNT",
+];
 
-/// A `wsrun` command with piped stdio, no proxy settings and the tests' own compiled cache.
+/// A `wsrun` command with piped stdio, none of the inherited variables above, and the tests' own compiled cache.
 pub fn wsrun(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wsrun"));
-    for name in PROXY_VARIABLES {
+    for name in INHERITED_VARIABLES {
         command.env_remove(name);
     }
     // The tests' own compiled cache, not the user's.

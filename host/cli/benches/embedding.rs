@@ -12,8 +12,6 @@
 mod fd_limit;
 
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -310,13 +308,10 @@ async fn chatty_server() -> String {
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = socket.listen(4096).unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let live = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let live = live.clone();
             tokio::spawn(async move {
                 let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
-                live.fetch_add(1, Ordering::Relaxed);
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
                 loop {
                     tokio::select! {
@@ -333,7 +328,6 @@ async fn chatty_server() -> String {
                 }
                 // Answers the client's close at once.
                 let _ = ws.close(None).await;
-                live.fetch_sub(1, Ordering::Relaxed);
             });
         }
     });

@@ -20,6 +20,9 @@
 //! Guests are compiled once into the user's compiled cache (as the `wsrun` command does), so only the first run of
 //! a guest is slow.
 
+#[path = "../src/load/fd_limit.rs"]
+mod fd_limit;
+
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -44,7 +47,7 @@ const MAX_MEMORY: usize = 256 << 20;
 const ROW_BOUND: Duration = Duration::from_secs(300);
 
 fn main() -> anyhow::Result<ExitCode> {
-    raise_open_file_limit();
+    fd_limit::raise_open_file_limit();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         return child(&args[1], &args[2], args[3].parse()?);
@@ -206,16 +209,4 @@ async fn serve(echoed: Arc<AtomicUsize>) -> anyhow::Result<String> {
         }
     });
     Ok(url)
-}
-
-/// Many sessions need many sockets: lift the soft limit on open files to the hard one.
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain getrlimit/setrlimit calls with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }
