@@ -50,7 +50,11 @@ async fn main() {
 
 async fn throughput() {
     println!("1. echo throughput (the server sends N messages, pipelined, and times until every echo is back; best of 3)");
-    println!("{:>8} | {:>8} | {:>24} | {:>24} | {:>6}", "size", "messages", "wsrun echo: msg/s, MB/s", "native: msg/s, MB/s", "ratio");
+    println!("(CPU: microseconds of CPU time per message, client / server, in the best run)");
+    println!(
+        "{:>8} | {:>8} | {:>24} | {:>24} | {:>6} | {:>15} | {:>15}",
+        "size", "messages", "wsrun echo: msg/s, MB/s", "native: msg/s, MB/s", "ratio", "wsrun CPU", "native CPU"
+    );
     // WSRUN_BENCH_SIZES=16,65536 measures only those sizes (for profiling one of them).
     let sizes: Vec<usize> = match std::env::var("WSRUN_BENCH_SIZES") {
         Ok(list) => list.split(',').filter_map(|size| size.trim().parse().ok()).collect(),
@@ -59,31 +63,61 @@ async fn throughput() {
     for size in sizes {
         let count = ((256usize << 20) / size).clamp(500, 200_000);
         // Best of three, taken in turn, so both see the same machine (the server shares its two cores).
-        let (mut ours, mut theirs) = (f64::INFINITY, f64::INFINITY);
+        let (mut ours, mut theirs) = (EchoRun::NONE, EchoRun::NONE);
         for _ in 0..3 {
-            ours = ours.min(echo_run(&[WSRUN, "echo"], size, count).await);
-            theirs = theirs.min(echo_run(&[&example("native_client"), "--echo"], size, count).await);
+            ours = ours.best(echo_run(&[WSRUN, "echo"], size, count).await);
+            theirs = theirs.best(echo_run(&[&example("native_client"), "--echo"], size, count).await);
         }
         let rate = |secs: f64| (count as f64 / secs, (count * size) as f64 / secs / 1e6);
-        let (our_msgs, our_mb) = rate(ours);
-        let (their_msgs, their_mb) = rate(theirs);
+        let (our_msgs, our_mb) = rate(ours.secs);
+        let (their_msgs, their_mb) = rate(theirs.secs);
+        let cpu = |run: &EchoRun| format!("{:.2} / {:.2}", run.client_cpu * 1e6 / count as f64, run.server_cpu * 1e6 / count as f64);
         println!(
-            "{:>8} | {:>8} | {:>12.0} {:>10.1} | {:>12.0} {:>10.1} | {:>5.2}x",
+            "{:>8} | {:>8} | {:>12.0} {:>10.1} | {:>12.0} {:>10.1} | {:>5.2}x | {:>15} | {:>15}",
             human_size(size),
             count,
             our_msgs,
             our_mb,
             their_msgs,
             their_mb,
-            theirs / ours
+            theirs.secs / ours.secs,
+            cpu(&ours),
+            cpu(&theirs),
         );
     }
     println!();
 }
 
+/// One echo run: its wall time, and the CPU time the client process and this (the server's) process spent in it.
+#[derive(Clone, Copy)]
+struct EchoRun {
+    secs: f64,
+    client_cpu: f64,
+    server_cpu: f64,
+}
+
+impl EchoRun {
+    const NONE: EchoRun = EchoRun { secs: f64::INFINITY, client_cpu: 0.0, server_cpu: 0.0 };
+
+    fn best(self, other: EchoRun) -> EchoRun {
+        if other.secs < self.secs { other } else { self }
+    }
+}
+
+/// The CPU time (user + system) a process has used so far, in seconds.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th
+    // and 13th of them.
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// Seconds for `count` messages of `size` bytes to go to the client and back. `client[0]` is the program; the URL
 /// is inserted after `client[1]` for wsrun (`wsrun echo URL`) or after the program for the native client.
-async fn echo_run(client: &[&str], size: usize, count: usize) -> f64 {
+async fn echo_run(client: &[&str], size: usize, count: usize) -> EchoRun {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let mut command = Command::new(client[0]);
@@ -97,6 +131,8 @@ async fn echo_run(client: &[&str], size: usize, count: usize) -> f64 {
     let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
     let (mut sink, mut stream) = ws.split();
     let payload = vec![0x42u8; size];
+    let client_pid = child.id().expect("client running").to_string();
+    let (client_before, server_before) = (cpu_secs(&client_pid), cpu_secs("self"));
     let started = Instant::now();
     let sender = async {
         for _ in 0..count {
@@ -115,10 +151,11 @@ async fn echo_run(client: &[&str], size: usize, count: usize) -> f64 {
         }
     };
     let (mut sink, ()) = tokio::join!(sender, receiver);
-    let elapsed = started.elapsed().as_secs_f64();
+    let secs = started.elapsed().as_secs_f64();
+    let (client_cpu, server_cpu) = (cpu_secs(&client_pid) - client_before, cpu_secs("self") - server_before);
     let _ = sink.send(Message::Close(None)).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    elapsed
+    EchoRun { secs, client_cpu, server_cpu }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -70,10 +70,13 @@ pub(crate) struct Shared {
 
 /// What the guest's side and the reader task share: the writer and how the connection is going.
 struct Link {
-    /// `None` once the connection has ended: the socket goes with it, whoever still holds a handle.
-    writer: tokio::sync::Mutex<Option<SplitSink<WsStream, WireMessage>>>,
+    /// `None` once the connection has ended: the socket goes with it, whoever still holds a handle. An
+    /// async lock whose uncontended lock and unlock are an atomic each: it is taken for every message sent.
+    writer: futures_util::lock::Mutex<Option<SplitSink<WsStream, WireMessage>>>,
     /// How the connection ended: the peer's close frame, or 1006. `None` while it is open.
     closed: Mutex<Option<CloseFrame>>,
+    /// `closed` is set: read after every write without taking its lock.
+    ended: AtomicBool,
     /// The close frame we sent, once we have: nothing may be sent after it.
     sent: Mutex<Option<CloseFrame>>,
     /// Told when our close frame goes out, so the reader starts the peer's time to answer it.
@@ -103,8 +106,9 @@ impl Connection {
         let (writer, reader) = stream.split();
         let queue = Arc::new(Queue::new(options.queued_messages, options.queued_bytes, options.session_budget.clone()));
         let link = Arc::new(Link {
-            writer: tokio::sync::Mutex::new(Some(writer)),
+            writer: futures_util::lock::Mutex::new(Some(writer)),
             closed: Mutex::new(None),
+            ended: AtomicBool::new(false),
             sent: Mutex::new(None),
             close_sent: tokio::sync::Notify::new(),
             failing: AtomicBool::new(false),
@@ -227,7 +231,7 @@ impl Link {
     /// After a write, with the writer still locked: a failed write, or a connection that ended meanwhile (whose
     /// reader could not take the lock to release the socket), lets go of the socket now.
     fn after_write(&self, writer: &mut Option<SplitSink<WsStream, WireMessage>>, failed: bool) {
-        if failed || self.close_status().is_some() {
+        if failed || self.ended.load(Ordering::Acquire) {
             *writer = None;
         }
     }
@@ -241,7 +245,7 @@ impl Link {
     /// writer busy with a send lets go of them itself when that send is done (`after_write`), as the close status
     /// is set before this is called.
     fn release_socket(&self) {
-        if let Ok(mut writer) = self.writer.try_lock() {
+        if let Some(mut writer) = self.writer.try_lock() {
             *writer = None;
         }
     }
@@ -325,7 +329,7 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
                 match action {
                     Due::Ping => {
                         // A writer busy with a large send is skipped this time rather than waited for.
-                        if let Ok(mut writer) = link.writer.try_lock() {
+                        if let Some(mut writer) = link.writer.try_lock() {
                             if let Some(sink) = writer.as_mut() {
                                 let _ = sink.send(WireMessage::Ping(Vec::new().into())).await;
                             }
@@ -382,12 +386,13 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
         };
         link.messages.fetch_add(1, Ordering::Relaxed);
         if deliver {
-            let blocked = Instant::now();
+            // Read the clock only for keepalive: it costs more than the rest of a small message's hand-over.
+            let blocked = keepalive.is_some().then(Instant::now);
             let size = message_size(&item);
             deliver = link.queue.push(item, size).await.is_ok();
             // Let the guest at the messages now and then, even when the socket always has more.
             tokio::task::coop::consume_budget().await;
-            if let Some(keepalive) = &mut keepalive {
+            if let (Some(keepalive), Some(blocked)) = (&mut keepalive, blocked) {
                 // Time spent waiting for the guest is not the peer's fault: its pong may be waiting unread.
                 keepalive.pause(blocked.elapsed());
             }
@@ -406,6 +411,7 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
         }
     }
     *lock(&link.closed) = Some(peer_close.unwrap_or_else(abnormal_closure));
+    link.ended.store(true, Ordering::Release);
     drop(reader);
     link.release_socket();
     link.queue.end();
