@@ -236,11 +236,20 @@ impl SessionBuilder {
         };
 
         let opened = store.data_mut().websocket.take_opened();
-        // The store goes first: its handles hold the receiving ends of the connections' queues, and a full queue
-        // would keep a reader from getting to the peer's close frame.
-        drop(store);
+        for conn in &opened {
+            conn.discard_unread();
+        }
         let code = outcome.close_code();
-        futures_util::future::join_all(opened.iter().map(|conn| conn.shut_down(code, limits.close_wait))).await;
+        let mut closing = std::pin::pin!(futures_util::future::join_all(
+            opened.iter().map(|conn| conn.shut_down(code, limits.close_wait))
+        ));
+        // The first poll sends the close frames; the store (the guest's memory and stack) is freed while the peers
+        // answer, not before the frames go out.
+        let closed = futures_util::future::poll_immediate(closing.as_mut()).await;
+        drop(store);
+        if closed.is_none() {
+            closing.await;
+        }
         outcome
     }
 }

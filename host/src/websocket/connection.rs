@@ -187,6 +187,12 @@ impl Shared {
         self.held.store(false, Ordering::Relaxed);
     }
 
+    /// The session is over: drop what the guest did not take and queue no more, as dropping its handle would, so
+    /// a full queue cannot keep the reader from the peer's close frame.
+    pub(crate) fn discard_unread(&self) {
+        self.link.queue.close();
+    }
+
     /// Close the connection for a session that is ending, if it is still open: send `code` unless a close frame
     /// went out already, then wait up to `wait` for the peer's close frame and the end of the socket.
     pub(crate) async fn shut_down(&self, code: u16, wait: Duration) {
