@@ -8,7 +8,7 @@
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 use wsrun::CancelHandle;
@@ -39,16 +39,13 @@ impl Signals {
                 };
                 runtime.block_on(async move {
                     let cannot = |e: std::io::Error| format!("cannot watch for signals: {e}");
-                    let (mut interrupt, mut terminate) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-                        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
-                        (Err(e), _) | (_, Err(e)) => return drop(installed.send(Err(cannot(e)))),
+                    let mut stops = match Stops::listen() {
+                        Ok(stops) => stops,
+                        Err(e) => return drop(installed.send(Err(cannot(e)))),
                     };
                     let _ = installed.send(Ok(()));
                     loop {
-                        tokio::select! {
-                            _ = interrupt.recv() => {}
-                            _ = terminate.recv() => {}
-                        }
+                        stops.next().await;
                         count.send_modify(|count| *count += 1);
                         if *count.borrow() > 1 {
                             say_interrupted();
@@ -76,12 +73,9 @@ impl Signals {
             cancel.cancel();
         }
         *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancel.clone());
-        if let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        if let Ok(mut stops) = Stops::listen() {
             tokio::spawn(async move {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
+                stops.next().await;
                 cancel.cancel();
             });
         }
@@ -91,6 +85,26 @@ impl Signals {
     pub async fn first(&self) {
         let mut received = self.received.clone();
         let _ = received.wait_for(|count| *count > 0).await;
+    }
+}
+
+/// SIGINT and SIGTERM, heard on the runtime that listens.
+struct Stops {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Stops {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Stops { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    /// Resolves at the next one of either.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 
