@@ -75,8 +75,6 @@ struct Link {
     writer: futures_util::lock::Mutex<Option<SplitSink<WsStream, WireMessage>>>,
     /// How the connection ended: the peer's close frame, or 1006. `None` while it is open.
     closed: Mutex<Option<CloseFrame>>,
-    /// `closed` is set: read after every write without taking its lock.
-    ended: AtomicBool,
     /// The close frame we sent, once we have: nothing may be sent after it.
     sent: Mutex<Option<CloseFrame>>,
     /// Told when our close frame goes out, so the reader starts the peer's time to answer it.
@@ -108,7 +106,6 @@ impl Connection {
         let link = Arc::new(Link {
             writer: futures_util::lock::Mutex::new(Some(writer)),
             closed: Mutex::new(None),
-            ended: AtomicBool::new(false),
             sent: Mutex::new(None),
             close_sent: tokio::sync::Notify::new(),
             failing: AtomicBool::new(false),
@@ -237,7 +234,7 @@ impl Link {
     /// After a write, with the writer still locked: a failed write, or a connection that ended meanwhile (whose
     /// reader could not take the lock to release the socket), lets go of the socket now.
     fn after_write(&self, writer: &mut Option<SplitSink<WsStream, WireMessage>>, failed: bool) {
-        if failed || self.ended.load(Ordering::Acquire) {
+        if failed || self.has_ended() {
             *writer = None;
         }
     }
@@ -282,6 +279,11 @@ impl Link {
 
     fn close_status(&self) -> Option<CloseFrame> {
         lock(&self.closed).clone()
+    }
+
+    /// Whether the connection has ended, without copying how: asked after every write.
+    fn has_ended(&self) -> bool {
+        lock(&self.closed).is_some()
     }
 
     /// The reader gives up on the connection: send a close frame saying why (after what the guest already sent),
@@ -417,7 +419,6 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
         }
     }
     *lock(&link.closed) = Some(peer_close.unwrap_or_else(abnormal_closure));
-    link.ended.store(true, Ordering::Release);
     drop(reader);
     link.release_socket();
     link.queue.end();
