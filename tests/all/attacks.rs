@@ -6,11 +6,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use futures_util::SinkExt;
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::Message;
 use wsrun_test_artifacts::{MULTI_MEMORY, TEST_MISBEHAVE};
 
-use crate::servers::Server;
+use crate::servers::{until_close, Server, Ws};
 use crate::util::{run_with_input, Run, Running};
 
 fn fresh_dir(name: &str) -> PathBuf {
@@ -223,6 +224,37 @@ async fn queued_messages_are_bounded_per_session_whatever_the_handles() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(peak < 250, "wsrun grew to {peak} MiB holding messages for a guest that never reads");
+    wsrun.end_input(b"").await;
+    assert_eq!(wsrun.finish().await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_messages_do_not_hold_the_buffers_they_were_read_into() {
+    // Each 1-byte message comes after 16 KiB of pongs, which the host reads and drops. A host that kept every
+    // payload in the buffer it was read into would hold one 16 KiB buffer per queued byte: 64 MiB for these 4
+    // connections of 1024 messages, which the queue limits count as 4 KiB.
+    let server = Server::start(|mut ws: Ws| async move {
+        let pong = Message::Pong(vec![0u8; 125].into());
+        for _ in 0..1024 {
+            for _ in 0..131 {
+                ws.feed(pong.clone()).await.ok()?;
+            }
+            ws.feed(Message::binary(vec![1u8])).await.ok()?;
+        }
+        ws.flush().await.ok()?;
+        until_close(ws).await
+    })
+    .await;
+    let mut wsrun = Running::spawn(&["--max-connections", "4", TEST_MISBEHAVE, &server.url, "hold-unread"]);
+    wsrun.wait_for_line("holding 4").await;
+    let pid = wsrun.pid();
+    let mut peak = 0;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        peak = peak.max(rss_mib(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(peak < 40, "wsrun grew to {peak} MiB holding 4 KiB of small messages");
     wsrun.end_input(b"").await;
     assert_eq!(wsrun.finish().await.code(), Some(0));
 }

@@ -147,14 +147,17 @@ impl Server {
     }
 
 
-    /// Send one text and one binary message, check that each comes back unchanged (reported on the channel),
-    /// then close: the test of an echo guest.
+    /// Send text and binary messages, check that each comes back unchanged (reported on the channel), then close:
+    /// the test of an echo guest. The binary sizes straddle 64 KiB, where the host stops copying payloads out of
+    /// its read buffer.
     pub async fn echo_checker() -> (Server, tokio::sync::mpsc::UnboundedReceiver<bool>) {
         let (done, results) = tokio::sync::mpsc::unbounded_channel();
+        let patterned = |size: usize| Message::binary((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
         let server = Server::start(move |mut ws: Ws| {
             let done = done.clone();
             async move {
-                let sent = vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255]), Message::text("")];
+                let mut sent = vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255]), Message::text("")];
+                sent.extend([(64 << 10) - 1, 64 << 10, (1 << 20) + 1].map(patterned));
                 let mut echoed = Vec::new();
                 for message in &sent {
                     ws.send(message.clone()).await.ok()?;

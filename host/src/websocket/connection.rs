@@ -11,14 +11,15 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{Error as WsProtocolError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WireCloseFrame;
-use tokio_tungstenite::tungstenite::Message as WireMessage;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WireMessage};
 use tokio_tungstenite::WebSocketStream;
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 use super::errors::{abnormal_closure, from_transport};
 use super::queue::{Queue, SessionBudget};
 use super::transport::Stream;
-use crate::bindings::websocket::{CloseFrame, ErrorCode, Message};
+use super::received::Incoming;
+use crate::bindings::websocket::{CloseFrame, ErrorCode};
 
 pub(crate) type WsStream = WebSocketStream<Stream>;
 
@@ -354,8 +355,8 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
         };
         let Some(next) = next else { break };
         let item = match next {
-            Ok(WireMessage::Text(text)) => Message::Text(text.as_str().to_owned()),
-            Ok(WireMessage::Binary(bytes)) => Message::Binary(bytes.into()),
+            Ok(WireMessage::Text(text)) => Incoming::Text(text.as_str().to_owned()),
+            Ok(WireMessage::Binary(bytes)) => Incoming::binary(bytes),
             Ok(WireMessage::Close(frame)) => {
                 peer_close = Some(match frame {
                     Some(frame) => CloseFrame { code: frame.code.into(), reason: frame.reason.as_str().to_owned() },
@@ -370,10 +371,10 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
                 if !options.control_frames {
                     continue;
                 }
-                Message::Pong(payload.into())
+                Incoming::Pong(Bytes::copy_from_slice(&payload))
             }
             // tungstenite answers pings itself.
-            Ok(WireMessage::Ping(payload)) if options.control_frames => Message::Ping(payload.into()),
+            Ok(WireMessage::Ping(payload)) if options.control_frames => Incoming::Ping(Bytes::copy_from_slice(&payload)),
             Ok(WireMessage::Ping(_) | WireMessage::Frame(_)) => continue,
             Err(WsProtocolError::ConnectionClosed | WsProtocolError::AlreadyClosed) => break,
             Err(WsProtocolError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => break,
@@ -396,7 +397,7 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
         if deliver {
             // Read the clock only for keepalive: it costs more than the rest of a small message's hand-over.
             let blocked = keepalive.is_some().then(Instant::now);
-            let size = message_size(&item);
+            let size = item.held();
             deliver = link.queue.push(item, size).await.is_ok();
             // Let the guest at the messages now and then, even when the socket always has more.
             tokio::task::coop::consume_budget().await;
@@ -458,13 +459,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-pub(super) fn message_size(message: &Message) -> usize {
-    match message {
-        Message::Text(text) => text.len(),
-        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
     }
 }
 

@@ -21,7 +21,7 @@ use crate::origin::parse_ws_url;
 
 /// How much tungstenite reads from the socket at once. Its default, 128 KiB, is zeroed before every read and
 /// stays resident per connection: most of an idle session's memory and of a burst of connects' CPU time.
-const READ_BUFFER: usize = 16 << 10;
+pub(super) const READ_BUFFER: usize = 16 << 10;
 
 /// How many redirects are followed, as python-websockets does.
 const MAX_REDIRECTS: usize = 10;

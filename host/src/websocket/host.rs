@@ -7,7 +7,8 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynPollable;
 
 use super::dial::dial;
-use super::connection::{message_size, ReadOptions};
+use super::connection::{ReadOptions, Received};
+use super::received::Incoming;
 use super::{Connection, WebsocketCtxView, WsError};
 use crate::bindings::websocket::{CloseFrame, ConnectOptions, ErrorCode, Host, HostConnection, Message};
 
@@ -76,21 +77,16 @@ impl HostConnection for WebsocketCtxView<'_> {
         Ok(())
     }
 
+    // The guest calls `received::replace_receive`'s functions instead, which lower the payload without this copy.
     async fn receive(&mut self, conn: Resource<Connection>) -> Result<Option<Message>, WsError> {
-        let received = self.table.get_mut(&conn).map_err(WsError::trap)?.receive().await;
-        self.count_received(&received);
-        Ok(received?)
+        Ok(self.receive_incoming(conn).await?.map(Incoming::into_message))
     }
 
     async fn try_receive(
         &mut self,
         conn: Resource<Connection>,
     ) -> wasmtime::Result<Option<Result<Option<Message>, ErrorCode>>> {
-        let received = self.table.get_mut(&conn)?.try_receive();
-        if let Some(received) = &received {
-            self.count_received(received);
-        }
-        Ok(received)
+        Ok(self.try_receive_incoming(conn)?.map(|received| received.map(|message| message.map(Incoming::into_message))))
     }
 
     async fn subscribe(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
@@ -125,18 +121,36 @@ impl HostConnection for WebsocketCtxView<'_> {
 }
 
 impl WebsocketCtxView<'_> {
-    fn count_received(&self, received: &Result<Option<Message>, ErrorCode>) {
-        if let Ok(Some(message)) = received {
-            if let Some(bytes) = data_bytes(message) {
-                self.ctx.stats.received(bytes);
-            }
+    /// `receive`, with the message as the guest gets it.
+    pub(super) async fn receive_incoming(&mut self, conn: Resource<Connection>) -> Result<Option<Incoming>, WsError> {
+        let received = self.table.get_mut(&conn).map_err(WsError::trap)?.receive().await;
+        self.count_received(&received);
+        Ok(received?)
+    }
+
+    /// `try-receive`, with the message as the guest gets it.
+    pub(super) fn try_receive_incoming(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Option<Received>> {
+        let received = self.table.get_mut(&conn)?.try_receive();
+        if let Some(received) = &received {
+            self.count_received(received);
+        }
+        Ok(received)
+    }
+
+    fn count_received(&self, received: &Received) {
+        if let Some(bytes) = received.as_ref().ok().and_then(|message| message.as_ref()?.data_bytes()) {
+            self.ctx.stats.received(bytes);
         }
     }
 }
 
-/// The payload size of a text or binary message; `None` for control frames, which the figures do not count.
+/// The payload size of a text or binary message sent; `None` for control frames, which the figures do not count.
 fn data_bytes(message: &Message) -> Option<usize> {
-    matches!(message, Message::Text(_) | Message::Binary(_)).then(|| message_size(message))
+    match message {
+        Message::Text(text) => Some(text.len()),
+        Message::Binary(bytes) => Some(bytes.len()),
+        Message::Ping(_) | Message::Pong(_) => None,
+    }
 }
 
 fn control_payload(payload: Vec<u8>) -> Result<Vec<u8>, ErrorCode> {

@@ -12,6 +12,7 @@ mod dial;
 mod errors;
 mod host;
 mod queue;
+mod received;
 mod tls;
 mod transport;
 
@@ -137,6 +138,10 @@ impl HasData for HasWebsocket {
 }
 
 /// Add the `wsrun:ws/websocket` interface to `linker`.
+///
+/// Two of its functions replace the generated ones (see `received`), so this leaves the linker's
+/// [`allow_shadowing`](Linker::allow_shadowing) off, wasmtime's default, whatever it was before.
 pub fn add_to_linker<T: WebsocketView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    crate::bindings::websocket::add_to_linker::<T, HasWebsocket>(linker, T::websocket)
+    crate::bindings::websocket::add_to_linker::<T, HasWebsocket>(linker, T::websocket)?;
+    received::replace_receive(linker)
 }

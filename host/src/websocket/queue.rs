@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::bindings::websocket::{ErrorCode, Message};
+use super::received::Incoming;
+use crate::bindings::websocket::ErrorCode;
 
 /// What the guest gets from `receive`: a message, `None` for the end, or an error.
-pub(crate) type Received = Result<Option<Message>, ErrorCode>;
+pub(crate) type Received = Result<Option<Incoming>, ErrorCode>;
 
 /// The received bytes all the connections of one session may hold together.
 #[derive(Debug)]
@@ -87,7 +88,7 @@ pub(crate) struct Queue {
 #[derive(Default)]
 struct State {
     /// Each item with the bytes it holds of both budgets.
-    items: VecDeque<(Result<Message, ErrorCode>, usize)>,
+    items: VecDeque<(Result<Incoming, ErrorCode>, usize)>,
     bytes: usize,
     /// The reader is done: after the items, the guest gets the end.
     ended: bool,
@@ -120,7 +121,7 @@ impl Queue {
 
     /// Queue a message for the guest, waiting while the queue (or the session's budget) is full. A message larger
     /// than a budget still gets through, alone.
-    pub(crate) async fn push(&self, message: Message, size: usize) -> Result<(), Gone> {
+    pub(crate) async fn push(&self, message: Incoming, size: usize) -> Result<(), Gone> {
         let size = size.min(self.max_bytes).min(self.session.limit);
         loop {
             let fits = {
@@ -259,8 +260,8 @@ impl Drop for Queue {
 mod tests {
     use super::*;
 
-    fn text(s: &str) -> Message {
-        Message::Text(s.to_owned())
+    fn text(s: &str) -> Incoming {
+        Incoming::Text(s.to_owned())
     }
 
     #[tokio::test]
@@ -270,8 +271,8 @@ mod tests {
         queue.push(text("b"), 1).await.ok().unwrap();
         queue.fail(ErrorCode::Protocol("bad".into()));
         queue.end();
-        assert!(matches!(queue.try_take(), Some(Ok(Some(Message::Text(t)))) if t == "a"));
-        assert!(matches!(queue.try_take(), Some(Ok(Some(Message::Text(t)))) if t == "b"));
+        assert!(matches!(queue.try_take(), Some(Ok(Some(Incoming::Text(t)))) if t == "a"));
+        assert!(matches!(queue.try_take(), Some(Ok(Some(Incoming::Text(t)))) if t == "b"));
         assert!(matches!(queue.try_take(), Some(Err(ErrorCode::Protocol(_)))));
         assert!(matches!(queue.try_take(), Some(Ok(None))));
     }
