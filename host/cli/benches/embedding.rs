@@ -6,7 +6,8 @@
 //! ```
 //! PART is any of `throughput`, `startup`, `memory`, `cancel` (all by default). `WSRUN_BENCH_SESSIONS` overrides
 //! the session counts of `memory` (default `100,1000,10000`); `WSRUN_BENCH_SIZES` the message sizes of
-//! `throughput` (default `16,1024,65536,1048576`).
+//! `throughput` (default `16,1024,65536,1048576`). `throughput` also measures websocat (mirror mode) when
+//! `websocat`, or the program `WSRUN_BENCH_WEBSOCAT` names, runs.
 
 #[path = "../src/load/fd_limit.rs"]
 mod fd_limit;
@@ -51,28 +52,40 @@ async fn main() {
 async fn throughput() {
     println!("1. echo throughput (the server sends N messages, pipelined, and times until every echo is back; best of 3)");
     println!("(CPU: microseconds of CPU time per message, client / server, in the best run)");
-    println!(
+    // websocat in mirror mode, when it is installed: a third client the issue measured (not built here).
+    let websocat = websocat();
+    print!(
         "{:>8} | {:>8} | {:>24} | {:>24} | {:>6} | {:>15} | {:>15}",
         "size", "messages", "wsrun echo: msg/s, MB/s", "native: msg/s, MB/s", "ratio", "wsrun CPU", "native CPU"
     );
+    match &websocat {
+        Some(_) => println!(" | {:>24} | {:>8}", "websocat: msg/s, MB/s", "wsrun/ws"),
+        None => println!(),
+    }
     // WSRUN_BENCH_SIZES=16,65536 measures only those sizes (for profiling one of them).
     let sizes: Vec<usize> = match std::env::var("WSRUN_BENCH_SIZES") {
         Ok(list) => list.split(',').filter_map(|size| size.trim().parse().ok()).collect(),
         Err(_) => vec![16, 1 << 10, 64 << 10, 1 << 20],
     };
+    let native = example("native_client");
     for size in sizes {
         let count = ((256usize << 20) / size).clamp(500, 200_000);
-        // Best of three, taken in turn, so both see the same machine (the server shares its two cores).
-        let (mut ours, mut theirs) = (EchoRun::NONE, EchoRun::NONE);
+        // Best of three, taken in turn, so all see the same machine (the server shares its two cores).
+        let (mut ours, mut theirs, mut mirror) = (EchoRun::NONE, EchoRun::NONE, EchoRun::NONE);
         for _ in 0..3 {
-            ours = ours.best(echo_run(&[WSRUN, "echo"], size, count).await);
-            theirs = theirs.best(echo_run(&[&example("native_client"), "--echo"], size, count).await);
+            ours = ours.best(echo_run(&[WSRUN, "--no-cache", "--max-message-size", "2M", "echo", URL], size, count).await);
+            theirs = theirs.best(echo_run(&[&native, URL, "--echo"], size, count).await);
+            if let Some(websocat) = &websocat {
+                // --binary keeps messages binary; a buffer above the largest message keeps each one whole.
+                let args = [websocat.as_str(), "--binary", "--buffer-size", "2097152", URL, "mirror:"];
+                mirror = mirror.best(echo_run(&args, size, count).await);
+            }
         }
         let rate = |secs: f64| (count as f64 / secs, (count * size) as f64 / secs / 1e6);
         let (our_msgs, our_mb) = rate(ours.secs);
         let (their_msgs, their_mb) = rate(theirs.secs);
         let cpu = |run: &EchoRun| format!("{:.2} / {:.2}", run.client_cpu * 1e6 / count as f64, run.server_cpu * 1e6 / count as f64);
-        println!(
+        print!(
             "{:>8} | {:>8} | {:>12.0} {:>10.1} | {:>12.0} {:>10.1} | {:>5.2}x | {:>15} | {:>15}",
             human_size(size),
             count,
@@ -84,8 +97,25 @@ async fn throughput() {
             cpu(&ours),
             cpu(&theirs),
         );
+        match &websocat {
+            Some(_) => {
+                let (mirror_msgs, mirror_mb) = rate(mirror.secs);
+                println!(" | {mirror_msgs:>12.0} {mirror_mb:>10.1} | {:>7.2}x", mirror.secs / ours.secs);
+            }
+            None => println!(),
+        }
     }
     println!();
+}
+
+/// Where the client's command line has the server's URL.
+const URL: &str = "{url}";
+
+/// `websocat` from `WSRUN_BENCH_WEBSOCAT` or the PATH, if it runs.
+fn websocat() -> Option<String> {
+    let program = std::env::var("WSRUN_BENCH_WEBSOCAT").unwrap_or_else(|_| "websocat".to_owned());
+    let runs = std::process::Command::new(&program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    runs.is_ok_and(|status| status.success()).then_some(program)
 }
 
 /// One echo run: its wall time, and the CPU time the client process and this (the server's) process spent in it.
@@ -115,17 +145,13 @@ fn cpu_secs(pid: &str) -> f64 {
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
-/// Seconds for `count` messages of `size` bytes to go to the client and back. `client[0]` is the program; the URL
-/// is inserted after `client[1]` for wsrun (`wsrun echo URL`) or after the program for the native client.
+/// Seconds for `count` messages of `size` bytes to go to the client and back. `client` is the command line, with
+/// [`URL`] where the server's URL goes.
 async fn echo_run(client: &[&str], size: usize, count: usize) -> EchoRun {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let mut command = Command::new(client[0]);
-    if client[0] == WSRUN {
-        command.args(["--no-cache", "--max-message-size", "2M", client[1], &url]);
-    } else {
-        command.arg(&url).args(&client[1..]);
-    }
+    command.args(client[1..].iter().map(|&arg| if arg == URL { url.as_str() } else { arg }));
     let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).kill_on_drop(true).spawn().unwrap();
     let (tcp, _) = listener.accept().await.unwrap();
     let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
