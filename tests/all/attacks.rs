@@ -212,20 +212,9 @@ async fn queued_messages_are_bounded_per_session_whatever_the_handles() {
     // Each connection is offered 40 MiB; 16 of them, per-connection queues of 32 MiB, 64 MiB for the session: the
     // host may hold 64 MiB of messages, not 512.
     let server = Server::sending((0..40).map(|_| Message::binary(vec![7u8; 1 << 20])).collect()).await;
-    let args = ["--max-queued-bytes", "32M", "--max-session-queued-bytes", "64M", TEST_MISBEHAVE, &server.url, "hold-unread"];
-    let mut wsrun = Running::spawn(&args);
-    wsrun.wait_for_line("holding 16").await;
-    let pid = wsrun.pid();
-    // Let the readers fill what they may, then watch the high-water mark.
-    let mut peak = 0;
-    let until = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < until {
-        peak = peak.max(rss_mib(pid));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let flags = ["--max-queued-bytes", "32M", "--max-session-queued-bytes", "64M"];
+    let peak = peak_mib_holding_unread(&flags, &server.url, 16).await;
     assert!(peak < 250, "wsrun grew to {peak} MiB holding messages for a guest that never reads");
-    wsrun.end_input(b"").await;
-    assert_eq!(wsrun.finish().await.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -245,8 +234,17 @@ async fn small_messages_do_not_hold_the_buffers_they_were_read_into() {
         until_close(ws).await
     })
     .await;
-    let mut wsrun = Running::spawn(&["--max-connections", "4", TEST_MISBEHAVE, &server.url, "hold-unread"]);
-    wsrun.wait_for_line("holding 4").await;
+    let peak = peak_mib_holding_unread(&["--max-connections", "4"], &server.url, 4).await;
+    assert!(peak < 40, "wsrun grew to {peak} MiB holding 4 KiB of small messages");
+}
+
+/// Run the `hold-unread` guest (as many connections as it may, never read) with `flags`, let the readers fill what
+/// they may, and return the highest resident memory seen in 3 s, in MiB. The run must then end cleanly.
+async fn peak_mib_holding_unread(flags: &[&str], url: &str, connections: usize) -> u64 {
+    let mut args = flags.to_vec();
+    args.extend([TEST_MISBEHAVE, url, "hold-unread"]);
+    let mut wsrun = Running::spawn(&args);
+    wsrun.wait_for_line(&format!("holding {connections}")).await;
     let pid = wsrun.pid();
     let mut peak = 0;
     let until = Instant::now() + Duration::from_secs(3);
@@ -254,9 +252,9 @@ async fn small_messages_do_not_hold_the_buffers_they_were_read_into() {
         peak = peak.max(rss_mib(pid));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(peak < 40, "wsrun grew to {peak} MiB holding 4 KiB of small messages");
     wsrun.end_input(b"").await;
     assert_eq!(wsrun.finish().await.code(), Some(0));
+    peak
 }
 
 #[tokio::test(flavor = "multi_thread")]
