@@ -2,8 +2,8 @@
 //! from the buffer the host read it into.
 //!
 //! The generated `message` type holds `Vec<u8>`: every binary payload would be copied out of tungstenite's read
-//! buffer into a `Vec` and then again into the guest, a third pass over each message that a native client does not
-//! make (a tenth of the CPU time of a 1 MiB echo). [`Incoming`] is the same WIT variant over `Bytes`, which wasmtime
+//! buffer into a `Vec` and then again into the guest: one of three passes over each message that a native client
+//! does not make (a fifth of the instructions of a 1 MiB echo). [`Incoming`] is the same WIT variant over `Bytes`, which wasmtime
 //! lowers as `list<u8>`; the linker's `receive` and `try-receive` are replaced with functions that return it. The
 //! generated `HostConnection::receive` stays correct for callers of the trait, copying into a `Message`.
 
