@@ -11,14 +11,14 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{Error as WsProtocolError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WireCloseFrame;
-use tokio_tungstenite::tungstenite::{Bytes, Message as WireMessage};
+use tokio_tungstenite::tungstenite::Message as WireMessage;
 use tokio_tungstenite::WebSocketStream;
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 use super::errors::{abnormal_closure, from_transport};
 use super::queue::{Queue, SessionBudget};
 use super::transport::Stream;
-use super::received::Incoming;
+use super::received::{from_read_buffer, Incoming};
 use crate::bindings::websocket::{CloseFrame, ErrorCode};
 
 pub(crate) type WsStream = WebSocketStream<Stream>;
@@ -356,7 +356,7 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
         let Some(next) = next else { break };
         let item = match next {
             Ok(WireMessage::Text(text)) => Incoming::Text(text.as_str().to_owned()),
-            Ok(WireMessage::Binary(bytes)) => Incoming::binary(bytes),
+            Ok(WireMessage::Binary(bytes)) => Incoming::Binary(from_read_buffer(bytes)),
             Ok(WireMessage::Close(frame)) => {
                 peer_close = Some(match frame {
                     Some(frame) => CloseFrame { code: frame.code.into(), reason: frame.reason.as_str().to_owned() },
@@ -371,10 +371,10 @@ async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: 
                 if !options.control_frames {
                     continue;
                 }
-                Incoming::Pong(Bytes::copy_from_slice(&payload))
+                Incoming::Pong(from_read_buffer(payload))
             }
             // tungstenite answers pings itself.
-            Ok(WireMessage::Ping(payload)) if options.control_frames => Incoming::Ping(Bytes::copy_from_slice(&payload)),
+            Ok(WireMessage::Ping(payload)) if options.control_frames => Incoming::Ping(from_read_buffer(payload)),
             Ok(WireMessage::Ping(_) | WireMessage::Frame(_)) => continue,
             Err(WsProtocolError::ConnectionClosed | WsProtocolError::AlreadyClosed) => break,
             Err(WsProtocolError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => break,

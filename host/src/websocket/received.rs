@@ -3,9 +3,10 @@
 //!
 //! The generated `message` type holds `Vec<u8>`: every binary payload would be copied out of tungstenite's read
 //! buffer into a `Vec` and then again into the guest: one of three passes over each message that a native client
-//! does not make (a fifth of the instructions of a 1 MiB echo). [`Incoming`] is the same WIT variant over `Bytes`, which wasmtime
-//! lowers as `list<u8>`; the linker's `receive` and `try-receive` are replaced with functions that return it. The
-//! generated `HostConnection::receive` stays correct for callers of the trait, copying into a `Message`.
+//! does not make (a fifth of the instructions of a 1 MiB echo). [`Incoming`] is the same WIT variant over `Bytes`,
+//! which wasmtime lowers as `list<u8>`; the linker's `receive` and `try-receive` are replaced with functions that
+//! return it. The generated `HostConnection::receive` stays correct for callers of the trait, copying into a
+//! `Message`.
 
 use wasmtime::component::{ComponentType, Linker, Lower, Resource};
 
@@ -28,16 +29,17 @@ pub(crate) enum Incoming {
     Pong(Bytes),
 }
 
-/// Binary payloads at least this large stay in the buffer they were read into. A queued payload keeps that whole
-/// buffer alive: smaller ones are copied out, so a peer cannot make a few queued bytes hold many read buffers.
+/// Payloads at least this large stay in the buffer they were read into. A queued payload keeps that whole buffer
+/// alive: smaller ones are copied out, so a peer cannot make a few queued bytes hold many read buffers.
 const SHARE_FROM: usize = 64 << 10;
 
-impl Incoming {
-    /// A binary message, kept in the read buffer when it is large.
-    pub(crate) fn binary(payload: Bytes) -> Incoming {
-        Incoming::Binary(if payload.len() >= SHARE_FROM { payload } else { Bytes::copy_from_slice(&payload) })
-    }
+/// A payload as tungstenite read it, to queue: kept in the read buffer when it is large, copied out otherwise (a
+/// ping or pong always is).
+pub(crate) fn from_read_buffer(payload: Bytes) -> Bytes {
+    if payload.len() >= SHARE_FROM { payload } else { Bytes::copy_from_slice(&payload) }
+}
 
+impl Incoming {
     /// The payload size.
     pub(crate) fn size(&self) -> usize {
         match self {
@@ -50,10 +52,8 @@ impl Incoming {
     /// buffer may share that buffer with up to one read of what came after it.
     pub(crate) fn held(&self) -> usize {
         let size = self.size();
-        match self {
-            Incoming::Binary(_) if size >= SHARE_FROM => size + super::dial::READ_BUFFER,
-            _ => size,
-        }
+        let kept = size >= SHARE_FROM && !matches!(self, Incoming::Text(_));
+        if kept { size + super::dial::READ_BUFFER } else { size }
     }
 
     /// The payload size of a text or binary message; `None` for control frames, which the figures do not count.
