@@ -158,11 +158,23 @@ impl Server {
             async move {
                 let mut sent = vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255]), Message::text("")];
                 sent.extend([(64 << 10) - 1, 64 << 10, (1 << 20) + 1].map(patterned));
+                sent.push(Message::text("é".repeat(40 << 10)));
                 let mut echoed = Vec::new();
                 for message in &sent {
                     ws.send(message.clone()).await.ok()?;
                     echoed.push(ws.next().await?.ok()?);
                 }
+                // Then small and large messages at once (the host sends the large ones its own way): the echoes
+                // must come back whole and in order.
+                let burst: Vec<Message> = (0..12).map(|i| patterned(if i % 3 == 1 { (100 << 10) + i } else { 10 + i })).collect();
+                for message in &burst {
+                    ws.feed(message.clone()).await.ok()?;
+                }
+                ws.flush().await.ok()?;
+                for _ in &burst {
+                    echoed.push(ws.next().await?.ok()?);
+                }
+                sent.extend(burst);
                 let _ = done.send(echoed == sent);
                 ws.close(None).await.ok()?;
                 until_close(ws).await

@@ -5,23 +5,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{Error as WsProtocolError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WireCloseFrame;
-use tokio_tungstenite::tungstenite::Message as WireMessage;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WireMessage};
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 use super::errors::{abnormal_closure, from_transport};
+use super::halves::{ReadHalf, WriteHalf};
 use super::queue::{Queue, SessionBudget};
-use super::transport::Stream;
 use super::received::{from_read_buffer, Incoming};
 use crate::bindings::websocket::{CloseFrame, ErrorCode};
 
-pub(crate) type WsStream = WebSocketStream<Stream>;
+pub(crate) use super::halves::WsStream;
 
 pub(crate) use super::queue::Received;
 
@@ -73,7 +71,7 @@ pub(crate) struct Shared {
 struct Link {
     /// `None` once the connection has ended: the socket goes with it, whoever still holds a handle. An
     /// async lock whose uncontended lock and unlock are an atomic each: it is taken for every message sent.
-    writer: futures_util::lock::Mutex<Option<SplitSink<WsStream, WireMessage>>>,
+    writer: futures_util::lock::Mutex<Option<WriteHalf>>,
     /// How the connection ended: the peer's close frame, or 1006. `None` while it is open.
     closed: Mutex<Option<CloseFrame>>,
     /// The close frame we sent, once we have: nothing may be sent after it.
@@ -102,7 +100,7 @@ struct Link {
 impl Connection {
     /// Start the reader task for an open stream and hand back the guest's handle.
     pub(crate) fn start(stream: WsStream, url: String, protocol: Option<String>, options: ReadOptions) -> Connection {
-        let (writer, reader) = stream.split();
+        let (writer, reader) = super::halves::split(stream);
         let queue = Arc::new(Queue::new(options.queued_messages, options.queued_bytes, options.session_budget.clone()));
         let link = Arc::new(Link {
             writer: futures_util::lock::Mutex::new(Some(writer)),
@@ -161,7 +159,12 @@ impl wasmtime_wasi::p2::Pollable for Connection {
 impl Shared {
     /// Send one message; waits while the socket is not writable.
     pub(crate) async fn send(&self, message: WireMessage) -> Result<(), ErrorCode> {
-        self.link.send(message).await
+        self.link.send(Outgoing::Message(message)).await
+    }
+
+    /// Send a whole data frame made by the host (see `sent`); waits while the socket is not writable.
+    pub(crate) async fn send_frame(&self, frame: Bytes) -> Result<(), ErrorCode> {
+        self.link.send(Outgoing::Frame(frame)).await
     }
 
     /// Send our close frame, once. Later calls say the connection is closed.
@@ -209,24 +212,28 @@ impl Shared {
 }
 
 impl Link {
-    async fn send(&self, message: WireMessage) -> Result<(), ErrorCode> {
+    /// Send a message or a frame. Where sends are batched, it is left in the writer's buffer (which goes to the
+    /// socket by itself past 128 KiB, and waits while the socket is full: backpressure) for the flusher, which
+    /// writes it once the guest pauses: a guest that sends many small messages in a row costs one system call per
+    /// batch, not one per message.
+    async fn send(&self, outgoing: Outgoing) -> Result<(), ErrorCode> {
         if let Some(sent) = lock(&self.sent).clone() {
             return Err(ErrorCode::Closed(sent));
         }
         let mut writer = self.writer.lock().await;
-        let Some(sink) = writer.as_mut() else { return Err(self.ended()) };
-        if !self.batch_sends {
-            let sent = sink.send(message).await.map_err(|e| self.transport_error(e));
-            self.after_write(&mut writer, sent.is_err());
-            return sent;
-        }
-        // Into the writer's buffer (which writes to the socket by itself past 128 KiB, and waits while the socket is
-        // full: backpressure); the flusher writes the rest once the guest pauses, so a guest that sends many
-        // small messages in a row costs one system call per batch, not one per message.
-        let sent = sink.feed(message).await.map_err(|e| self.transport_error(e));
+        let Some(half) = writer.as_mut() else { return Err(self.ended()) };
+        let sent = match outgoing {
+            Outgoing::Message(message) if self.batch_sends => half.feed(message).await,
+            Outgoing::Message(message) => half.send(message).await,
+            Outgoing::Frame(frame) => match half.feed_frame(frame).await {
+                Ok(()) if !self.batch_sends => half.flush().await,
+                fed => fed,
+            },
+        };
+        let sent = sent.map_err(|e| self.transport_error(e));
         self.after_write(&mut writer, sent.is_err());
         drop(writer);
-        if sent.is_ok() && !self.flush_pending.swap(true, Ordering::AcqRel) {
+        if self.batch_sends && sent.is_ok() && !self.flush_pending.swap(true, Ordering::AcqRel) {
             self.flush_due.notify_one();
         }
         sent
@@ -234,7 +241,7 @@ impl Link {
 
     /// After a write, with the writer still locked: a failed write, or a connection that ended meanwhile (whose
     /// reader could not take the lock to release the socket), lets go of the socket now.
-    fn after_write(&self, writer: &mut Option<SplitSink<WsStream, WireMessage>>, failed: bool) {
+    fn after_write(&self, writer: &mut Option<WriteHalf>, failed: bool) {
         if failed || self.has_ended() {
             *writer = None;
         }
@@ -306,6 +313,12 @@ impl Link {
     }
 }
 
+/// What a send writes: a message for tungstenite to frame, or a frame the host made.
+enum Outgoing {
+    Message(WireMessage),
+    Frame(Bytes),
+}
+
 /// A poisoned lock only means another task panicked while holding it; the value is still the best we know.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -314,7 +327,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Read frames until the connection ends, queueing messages for the guest. A full queue stops the reading, and so
 /// the peer (backpressure); a guest that dropped its handle no longer gets messages, but the reading goes on so the
 /// closing handshake can finish.
-async fn read_loop(mut reader: SplitStream<WsStream>, link: Arc<Link>, options: ReadOptions) {
+async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) {
     let mut deliver = true;
     let mut peer_close = None;
     // Why the reading failed, and the close frame that tells the peer (when the socket may still work).

@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Error as WsProtocolError;
 use url::Url;
 
 use super::connection::WsStream;
+use super::wire::Wire;
 use super::errors::from_transport;
 use super::transport::Transport;
 use super::ConnectionLimits;
@@ -169,9 +170,12 @@ fn request(url: &Url, options: &ConnectOptions) -> Result<Request, ErrorCode> {
 
 /// One hop: resolve, connect (perhaps through the proxy), then the TLS and WebSocket handshakes.
 async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &Transport) -> Result<Hop, ErrorCode> {
-    let connector = transport.connector(url)?;
+    let tls = transport.tls_config(url)?;
     let tcp = transport.connect(url).await?;
-    let result = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), Some(connector)).await;
+    let result = match super::transport::secure(url, tcp, tls).await {
+        Ok(stream) => tokio_tungstenite::client_async_with_config(request, Wire::new(stream), Some(config)).await,
+        Err(e) => Err(WsProtocolError::Io(e)),
+    };
     match result {
         Ok((stream, response)) => Ok(Hop::Open(stream, response)),
         Err(WsProtocolError::Http(response)) => {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::Message as WireMessage;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WireMessage};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynPollable;
 
@@ -135,6 +135,14 @@ impl WebsocketCtxView<'_> {
             self.count_received(received);
         }
         Ok(received)
+    }
+
+    /// `send`, for a text or binary frame the host made of a payload of `size` bytes.
+    pub(super) async fn send_frame(&mut self, conn: Resource<Connection>, frame: Bytes, size: usize) -> Result<(), WsError> {
+        let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
+        shared.send_frame(frame).await?;
+        self.ctx.stats.sent(size);
+        Ok(())
     }
 
     fn count_received(&self, received: &Received) {

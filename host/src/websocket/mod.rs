@@ -2,8 +2,10 @@
 //!
 //! - `dial` opens a connection: URL checks, the grant, DNS, TCP, TLS, the handshake and redirects.
 //! - `connection` is the open connection: a reader task per connection that fills a bounded `queue`, the
-//!   shared writer (its sends flushed in batches), and the pollable.
-//! - `host` is the WIT glue: the generated `Host` traits implemented over those two.
+//!   shared writer (its sends flushed in batches), and the pollable; `halves` shares the stream between the two,
+//!   and `wire` is the socket under it, where frames the host made itself wait their turn.
+//! - `host` is the WIT glue: the generated `Host` traits implemented over those two; `received` and `sent` replace
+//!   three of the generated functions so that payloads cross the component boundary with fewer copies.
 
 #[cfg(test)]
 mod boundary_tests;
@@ -12,15 +14,19 @@ mod dial;
 mod errors;
 mod host;
 mod queue;
+mod halves;
 mod received;
+mod sent;
 mod tls;
 mod transport;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
+use crate::bindings::websocket::ErrorCode;
 use crate::grant::Grant;
 use crate::stats::SessionStats;
 
@@ -137,11 +143,30 @@ impl HasData for HasWebsocket {
     type Data<'a> = WebsocketCtxView<'a>;
 }
 
+/// The interface as the guest imports it: the package and version of `wit/world.wit`.
+const INTERFACE: &str = "wsrun:ws/websocket@0.1.0";
+
 /// Add the `wsrun:ws/websocket` interface to `linker`.
 ///
-/// Two of its functions replace the generated ones (see `received`), so this leaves the linker's
-/// [`allow_shadowing`](Linker::allow_shadowing) off, wasmtime's default, whatever it was before.
+/// Three of its functions replace the generated ones (see `received` and `sent`), so this leaves the linker's
+/// [`allow_shadowing`](Linker::allow_shadowing) off, wasmtime's default, whatever it was before. Instantiation
+/// type-checks the replacements against the guest's imports like any other function.
 pub fn add_to_linker<T: WebsocketView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     crate::bindings::websocket::add_to_linker::<T, HasWebsocket>(linker, T::websocket)?;
-    received::replace_receive(linker)
+    linker.allow_shadowing(true);
+    let replaced = (|| {
+        let mut interface = linker.instance(INTERFACE)?;
+        received::replace_receive(&mut interface)?;
+        sent::replace_send(&mut interface)
+    })();
+    linker.allow_shadowing(false);
+    replaced
+}
+
+/// A guest-visible error becomes the WIT `error-code`; a trap stays one.
+fn guest_visible<V>(result: Result<V, WsError>) -> wasmtime::Result<Result<V, ErrorCode>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(error) => Ok(Err(error.downcast()?)),
+    }
 }

@@ -5,15 +5,15 @@
 //! buffer into a `Vec` and then again into the guest: one of three passes over each message that a native client
 //! does not make (a fifth of the instructions of a 1 MiB echo). [`Incoming`] is the same WIT variant over `Bytes`,
 //! which wasmtime lowers as `list<u8>`; the linker's `receive` and `try-receive` are replaced with functions that
-//! return it. The generated `HostConnection::receive` stays correct for callers of the trait, copying into a
+//! return it (`sent` does the same for `send`). The generated `HostConnection::receive` stays correct for callers of the trait, copying into a
 //! `Message`.
 
-use wasmtime::component::{ComponentType, Linker, Lower, Resource};
+use wasmtime::component::{ComponentType, LinkerInstance, Lower, Resource};
 
 use tokio_tungstenite::tungstenite::Bytes;
 
-use super::{Connection, WebsocketView};
-use crate::bindings::websocket::{ErrorCode, Message};
+use super::{guest_visible, Connection, WebsocketView};
+use crate::bindings::websocket::Message;
 
 /// The WIT `message` variant as received: binary payloads in the buffer they were read into.
 #[derive(ComponentType, Lower, Debug)]
@@ -72,33 +72,16 @@ impl Incoming {
     }
 }
 
-/// The interface as the guest imports it: the package and version of `wit/world.wit`.
-const INTERFACE: &str = "wsrun:ws/websocket@0.1.0";
-
-/// Replace the generated `receive` and `try-receive` in `linker` (which must hold the generated interface already)
-/// with the ones that lower [`Incoming`]. Instantiation type-checks them against the guest's imports like any other.
-pub(super) fn replace_receive<T: WebsocketView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let replaced = (|| {
-        let mut interface = linker.instance(INTERFACE)?;
-        interface.func_wrap_async("[method]connection.receive", |mut store, (conn,): (Resource<Connection>,)| {
-            Box::new(async move {
-                let received = store.data_mut().websocket().receive_incoming(conn).await;
-                Ok((guest_visible(received)?,))
-            })
-        })?;
-        interface.func_wrap_async("[method]connection.try-receive", |mut store, (conn,): (Resource<Connection>,)| {
-            Box::new(async move { Ok((store.data_mut().websocket().try_receive_incoming(conn)?,)) })
+/// Replace the generated `receive` and `try-receive` in `interface` (shadowing must be allowed) with the ones that
+/// lower [`Incoming`].
+pub(super) fn replace_receive<T: WebsocketView + 'static>(interface: &mut LinkerInstance<'_, T>) -> wasmtime::Result<()> {
+    interface.func_wrap_async("[method]connection.receive", |mut store, (conn,): (Resource<Connection>,)| {
+        Box::new(async move {
+            let received = store.data_mut().websocket().receive_incoming(conn).await;
+            Ok((guest_visible(received)?,))
         })
-    })();
-    linker.allow_shadowing(false);
-    replaced
-}
-
-/// A guest-visible error becomes the WIT `error-code`; a trap stays one.
-fn guest_visible<V>(result: Result<V, super::WsError>) -> wasmtime::Result<Result<V, ErrorCode>> {
-    match result {
-        Ok(value) => Ok(Ok(value)),
-        Err(error) => Ok(Err(error.downcast()?)),
-    }
+    })?;
+    interface.func_wrap_async("[method]connection.try-receive", |mut store, (conn,): (Resource<Connection>,)| {
+        Box::new(async move { Ok((store.data_mut().websocket().try_receive_incoming(conn)?,)) })
+    })
 }

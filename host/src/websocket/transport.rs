@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::{Connector, MaybeTlsStream};
+use tokio_tungstenite::MaybeTlsStream;
 use url::{Host, Url};
 
 use super::tls::TlsSettings;
@@ -110,13 +110,13 @@ impl Transport {
         }
     }
 
-    /// What tokio-tungstenite needs to wrap the stream: TLS for `wss://`, nothing for `ws://`.
-    pub(crate) fn connector(&self, url: &Url) -> Result<Connector, ErrorCode> {
+    /// The TLS configuration for `url`: one for `wss://`, none for `ws://`.
+    pub(crate) fn tls_config(&self, url: &Url) -> Result<Option<Arc<rustls::ClientConfig>>, ErrorCode> {
         if url.scheme() != "wss" {
-            return Ok(Connector::Plain);
+            return Ok(None);
         }
         let config = self.inner.tls_config.get_or_init(|| self.inner.tls.client_config());
-        config.clone().map(Connector::Rustls).map_err(ErrorCode::Tls)
+        config.clone().map(Some).map_err(ErrorCode::Tls)
     }
 }
 
@@ -148,6 +148,17 @@ async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
         Some((addr, e)) => ErrorCode::Io(format!("{addr}: {e}")),
         None => ErrorCode::Dns(format!("{}: no addresses", url.host_str().unwrap_or_default())),
     })
+}
+
+/// `tcp` to the host of `url` as the WebSocket layer gets it: inside TLS with `config`, or as it is without.
+pub(crate) async fn secure(url: &Url, tcp: TcpStream, config: Option<Arc<rustls::ClientConfig>>) -> Result<Stream, io::Error> {
+    let Some(config) = config else { return Ok(MaybeTlsStream::Plain(tcp)) };
+    // rustls takes IPv6 addresses without their brackets.
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{host}: {e}")))?;
+    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+    Ok(MaybeTlsStream::Rustls(tls))
 }
 
 /// Open an HTTP CONNECT tunnel through `proxy` to the host and port of `target`.

@@ -1,0 +1,103 @@
+//! One WebSocket stream shared by a connection's reader task and its writer, each holding it for one poll at a time
+//! (as `StreamExt::split` would), with what only this sharing allows: the writer can queue a frame it framed itself
+//! (see `wire`) at a point where tungstenite has no frame half written, and it knows under the same lock whether a
+//! close frame has been read or sent, after which no data frame may follow.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+
+use futures_util::{Sink, Stream};
+use tokio_tungstenite::tungstenite::error::{Error as WsProtocolError, ProtocolError};
+use tokio_tungstenite::tungstenite::{Bytes, Message as WireMessage};
+use tokio_tungstenite::WebSocketStream;
+
+use super::wire::Wire;
+
+/// A WebSocket stream over [`Wire`].
+pub(crate) type WsStream = WebSocketStream<Wire>;
+
+struct Both {
+    stream: WsStream,
+    /// A close frame was read or sent: tungstenite answers or has sent it, and refuses data frames from then on.
+    closing: bool,
+}
+
+/// The reader task's half.
+pub(crate) struct ReadHalf(Arc<Mutex<Both>>);
+
+/// The writer's half.
+pub(crate) struct WriteHalf(Arc<Mutex<Both>>);
+
+/// Share `stream` between a reader and a writer; it is dropped (and the socket closed) with the last half.
+pub(crate) fn split(stream: WsStream) -> (WriteHalf, ReadHalf) {
+    let both = Arc::new(Mutex::new(Both { stream, closing: false }));
+    (WriteHalf(both.clone()), ReadHalf(both))
+}
+
+/// Held for one poll, never across an await: a poisoned lock only means a panic elsewhere mid-poll.
+fn lock(both: &Mutex<Both>) -> MutexGuard<'_, Both> {
+    both.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Stream for ReadHalf {
+    type Item = Result<WireMessage, WsProtocolError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut both = lock(&self.0);
+        let next = Pin::new(&mut both.stream).poll_next(cx);
+        if let Poll::Ready(Some(Ok(WireMessage::Close(_)))) = &next {
+            both.closing = true;
+        }
+        next
+    }
+}
+
+impl Sink<WireMessage> for WriteHalf {
+    type Error = WsProtocolError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut lock(&self.0).stream).poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: WireMessage) -> Result<(), Self::Error> {
+        let mut both = lock(&self.0);
+        if let WireMessage::Close(_) = message {
+            both.closing = true;
+        }
+        Pin::new(&mut both.stream).start_send(message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut lock(&self.0).stream).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut lock(&self.0).stream).poll_close(cx)
+    }
+}
+
+impl WriteHalf {
+    /// Queue a data frame the host framed itself, after everything sent before it (once that is written out: the
+    /// wait is the backpressure), and start writing it. It is written out whole by the next write or flush of
+    /// either half, before anything else; like a message fed to tungstenite, it needs a flush to be sure to go.
+    pub(crate) async fn feed_frame(&mut self, frame: Bytes) -> Result<(), WsProtocolError> {
+        let mut frame = Some(frame);
+        poll_fn(|cx| {
+            let mut both = lock(&self.0);
+            if both.closing {
+                return Poll::Ready(Err(WsProtocolError::Protocol(ProtocolError::SendAfterClosing)));
+            }
+            // Now tungstenite's buffer is empty: no frame of its own is half written.
+            ready!(Pin::new(&mut both.stream).poll_flush(cx))?;
+            if let Some(frame) = frame.take() {
+                both.stream.get_mut().push_frame(frame);
+            }
+            // A first write now; what the socket does not take yet waits for the next write or flush.
+            let _ = Pin::new(&mut both.stream).poll_flush(cx);
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+}
