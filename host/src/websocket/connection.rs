@@ -212,10 +212,10 @@ impl Shared {
 }
 
 impl Link {
-    /// Send a message or a frame. Where sends are batched, it is left in the writer's buffer (which goes to the
-    /// socket by itself past 128 KiB, and waits while the socket is full: backpressure) for the flusher, which
+    /// Send a message or a frame. Where sends are batched, a message is left in the writer's buffer (which goes to
+    /// the socket by itself past 128 KiB, and waits while the socket is full: backpressure) for the flusher, which
     /// writes it once the guest pauses: a guest that sends many small messages in a row costs one system call per
-    /// batch, not one per message.
+    /// batch, not one per message. A frame is written at once as far as the socket takes it.
     async fn send(&self, outgoing: Outgoing) -> Result<(), ErrorCode> {
         if let Some(sent) = lock(&self.sent).clone() {
             return Err(ErrorCode::Closed(sent));

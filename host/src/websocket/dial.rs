@@ -12,9 +12,9 @@ use tokio_tungstenite::tungstenite::Error as WsProtocolError;
 use url::Url;
 
 use super::connection::WsStream;
-use super::wire::Wire;
 use super::errors::from_transport;
 use super::transport::Transport;
+use super::wire::Wire;
 use super::ConnectionLimits;
 use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HttpResponse};
 use crate::grant::Grant;
@@ -99,7 +99,10 @@ pub(crate) async fn dial(
                 return Err(ErrorCode::Denied(format!("{what} {current} is not allowed for this session")));
             }
             let request = request(&current, options)?;
-            match open(&current, request, config, transport).await? {
+            // Boxed: the handshake's future is about 10 KiB, and inline it deepens the guest's stack (`connect` runs
+            // on it), whose pages then stay resident for the session's life: 165 KiB per idle session at 10,000
+            // sessions without the box, 158 with it.
+            match Box::pin(open(&current, request, config, transport)).await? {
                 Hop::Open(stream, response) => {
                     let protocol = response
                         .headers()
