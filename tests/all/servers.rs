@@ -151,9 +151,14 @@ impl Server {
     /// the test of an echo guest. The binary sizes straddle 64 KiB, where the host stops copying payloads out of
     /// its read buffer.
     pub async fn echo_checker() -> (Server, tokio::sync::mpsc::UnboundedReceiver<bool>) {
+        Server::echo_checker_over(None).await
+    }
+
+    /// [`echo_checker`](Server::echo_checker), over TLS with `acceptor` when there is one.
+    pub async fn echo_checker_over(tls: Option<TlsAcceptor>) -> (Server, tokio::sync::mpsc::UnboundedReceiver<bool>) {
         let (done, results) = tokio::sync::mpsc::unbounded_channel();
         let patterned = |size: usize| Message::binary((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-        let server = Server::start(move |mut ws: Ws| {
+        let server = Server::listen(tls, |_| Answer::Upgrade, move |mut ws: Ws| {
             let done = done.clone();
             async move {
                 let mut sent = vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255]), Message::text("")];

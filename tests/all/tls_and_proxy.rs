@@ -4,7 +4,7 @@
 use crate::proxy::ConnectProxy;
 use crate::servers::{self, Server};
 use crate::tls::TestPki;
-use crate::util::{run_command, run_with_input, wsrun};
+use crate::util::{run_command, run_with_input, within, wsrun, BOUND};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wss_with_the_private_ca_works() {
@@ -15,6 +15,19 @@ async fn wss_with_the_private_ca_works() {
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< secure"]);
     assert_eq!(server.closes(1).await, vec![Some((1000, String::new()))]);
+}
+
+/// Large messages, which the host frames itself, go in above TLS: over wss too, they and small ones come back whole
+/// and in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn wss_carries_large_and_small_messages_unchanged() {
+    let pki = TestPki::new();
+    let (server, mut results) = Server::echo_checker_over(Some(pki.acceptor.clone())).await;
+    let ca = pki.ca_file();
+    let run = run_with_input(&["--cacert", ca.to_str().unwrap(), "echo", &server.url], b"").await;
+    let result = within(BOUND, "the echo check", results.recv()).await;
+    assert_eq!(result, Some(true), "the echoes differ: {run:?}");
+    assert_eq!(run.code(), Some(0), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
