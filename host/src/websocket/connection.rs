@@ -159,12 +159,12 @@ impl wasmtime_wasi::p2::Pollable for Connection {
 impl Shared {
     /// Send one message; waits while the socket is not writable.
     pub(crate) async fn send(&self, message: WireMessage) -> Result<(), ErrorCode> {
-        self.link.send(Outgoing::Message(message)).await
+        self.link.send(Write::Message(message)).await
     }
 
     /// Send a whole data frame made by the host (see `sent`); waits while the socket is not writable.
     pub(crate) async fn send_frame(&self, frame: Bytes) -> Result<(), ErrorCode> {
-        self.link.send(Outgoing::Frame(frame)).await
+        self.link.send(Write::Frame(frame)).await
     }
 
     /// Send our close frame, once. Later calls say the connection is closed.
@@ -216,16 +216,16 @@ impl Link {
     /// the socket by itself past 128 KiB, and waits while the socket is full: backpressure) for the flusher, which
     /// writes it once the guest pauses: a guest that sends many small messages in a row costs one system call per
     /// batch, not one per message. A frame is written at once as far as the socket takes it.
-    async fn send(&self, outgoing: Outgoing) -> Result<(), ErrorCode> {
+    async fn send(&self, write: Write) -> Result<(), ErrorCode> {
         if let Some(sent) = lock(&self.sent).clone() {
             return Err(ErrorCode::Closed(sent));
         }
         let mut writer = self.writer.lock().await;
         let Some(half) = writer.as_mut() else { return Err(self.ended()) };
-        let sent = match outgoing {
-            Outgoing::Message(message) if self.batch_sends => half.feed(message).await,
-            Outgoing::Message(message) => half.send(message).await,
-            Outgoing::Frame(frame) => match half.feed_frame(frame).await {
+        let sent = match write {
+            Write::Message(message) if self.batch_sends => half.feed(message).await,
+            Write::Message(message) => half.send(message).await,
+            Write::Frame(frame) => match half.feed_frame(frame).await {
                 Ok(()) if !self.batch_sends => half.flush().await,
                 fed => fed,
             },
@@ -314,7 +314,7 @@ impl Link {
 }
 
 /// What a send writes: a message for tungstenite to frame, or a frame the host made.
-enum Outgoing {
+enum Write {
     Message(WireMessage),
     Frame(Bytes),
 }
