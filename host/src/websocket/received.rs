@@ -5,8 +5,8 @@
 //! buffer into a `Vec` and then again into the guest: one of three passes over each message that a native client
 //! does not make (a fifth of the instructions of a 1 MiB echo). [`Incoming`] is the same WIT variant over `Bytes`,
 //! which wasmtime lowers as `list<u8>`; the linker's `receive` and `try-receive` are replaced with functions that
-//! return it (`sent` does the same for `send`). The generated `HostConnection::receive` stays correct for callers of the trait, copying into a
-//! `Message`.
+//! return it (`sent` does the same for `send`). The generated `HostConnection::receive` stays correct for callers
+//! of the trait, copying into a `Message`.
 
 use wasmtime::component::{ComponentType, LinkerInstance, Lower, Resource};
 

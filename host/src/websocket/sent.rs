@@ -3,8 +3,8 @@
 //! The generated `send` lifts the payload into a `Vec` (a pass over it), which tungstenite then copies into its
 //! write buffer (a second) and masks there (a third). The replacement lifts the WIT `message` variant as views of
 //! guest memory ([`Outgoing`]); a text or binary payload of at least [`FRAME_FROM`] bytes is copied from there into
-//! its frame and masked in place, and queued on the socket after what was sent before it (`halves`, `wire`). Smaller ones
-//! take the generated path, whose buffer gathers many of them into one write.
+//! its frame and masked in place, and queued on the socket after what was sent before it (`halves`, `wire`).
+//! Smaller ones take the generated path, whose buffer gathers many of them into one write.
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
@@ -34,33 +34,33 @@ pub(crate) enum Outgoing {
 }
 
 /// What to send: a frame already made, with its payload size, or a message for tungstenite.
-enum Send {
+enum Prepared {
     Frame(Bytes, usize),
     Message(Message),
 }
 
 impl Outgoing {
     /// Frame a large text or binary payload; copy anything else into the generated type.
-    fn prepare<T: 'static>(self, store: StoreContext<'_, T>) -> wasmtime::Result<Send> {
+    fn prepare<T: 'static>(self, store: StoreContext<'_, T>) -> wasmtime::Result<Prepared> {
         Ok(match self {
             Outgoing::Text(text) => {
                 let text = text.to_str(store)?;
                 if text.len() >= FRAME_FROM {
-                    Send::Frame(frame(Data::Text, text.as_bytes(), rand::random()), text.len())
+                    Prepared::Frame(frame(Data::Text, text.as_bytes(), rand::random()), text.len())
                 } else {
-                    Send::Message(Message::Text(text.into_owned()))
+                    Prepared::Message(Message::Text(text.into_owned()))
                 }
             }
             Outgoing::Binary(bytes) => {
                 let bytes = bytes.as_le_slice(store);
                 if bytes.len() >= FRAME_FROM {
-                    Send::Frame(frame(Data::Binary, bytes, rand::random()), bytes.len())
+                    Prepared::Frame(frame(Data::Binary, bytes, rand::random()), bytes.len())
                 } else {
-                    Send::Message(Message::Binary(bytes.to_vec()))
+                    Prepared::Message(Message::Binary(bytes.to_vec()))
                 }
             }
-            Outgoing::Ping(payload) => Send::Message(Message::Ping(payload)),
-            Outgoing::Pong(payload) => Send::Message(Message::Pong(payload)),
+            Outgoing::Ping(payload) => Prepared::Message(Message::Ping(payload)),
+            Outgoing::Pong(payload) => Prepared::Message(Message::Pong(payload)),
         })
     }
 }
@@ -96,8 +96,8 @@ pub(super) fn replace_send<T: WebsocketView + 'static>(interface: &mut LinkerIns
         |mut store, (conn, message): (Resource<Connection>, Outgoing)| {
             Box::new(async move {
                 let sent = match message.prepare(store.as_context())? {
-                    Send::Frame(frame, size) => store.data_mut().websocket().send_frame(conn, frame, size).await,
-                    Send::Message(message) => store.data_mut().websocket().send(conn, message).await,
+                    Prepared::Frame(frame, size) => store.data_mut().websocket().send_frame(conn, frame, size).await,
+                    Prepared::Message(message) => store.data_mut().websocket().send(conn, message).await,
                 };
                 Ok((guest_visible(sent)?,))
             })
