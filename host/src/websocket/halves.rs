@@ -1,5 +1,5 @@
 //! One WebSocket stream shared by a connection's reader task and its writer, each holding it for one poll at a time
-//! (as `StreamExt::split` would), with what only this sharing allows: the writer can queue a frame it framed itself
+//! (as `StreamExt::split` would), with what only this sharing allows: the writer can add a frame it framed itself
 //! (see `wire`) at a point where tungstenite has no frame half written, and it knows under the same lock whether a
 //! close frame has been read or sent, after which no data frame may follow.
 
@@ -79,7 +79,7 @@ impl Sink<WireMessage> for WriteHalf {
 }
 
 impl WriteHalf {
-    /// Queue a data frame the host framed itself, after everything sent before it (once that is written out: the
+    /// Add a data frame the host framed itself, after everything sent before it (once that is written out: the
     /// wait is the backpressure), and start writing it. It is written out whole by the next write or flush of
     /// either half, before anything else; like a message fed to tungstenite, it needs a flush to be sure to go.
     pub(crate) async fn feed_frame(&mut self, frame: Bytes) -> Result<(), WsProtocolError> {
@@ -89,10 +89,10 @@ impl WriteHalf {
             if both.closing {
                 return Poll::Ready(Err(WsProtocolError::Protocol(ProtocolError::SendAfterClosing)));
             }
-            // Now tungstenite's buffer is empty: no frame of its own is half written.
+            // Now tungstenite's buffer and the frame before are written out: no frame is half written.
             ready!(Pin::new(&mut both.stream).poll_flush(cx))?;
             if let Some(frame) = frame.take() {
-                both.stream.get_mut().push_frame(frame);
+                both.stream.get_mut().put_frame(frame);
             }
             // A first write now; what the socket does not take yet waits for the next write or flush.
             let _ = Pin::new(&mut both.stream).poll_flush(cx);

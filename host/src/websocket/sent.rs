@@ -3,7 +3,7 @@
 //! The generated `send` lifts the payload into a `Vec` (a pass over it), which tungstenite then copies into its
 //! write buffer (a second) and masks there (a third). The replacement lifts the WIT `message` variant as views of
 //! guest memory ([`Outgoing`]); a text or binary payload of at least [`FRAME_FROM`] bytes is copied from there into
-//! its frame and masked in place, and queued on the socket after what was sent before it (`halves`, `wire`).
+//! its frame and masked in place, and put on the socket after what was sent before it (`halves`, `wire`).
 //! Smaller ones take the generated path, whose buffer gathers many of them into one write.
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -45,24 +45,24 @@ impl Outgoing {
         Ok(match self {
             Outgoing::Text(text) => {
                 let text = text.to_str(store)?;
-                if text.len() >= FRAME_FROM {
-                    Prepared::Frame(frame(Data::Text, text.as_bytes(), rand::random()), text.len())
-                } else {
-                    Prepared::Message(Message::Text(text.into_owned()))
+                match framed(Data::Text, text.as_bytes()) {
+                    Some(frame) => frame,
+                    None => Prepared::Message(Message::Text(text.into_owned())),
                 }
             }
             Outgoing::Binary(bytes) => {
                 let bytes = bytes.as_le_slice(store);
-                if bytes.len() >= FRAME_FROM {
-                    Prepared::Frame(frame(Data::Binary, bytes, rand::random()), bytes.len())
-                } else {
-                    Prepared::Message(Message::Binary(bytes.to_vec()))
-                }
+                framed(Data::Binary, bytes).unwrap_or_else(|| Prepared::Message(Message::Binary(bytes.to_vec())))
             }
             Outgoing::Ping(payload) => Prepared::Message(Message::Ping(payload)),
             Outgoing::Pong(payload) => Prepared::Message(Message::Pong(payload)),
         })
     }
+}
+
+/// The frame of `payload` when it is large enough for the host to make it.
+fn framed(opcode: Data, payload: &[u8]) -> Option<Prepared> {
+    (payload.len() >= FRAME_FROM).then(|| Prepared::Frame(frame(opcode, payload, rand::random()), payload.len()))
 }
 
 /// A whole, final, masked client frame of `payload` (RFC 6455, 5.2-5.3).
@@ -89,7 +89,7 @@ fn frame(opcode: Data, payload: &[u8], mask: [u8; 4]) -> Bytes {
     frame.into()
 }
 
-/// Replace the generated `send` in `linker` (shadowing must be allowed) with one that frames large payloads itself.
+/// Replace the generated `send` in `interface` (shadowing must be allowed) with one that frames large payloads itself.
 pub(super) fn replace_send<T: WebsocketView + 'static>(interface: &mut LinkerInstance<'_, T>) -> wasmtime::Result<()> {
     interface.func_wrap_async(
         "[method]connection.send",
@@ -112,7 +112,7 @@ mod tests {
     use super::*;
 
     /// The frame is byte for byte what tungstenite makes of the same payload and mask, for each length format
-    /// (7-bit, 16-bit, 64-bit) and for payloads that end inside a word and inside a block.
+    /// (7-bit, 16-bit, 64-bit) and for payloads that end inside a masking word and on its edge.
     #[test]
     fn frames_match_tungstenites() {
         let mask = [0x12, 0x9a, 0xfe, 0x07];
