@@ -6,6 +6,7 @@
 //! in wasm yields only at the next epoch tick; from here the cancel handle stops it at once.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -28,6 +29,10 @@ impl Signals {
     pub fn watch() -> Result<Self, String> {
         let (count, received) = watch::channel(0u32);
         let session: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
+        // Counted in the handler itself: tokio wakes a listener once for all the signals since it last looked, and
+        // the session's thread often hears the first Ctrl+C (and sends its close frame) before this thread wakes,
+        // so a second Ctrl+C could arrive in time to be taken for the first and exit nothing.
+        let delivered = Arc::new(AtomicU32::new(0));
         let target = session.clone();
         let (installed, installing) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -43,10 +48,14 @@ impl Signals {
                         Ok(stops) => stops,
                         Err(e) => return drop(installed.send(Err(cannot(e)))),
                     };
+                    if let Err(e) = count_deliveries(&delivered) {
+                        return drop(installed.send(Err(cannot(e))));
+                    }
                     let _ = installed.send(Ok(()));
                     loop {
                         stops.next().await;
-                        count.send_modify(|count| *count += 1);
+                        // At least one more each wake-up, more when the handler saw several.
+                        count.send_modify(|count| *count = (*count + 1).max(delivered.load(Ordering::SeqCst)));
                         if *count.borrow() > 1 {
                             say_interrupted();
                             std::process::exit(EXIT_INTERRUPTED.into());
@@ -86,6 +95,20 @@ impl Signals {
         let mut received = self.received.clone();
         let _ = received.wait_for(|count| *count > 0).await;
     }
+}
+
+/// Add one to `delivered` at every SIGINT and SIGTERM, beside tokio's own handling of them.
+fn count_deliveries(delivered: &Arc<AtomicU32>) -> std::io::Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let delivered = delivered.clone();
+        // SAFETY: the action only adds to an atomic, which is async-signal-safe.
+        unsafe {
+            signal_hook_registry::register(signal, move || {
+                delivered.fetch_add(1, Ordering::SeqCst);
+            })
+        }?;
+    }
+    Ok(())
 }
 
 /// SIGINT and SIGTERM, heard on the runtime that listens.
