@@ -17,7 +17,7 @@ use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HostConnecti
 use crate::grant::{Grant, OriginPattern};
 
 /// xorshift64*: deterministic, so a failing seed can be replayed.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -27,7 +27,7 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 

@@ -27,6 +27,9 @@ pub(crate) use super::queue::Received;
 /// before the failing close frame goes out: a guest that does not read cannot keep a broken connection open.
 const FAILURE_DRAIN: Duration = Duration::from_millis(500);
 
+/// After queueing this many bytes in a row, the reader lets the guest run before it reads on
+const READ_AHEAD: usize = 256 << 10;
+
 /// How the reader task treats a connection: the guest's `connect-options` and the session's queue limits.
 #[derive(Clone, Debug)]
 pub(crate) struct ReadOptions {
@@ -336,6 +339,7 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
     // When the peer must have answered our close frame (python-websockets' close_timeout): past it, the connection
     // is dropped and ends as 1006.
     let mut close_deadline: Option<Instant> = None;
+    let mut read_ahead = 0;
     loop {
         let next = tokio::select! {
             next = reader.next() => next,
@@ -414,6 +418,11 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
             deliver = link.queue.push(item, size).await.is_ok();
             // Let the guest at the messages now and then, even when the socket always has more.
             tokio::task::coop::consume_budget().await;
+            read_ahead += size;
+            if read_ahead >= READ_AHEAD {
+                read_ahead = 0;
+                tokio::task::yield_now().await;
+            }
             if let (Some(keepalive), Some(blocked)) = (&mut keepalive, blocked) {
                 // Time spent waiting for the guest is not the peer's fault: its pong may be waiting unread.
                 keepalive.pause(blocked.elapsed());

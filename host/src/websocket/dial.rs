@@ -176,11 +176,14 @@ async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &
     let tls = transport.tls_config(url)?;
     let tcp = transport.connect(url).await?;
     let result = match super::transport::secure(url, tcp, tls).await {
-        Ok(stream) => tokio_tungstenite::client_async_with_config(request, Wire::new(stream), Some(config)).await,
+        Ok(stream) => tokio_tungstenite::client_async_with_config(request, Wire::new(stream, config.max_message_size.unwrap_or(usize::MAX)), Some(config)).await,
         Err(e) => Err(WsProtocolError::Io(e)),
     };
     match result {
-        Ok((stream, response)) => Ok(Hop::Open(stream, response)),
+        Ok((mut stream, response)) => {
+            stream.get_mut().opened();
+            Ok(Hop::Open(stream, response))
+        }
         Err(WsProtocolError::Http(response)) => {
             let status = response.status();
             let location = response.headers().get("location").and_then(|value| value.to_str().ok());

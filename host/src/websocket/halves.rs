@@ -4,6 +4,7 @@
 //! close frame has been read or sent, after which no data frame may follow.
 
 use std::future::poll_fn;
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
@@ -41,16 +42,40 @@ fn lock(both: &Mutex<Both>) -> MutexGuard<'_, Both> {
     both.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+#[cfg(test)]
+impl ReadHalf {
+    /// How many frames the stream took out past tungstenite.
+    pub(crate) fn frames_taken(&self) -> usize {
+        lock(&self.0).stream.get_ref().frames_taken()
+    }
+}
+
 impl Stream for ReadHalf {
     type Item = Result<WireMessage, WsProtocolError>;
 
+    /// tungstenite's next message, or, in place of the empty binary message that stands for a payload `wire` took out
+    /// of the stream, that payload once it is read.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut both = lock(&self.0);
-        let next = Pin::new(&mut both.stream).poll_next(cx);
-        if let Poll::Ready(Some(Ok(WireMessage::Close(_)))) = &next {
-            both.closing = true;
+        if !both.stream.get_ref().is_taken_announced() {
+            let next = ready!(Pin::new(&mut both.stream).poll_next(cx));
+            if let Some(Ok(WireMessage::Close(_))) = &next {
+                both.closing = true;
+            }
+            let stands_in = matches!(&next, Some(Ok(WireMessage::Binary(empty))) if empty.is_empty());
+            if !(stands_in && both.stream.get_mut().announce_taken()) {
+                return Poll::Ready(next);
+            }
         }
-        next
+        let payload = match ready!(both.stream.get_mut().poll_taken(cx)) {
+            Ok(payload) => Ok(WireMessage::Binary(payload)),
+            // As tungstenite says of a socket that ends inside a frame.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(WsProtocolError::Protocol(ProtocolError::ResetWithoutClosingHandshake))
+            }
+            Err(e) => Err(WsProtocolError::Io(e)),
+        };
+        Poll::Ready(Some(payload))
     }
 }
 

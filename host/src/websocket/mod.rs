@@ -16,10 +16,13 @@ mod host;
 mod queue;
 mod halves;
 mod received;
+mod scan;
 mod sent;
 mod tls;
 mod transport;
 mod wire;
+#[cfg(test)]
+mod wire_tests;
 
 use std::sync::Arc;
 use std::time::Duration;

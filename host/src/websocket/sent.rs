@@ -2,8 +2,8 @@
 //!
 //! The generated `send` lifts the payload into a `Vec` (a pass over it), which tungstenite then copies into its
 //! write buffer (a second) and masks there (a third). The replacement lifts the WIT `message` variant as views of
-//! guest memory ([`Outgoing`]); a text or binary payload of at least [`FRAME_FROM`] bytes is copied from there into
-//! its frame and masked in place, and put on the socket after what was sent before it (`halves`, `wire`).
+//! guest memory ([`Outgoing`]); a text or binary payload of at least [`FRAME_FROM`] bytes is masked from there into
+//! its frame, and put on the socket after what was sent before it (`halves`, `wire`).
 //! Smaller ones take the generated path, whose buffer gathers many of them into one write.
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -72,20 +72,27 @@ fn frame(opcode: Data, payload: &[u8], mask: [u8; 4]) -> Bytes {
     let mut frame = Vec::with_capacity(header.len(length) + payload.len());
     header.format(length, &mut frame).expect("a Vec takes any write");
     let start = frame.len();
-    // Copied, then masked in place while still in the cache: faster than masking on the way (measured), as the copy
-    // is libc's, with the widest moves the processor has.
-    frame.extend_from_slice(payload);
-    let body = &mut frame[start..];
-    let word_mask = u64::from_ne_bytes([mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]]);
-    let mut words = body.chunks_exact_mut(8);
-    for word in &mut words {
-        let masked = u64::from_ne_bytes((&*word).try_into().expect("eight bytes")) ^ word_mask;
-        word.copy_from_slice(&masked.to_ne_bytes());
+    // Masked on the way from guest memory, 64 bytes at a time (a loop the compiler turns into vector moves): faster
+    // than copying first and masking in place, which passes over the payload twice (measured: 65-70 against 81-89 us
+    // for 1 MiB).
+    let mut block_mask = [0; 64];
+    for (i, byte) in block_mask.iter_mut().enumerate() {
+        *byte = mask[i % 4];
     }
-    // The tail starts at a multiple of 8, so at the mask's first byte.
-    for (i, byte) in words.into_remainder().iter_mut().enumerate() {
-        *byte ^= mask[i % 4];
+    let body = &mut frame.spare_capacity_mut()[..payload.len()];
+    let mut to = body.chunks_exact_mut(64);
+    let mut from = payload.chunks_exact(64);
+    for (to, from) in (&mut to).zip(&mut from) {
+        for i in 0..64 {
+            to[i].write(from[i] ^ block_mask[i]);
+        }
     }
+    // The tail starts at a multiple of 64, so at the mask's first byte.
+    for ((to, from), mask) in to.into_remainder().iter_mut().zip(from.remainder()).zip(mask.iter().cycle()) {
+        to.write(from ^ mask);
+    }
+    // SAFETY: the loops above wrote every byte of the payload's length after `start`.
+    unsafe { frame.set_len(start + payload.len()) };
     frame.into()
 }
 

@@ -1,11 +1,16 @@
-//! The byte stream under tungstenite: the socket (TCP, or TLS over it), and a frame the host framed itself waiting to
-//! go out before whatever tungstenite writes after it.
+//! The byte stream under tungstenite: the socket (TCP, or TLS over it), a frame the host framed itself waiting to go
+//! out before whatever tungstenite writes after it, and a large binary frame read past tungstenite (see `scan`).
 //!
 //! A large message the guest sends is framed and masked straight out of guest memory (see `sent`) instead of being
 //! lifted into a `Vec` that tungstenite then copies into its write buffer and masks there: two passes over the
 //! payload fewer. Such a frame waits here whole (`halves` puts it here only when tungstenite's buffer and the frame
 //! before it are written out), and every write or flush through this stream writes it out first, so frames never
 //! interleave.
+//!
+//! On the way in, every byte read goes through a [`Scanner`]. Bytes it cannot let through yet (a header not whole, a
+//! large frame's header behind other frames) wait here for tungstenite's next read; a large binary frame's payload
+//! is read into a buffer of its own and tungstenite gets an empty binary frame instead, whose message `halves`
+//! replaces with the payload once [`Wire::poll_taken`] has all of it.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +19,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Bytes;
 
+use super::scan::{Found, Scanner, EMPTY_BINARY};
 use super::transport::Stream;
 
 /// The socket, with the frame waiting for it.
@@ -21,11 +27,27 @@ pub(crate) struct Wire {
     socket: Stream,
     /// What is left of a whole frame, written out before any byte that tungstenite writes after it was put here.
     frame: Option<Bytes>,
+    scanner: Scanner,
+    /// Bytes read from the socket that tungstenite has not been given yet, in order, before any read after them.
+    held: Vec<u8>,
+    /// The payload of a binary frame taken out of the stream, while it is read: tungstenite gets nothing more until
+    /// it is whole and handed on.
+    taken: Option<Taken>,
+    /// How many frames were taken out, for the tests.
+    frames_taken: usize,
+}
+
+struct Taken {
+    payload: Vec<u8>,
+    len: usize,
+    /// tungstenite has read the empty frame standing in for it.
+    announced: bool,
 }
 
 impl Wire {
-    pub(crate) fn new(socket: Stream) -> Self {
-        Wire { socket, frame: None }
+    /// The socket of a connection that accepts messages up to `max_message` bytes, before its HTTP handshake.
+    pub(crate) fn new(socket: Stream, max_message: usize) -> Self {
+        Wire { socket, frame: None, scanner: Scanner::new(max_message), held: Vec::new(), taken: None, frames_taken: 0 }
     }
 
     /// Put a whole frame here. The caller makes sure no frame of tungstenite's is half written at this point, and
@@ -49,11 +71,115 @@ impl Wire {
         }
         Poll::Ready(Ok(()))
     }
+
+    /// The empty binary message tungstenite just gave stands for the payload taken out, if there is one. Its bytes
+    /// came last from this stream, so no other message can come between.
+    pub(crate) fn announce_taken(&mut self) -> bool {
+        let Some(taken) = &mut self.taken else { return false };
+        taken.announced = true;
+        true
+    }
+
+    /// Whether a taken payload stands in for the message tungstenite gave last, and is still being read.
+    pub(crate) fn is_taken_announced(&self) -> bool {
+        self.taken.as_ref().is_some_and(|taken| taken.announced)
+    }
+
+    /// The opening handshake is over: the frames start here.
+    pub(crate) fn opened(&mut self) {
+        self.scanner.opened();
+    }
+
+    /// How many frames were taken out of the stream so far.
+    #[cfg(test)]
+    pub(crate) fn frames_taken(&self) -> usize {
+        self.frames_taken
+    }
+
+    /// Read the rest of the payload taken out of the stream; the socket ending first is an error.
+    pub(crate) fn poll_taken(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+        let Some(taken) = &mut self.taken else { return Poll::Ready(Err(io::Error::other("no frame taken"))) };
+        while taken.payload.len() < taken.len {
+            let wanted = taken.len - taken.payload.len();
+            if !self.held.is_empty() {
+                let from_held = wanted.min(self.held.len());
+                taken.payload.extend(self.held.drain(..from_held));
+                continue;
+            }
+            let mut read = ReadBuf::uninit(&mut taken.payload.spare_capacity_mut()[..wanted]);
+            ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
+            let got = read.filled().len();
+            if got == 0 {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            // SAFETY: the socket initialized the `got` bytes after the payload's end (ReadBuf's filled part).
+            unsafe { taken.payload.set_len(taken.payload.len() + got) };
+        }
+        let payload = self.taken.take().expect("checked above").payload;
+        Poll::Ready(Ok(payload.into()))
+    }
+
+    /// Take the payload of the frame whose header starts `buf` at `start`, `header` bytes long: what `buf` has of it
+    /// now, the rest later ([`Wire::poll_taken`]). tungstenite gets an empty binary frame in its place.
+    fn take(&mut self, buf: &mut ReadBuf<'_>, start: usize, header: usize, len: usize) {
+        let read = &buf.filled()[start + header..];
+        let now = read.len().min(len);
+        let mut payload = Vec::with_capacity(len);
+        payload.extend_from_slice(&read[..now]);
+        // What follows the payload comes before anything held already.
+        self.held.splice(..0, read[now..].iter().copied());
+        buf.set_filled(start);
+        buf.put_slice(&EMPTY_BINARY);
+        self.taken = Some(Taken { payload, len, announced: false });
+        self.frames_taken += 1;
+    }
 }
 
 impl AsyncRead for Wire {
+    /// Bytes held back first, then the socket's; only as far as the scanner lets through.
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.socket).poll_read(cx, buf)
+        let this = &mut *self;
+        if this.taken.is_some() {
+            // `halves` hands the taken payload on before it reads again.
+            return Poll::Ready(Err(io::Error::other("read while a taken frame is unfinished")));
+        }
+        let start = buf.filled().len();
+        loop {
+            let before = buf.filled().len();
+            if !this.held.is_empty() {
+                let from_held = this.held.len().min(buf.remaining());
+                buf.put_slice(&this.held[..from_held]);
+                this.held.drain(..from_held);
+            } else {
+                let read = Pin::new(&mut this.socket).poll_read(cx, buf);
+                if !matches!(read, Poll::Ready(Ok(()))) || buf.filled().len() == before {
+                    // Waiting, failed or ended: a header begun before waits with the rest of the held bytes.
+                    if buf.filled().len() > start && !matches!(read, Poll::Ready(Ok(()))) {
+                        this.held.splice(..0, buf.filled()[start..].iter().copied());
+                        buf.set_filled(start);
+                    }
+                    return read;
+                }
+            }
+            match this.scanner.scan(&buf.filled()[start..]) {
+                Found::Pass => return Poll::Ready(Ok(())),
+                Found::Until(0) if buf.remaining() > 0 => continue,
+                Found::Until(0) => {
+                    // No room to make a header whole in: give tungstenite what there is, and scan no further.
+                    this.scanner.lose();
+                    return Poll::Ready(Ok(()));
+                }
+                Found::Until(through) => {
+                    this.held.splice(..0, buf.filled()[start + through..].iter().copied());
+                    buf.set_filled(start + through);
+                    return Poll::Ready(Ok(()));
+                }
+                Found::Take { header, len } => {
+                    this.take(buf, start, header, len);
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
     }
 }
 
