@@ -27,7 +27,9 @@ pub(crate) use super::queue::Received;
 /// before the failing close frame goes out: a guest that does not read cannot keep a broken connection open.
 const FAILURE_DRAIN: Duration = Duration::from_millis(500);
 
-/// After queueing this many bytes in a row, the reader lets the guest run before it reads on
+/// After queueing this many bytes in a row, the reader lets the guest run before it reads on: a message taken soon
+/// after it was read is still in the cache (measured: 820-940 against 880-1,000 us of CPU per 1 MiB echo). The reader
+/// goes on at once when the guest has nothing to do: the queue limits stay what stops it.
 const READ_AHEAD: usize = 256 << 10;
 
 /// How the reader task treats a connection: the guest's `connect-options` and the session's queue limits.
