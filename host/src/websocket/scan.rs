@@ -195,21 +195,9 @@ impl Header {
 mod tests {
     use super::*;
 
+    /// A frame of `len` bytes of payload.
     fn frame(first: u8, len: usize) -> Vec<u8> {
-        let mut frame = vec![first];
-        match len {
-            0..=125 => frame.push(len as u8),
-            126..=65535 => {
-                frame.push(126);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                frame.push(127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        frame.extend(std::iter::repeat_n(0x5a, len));
-        frame
+        super::super::wire_tests::frame(first, &vec![0x5a; len])
     }
 
     fn after_head() -> Scanner {

@@ -126,13 +126,17 @@ impl Wire {
         let now = read.len().min(len);
         let mut payload = Vec::with_capacity(len);
         payload.extend_from_slice(&read[..now]);
-        // What follows the payload comes before anything held already.
-        self.held.splice(..0, read[now..].iter().copied());
+        hold_back(&mut self.held, &read[now..]);
         buf.set_filled(start);
         buf.put_slice(&EMPTY_BINARY);
         self.taken = Some(Taken { payload, len, announced: false });
         self.frames_taken += 1;
     }
+}
+
+/// Put `bytes`, read after everything tungstenite was given, back in front of those `held` already.
+fn hold_back(held: &mut Vec<u8>, bytes: &[u8]) {
+    held.splice(..0, bytes.iter().copied());
 }
 
 impl AsyncRead for Wire {
@@ -155,7 +159,7 @@ impl AsyncRead for Wire {
                 if !matches!(read, Poll::Ready(Ok(()))) || buf.filled().len() == before {
                     // Waiting, failed or ended: a header begun before waits with the rest of the held bytes.
                     if buf.filled().len() > start && !matches!(read, Poll::Ready(Ok(()))) {
-                        this.held.splice(..0, buf.filled()[start..].iter().copied());
+                        hold_back(&mut this.held, &buf.filled()[start..]);
                         buf.set_filled(start);
                     }
                     return read;
@@ -170,7 +174,7 @@ impl AsyncRead for Wire {
                     return Poll::Ready(Ok(()));
                 }
                 Found::Until(through) => {
-                    this.held.splice(..0, buf.filled()[start + through..].iter().copied());
+                    hold_back(&mut this.held, &buf.filled()[start + through..]);
                     buf.set_filled(start + through);
                     return Poll::Ready(Ok(()));
                 }

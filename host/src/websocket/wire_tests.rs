@@ -20,7 +20,7 @@ use super::wire::Wire;
 const MAX_MESSAGE: usize = 2 << 20;
 
 /// A server frame: unmasked, `first` the FIN, RSV and opcode bits.
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![first];
     match payload.len() {
         len @ 0..=125 => frame.push(len as u8),
