@@ -16,7 +16,9 @@ pub struct Limits {
     /// Wall-clock time the whole session may take; `None` for no limit.
     pub timeout: Option<Duration>,
     /// Once a close frame is sent on a connection (by the guest, or by the host when the session ends), how long
-    /// the peer has to answer with its own before the host drops the connection (which then ends as 1006).
+    /// the peer has to answer with its own before the host drops the connection (which then ends as 1006). Also
+    /// how long a server that closed first has to end the TCP connection once its close frame is answered (RFC 6455
+    /// leaves that to the server; one that never does would otherwise hold the session).
     pub close_wait: Duration,
     /// CPU, in wasmtime fuel units (roughly one per wasm instruction); `None` for no limit. Needs a runtime built
     /// with fuel metering ([`RuntimeBuilder::fuel`](crate::RuntimeBuilder::fuel)).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::raw::{one_connection as raw_server, outcome};
+use crate::raw::{listen, one_connection as raw_server, outcome, read_close_code, upgrade};
 use crate::util::{run_with_input, Run};
 
 /// Exit 1, one `wsrun: ...` line naming the cause, and the connection reported as ended without a closing
@@ -109,4 +109,25 @@ async fn a_peer_that_leaves_without_a_close_frame_is_1006() {
         assert_failed_cleanly(&run, "connection lost: the server left without a close frame");
         outcome(server).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_keeps_the_socket_after_the_closing_handshake_is_left_after_the_close_timeout() {
+    // The server closes, reads the answer and then holds the TCP connection (RFC 6455 asks it to close it first).
+    // tungstenite alone waits for the server's FIN forever; python-websockets' client gives up after close_timeout.
+    let (url, listener) = listen().await;
+    let (answered, answer) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.ok()?;
+        upgrade(&mut tcp).await?;
+        tcp.write_all(&[0x88, 0x02, 0x03, 0xe8]).await.ok()?;
+        let _ = answered.send(read_close_code(&mut tcp).await);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Some(tcp)
+    });
+    let run = run_with_input(&["--close-timeout", "300ms", &url, "--no-close"], b"").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.ends_with("Connection closed: 1000 (OK).\n"), "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(5), "{run:?}");
+    assert_eq!(answer.await.ok().flatten(), Some(1000));
 }

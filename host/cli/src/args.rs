@@ -40,7 +40,8 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub open_timeout: Duration,
 
-    /// When the guest is done or stopped, how long to wait for each peer's close frame.
+    /// When the guest is done or stopped, how long to wait for each peer's close frame; after a server's close, how
+    /// long it has to end the connection.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     pub close_timeout: Duration,
 

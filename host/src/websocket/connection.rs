@@ -338,8 +338,9 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
     // Why the reading failed, and the close frame that tells the peer (when the socket may still work).
     let mut failure: Option<(ErrorCode, Option<(CloseCode, &str)>)> = None;
     let mut keepalive = options.keepalive.map(|(interval, timeout)| Keepalive::new(interval, timeout));
-    // When the peer must have answered our close frame (python-websockets' close_timeout): past it, the connection
-    // is dropped and ends as 1006.
+    // When the closing handshake must be over (python-websockets' close_timeout): the peer's answer to our close
+    // frame, or, after its own close frame, the end of the TCP connection, which a client leaves to the server (RFC
+    // 6455, 7.1.1) but not for ever. Past it the connection is dropped; without the peer's close frame it ends as 1006.
     let mut close_deadline: Option<Instant> = None;
     let mut read_ahead = 0;
     loop {
@@ -350,7 +351,7 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
                 continue;
             }
             () = sleep_until(close_deadline) => {
-                log::debug!("{}: the peer did not answer our close frame within {:?}; dropping the connection", link.url, options.close_wait);
+                log::debug!("{}: the closing handshake did not end within {:?}; dropping the connection", link.url, options.close_wait);
                 break;
             }
             action = Keepalive::due(&mut keepalive) => {
@@ -381,6 +382,7 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
                     Some(frame) => CloseFrame { code: frame.code.into(), reason: frame.reason.as_str().to_owned() },
                     None => CloseFrame { code: 1005, reason: String::new() },
                 });
+                close_deadline.get_or_insert_with(|| Instant::now() + options.close_wait);
                 continue;
             }
             Ok(WireMessage::Pong(payload)) => {

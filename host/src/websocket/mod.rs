@@ -114,7 +114,8 @@ impl WebsocketCtx {
     }
 
     /// Once a close frame is sent (by the guest or the host), how long the peer has to answer it before the host
-    /// drops the connection, which then ends as 1006 (default: [`Limits::close_wait`](crate::Limits::close_wait)).
+    /// drops the connection, which then ends as 1006; and once the peer's close frame is answered, how long the
+    /// server has to end the TCP connection (default: [`Limits::close_wait`](crate::Limits::close_wait)).
     pub fn close_wait(mut self, wait: Duration) -> Self {
         self.close_wait = wait;
         self
