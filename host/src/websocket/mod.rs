@@ -12,6 +12,7 @@ mod boundary_tests;
 mod connection;
 mod dial;
 mod errors;
+mod frame_buffer;
 mod host;
 mod queue;
 mod halves;

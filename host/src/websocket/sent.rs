@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Bytes;
 use wasmtime::component::{ComponentType, Lift, LinkerInstance, Resource, WasmList, WasmStr};
 use wasmtime::{AsContext, StoreContext};
 
-use super::{guest_visible, Connection, WebsocketView};
+use super::{frame_buffer, guest_visible, Connection, WebsocketView};
 use crate::bindings::websocket::{HostConnection, Message};
 
 /// Payloads at least this large are framed by the host. Below it, copying into tungstenite's buffer costs less than
@@ -69,7 +69,7 @@ fn framed(opcode: Data, payload: &[u8]) -> Option<Prepared> {
 fn frame(opcode: Data, payload: &[u8], mask: [u8; 4]) -> Bytes {
     let header = FrameHeader { opcode: OpCode::Data(opcode), mask: Some(mask), ..FrameHeader::default() };
     let length = payload.len() as u64;
-    let mut frame = Vec::with_capacity(header.len(length) + payload.len());
+    let mut frame = frame_buffer::take(header.len(length) + payload.len());
     header.format(length, &mut frame).expect("a Vec takes any write");
     let start = frame.len();
     // Masked on the way from guest memory, 64 bytes at a time (a loop the compiler turns into vector moves): faster
@@ -93,7 +93,7 @@ fn frame(opcode: Data, payload: &[u8], mask: [u8; 4]) -> Bytes {
     }
     // SAFETY: the loops above wrote every byte of the payload's length after `start`.
     unsafe { frame.set_len(start + payload.len()) };
-    frame.into()
+    frame_buffer::recycled(frame)
 }
 
 /// Replace the generated `send` in `interface` (shadowing must be allowed) with one that frames large payloads itself.
