@@ -5,7 +5,9 @@
 //! They are watched on a thread of their own: the session runs on a single-threaded runtime, where a guest spinning
 //! in wasm yields only at the next epoch tick; from here the cancel handle stops it at once.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
+use std::os::fd::{IntoRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -27,47 +29,40 @@ impl Signals {
     /// Install the handlers now (they are in place when this returns): from here on no signal kills the process
     /// without a word. The watching thread lives as long as the process.
     pub fn watch() -> Result<Self, String> {
+        let cannot = |e: std::io::Error| format!("cannot watch for signals: {e}");
         let (count, received) = watch::channel(0u32);
         let session: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
-        // Counted in the handler itself: tokio wakes a listener once for all the signals since it last looked, and
-        // the session's thread often hears the first Ctrl+C (and sends its close frame) before this thread wakes,
-        // so a second Ctrl+C could arrive in time to be taken for the first and exit nothing.
+        // Counted in the handler itself: one wake-up of this thread may stand for several signals, and the
+        // session's thread often hears the first Ctrl+C (and sends its close frame) before this thread wakes, so a
+        // second Ctrl+C could arrive in time to be taken for the first and exit nothing.
         let delivered = Arc::new(AtomicU32::new(0));
+        // A pipe of this thread's own rather than a tokio listener: tokio's signal pipe is shared by every runtime
+        // that listens, and a runtime here would often drain it first and leave the session's thread to be woken
+        // from here, a cross-core wake-up more between the signal and the cancel.
+        let (mut woken, wake) = UnixStream::pair().map_err(cannot)?;
+        wake.set_nonblocking(true).map_err(cannot)?;
+        count_deliveries(&delivered, wake.into_raw_fd()).map_err(cannot)?;
         let target = session.clone();
-        let (installed, installing) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("wsrun-signals".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
-                    Ok(runtime) => runtime,
-                    Err(e) => return drop(installed.send(Err(format!("cannot watch for signals: {e}")))),
-                };
-                runtime.block_on(async move {
-                    let cannot = |e: std::io::Error| format!("cannot watch for signals: {e}");
-                    let mut stops = match Stops::listen() {
-                        Ok(stops) => stops,
-                        Err(e) => return drop(installed.send(Err(cannot(e)))),
-                    };
-                    if let Err(e) = count_deliveries(&delivered) {
-                        return drop(installed.send(Err(cannot(e))));
-                    }
-                    let _ = installed.send(Ok(()));
-                    loop {
-                        stops.next().await;
-                        // At least one more each wake-up, more when the handler saw several.
-                        count.send_modify(|count| *count = (*count + 1).max(delivered.load(Ordering::SeqCst)));
-                        if *count.borrow() > 1 {
-                            say_interrupted();
-                            std::process::exit(EXIT_INTERRUPTED.into());
-                        }
-                        if let Some(cancel) = target.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                            cancel.cancel();
-                        }
-                    }
-                });
+            .spawn(move || loop {
+                match woken.read(&mut [0; 64]) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                }
+                // At least one more each wake-up, more when the handler saw several.
+                count.send_modify(|count| *count = (*count + 1).max(delivered.load(Ordering::SeqCst)));
+                if *count.borrow() > 1 {
+                    say_interrupted();
+                    std::process::exit(EXIT_INTERRUPTED.into());
+                }
+                if let Some(cancel) = target.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    cancel.cancel();
+                }
             })
-            .map_err(|e| format!("cannot watch for signals: {e}"))?;
-        installing.recv().map_err(|_| "cannot watch for signals".to_owned())??;
+            .map_err(cannot)?;
         Ok(Signals { received, session })
     }
 
@@ -97,14 +92,17 @@ impl Signals {
     }
 }
 
-/// Add one to `delivered` at every SIGINT and SIGTERM, beside tokio's own handling of them.
-fn count_deliveries(delivered: &Arc<AtomicU32>) -> std::io::Result<()> {
+/// Add one to `delivered` at every SIGINT and SIGTERM, and write a byte to `wake` (a non-blocking socket the
+/// process keeps for its life), beside tokio's own handling of them.
+fn count_deliveries(delivered: &Arc<AtomicU32>, wake: RawFd) -> std::io::Result<()> {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let delivered = delivered.clone();
-        // SAFETY: the action only adds to an atomic, which is async-signal-safe.
+        // SAFETY: the action adds to an atomic and writes to a socket, both async-signal-safe (the registry keeps
+        // errno); a full socket drops the byte, and the count still says how many came.
         unsafe {
             signal_hook_registry::register(signal, move || {
                 delivered.fetch_add(1, Ordering::SeqCst);
+                libc::write(wake, [1u8].as_ptr().cast(), 1);
             })
         }?;
     }
