@@ -36,7 +36,7 @@ impl Signals {
         // session's thread often hears the first Ctrl+C (and sends its close frame) before this thread wakes, so a
         // second Ctrl+C could arrive in time to be taken for the first and exit nothing.
         let delivered = Arc::new(AtomicU32::new(0));
-        // A pipe of this thread's own rather than a tokio listener: tokio's signal pipe is shared by every runtime
+        // A socket of this thread's own rather than a tokio listener: tokio's signal pipe is shared by every runtime
         // that listens, and a runtime here would often drain it first and leave the session's thread to be woken
         // from here, a cross-core wake-up more between the signal and the cancel.
         let (mut woken, wake) = UnixStream::pair().map_err(cannot)?;
