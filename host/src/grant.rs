@@ -4,7 +4,7 @@ use std::fmt;
 
 use url::Url;
 
-use crate::origin::{parse_ws_url, wildcard_match, MAX_HOST_LEN};
+use crate::origin::{host_matches, parse_ws_url, MAX_HOST_LEN};
 
 /// The network origins a session's guest may connect to. Deny by default: an empty grant allows nothing.
 ///
@@ -85,8 +85,9 @@ impl Grant {
 }
 
 impl OriginPattern {
-    /// Parse `[scheme://]host[:port]`, where host may hold `*` wildcards (`*.example.com`, `*`) and IPv6 addresses
-    /// are written in brackets (`[::1]:9000`).
+    /// Parse `[scheme://]host[:port]`, where host may hold `*` wildcards (`*.example.com`, `127.0.0.*`, `*`) and
+    /// IPv6 addresses are written in brackets (`[::1]:9000`). A pattern that looks like an address matches only
+    /// addresses, a name pattern only names, a `*` label whole labels; without a port, any port of the host.
     pub fn parse(pattern: &str) -> Result<Self, PatternError> {
         let error = |why| PatternError { pattern: pattern.to_owned(), why };
         let (scheme, rest) = match pattern.split_once("://") {
@@ -120,10 +121,10 @@ impl OriginPattern {
     }
 
     fn matches(&self, url: &Url) -> bool {
-        let Some(host) = url.host_str() else { return false };
+        let Some(host) = url.host() else { return false };
         self.scheme.as_deref().is_none_or(|scheme| scheme == url.scheme())
             && self.port.is_none_or(|port| Some(port) == url.port_or_known_default())
-            && wildcard_match(self.host.as_bytes(), host.to_ascii_lowercase().as_bytes())
+            && host_matches(&self.host, &host)
     }
 }
 
@@ -179,7 +180,7 @@ mod tests {
         assert!(!grant.allows(&url(&long)));
         // The worst case of matching itself, at the longest allowed host.
         let host = format!("{}example.org", "a.".repeat(120));
-        assert!(!wildcard_match(b"*.*.*.*.*.*.*.*.example.com", host.as_bytes()));
+        assert!(!crate::origin::host_matches("*.*.*.*.*.*.*.*.example.com", &url::Host::Domain(&host)));
         assert!(started.elapsed() < std::time::Duration::from_millis(500), "{:?}", started.elapsed());
     }
 

@@ -48,6 +48,7 @@ mod bindings;
 mod cache;
 mod cancel;
 mod error;
+pub mod escape;
 pub mod grant;
 mod limits;
 pub mod origin;
@@ -56,6 +57,7 @@ mod runtime;
 mod session;
 mod state;
 mod stats;
+pub mod stdio;
 pub mod websocket;
 
 pub use cancel::{CancelHandle, StopReason};

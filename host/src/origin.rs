@@ -31,6 +31,61 @@ pub fn parse_ws_url(url: &str) -> Result<Url, String> {
     Ok(parsed)
 }
 
+/// Whether a pattern's host (lowercase, as [`OriginPattern`](crate::OriginPattern) keeps it) admits `host`.
+///
+/// A pattern that looks like an address matches only addresses: `127.0.0.*` (digits, dots and `*`) an IPv4 address
+/// whose octets match part by part, `[...]` an IPv6 address, so no DNS name such as `127.0.0.1.attacker.example` can
+/// pass for one. A name pattern matches only names, label by label: a label `*` stands for one or more whole labels
+/// (`*.example.com`), a `*` inside a label for characters of that label alone (`api-*.example.com`). `*` alone
+/// matches every host.
+pub(crate) fn host_matches(pattern: &str, host: &url::Host<&str>) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match host {
+        url::Host::Domain(name) => !looks_like_address(pattern) && labels_match(pattern, &name.to_ascii_lowercase()),
+        url::Host::Ipv4(address) => {
+            let parts: Vec<&str> = pattern.split('.').collect();
+            looks_like_address(pattern)
+                && !pattern.starts_with('[')
+                && parts.len() == 4
+                && parts.iter().zip(address.octets()).all(|(part, octet)| wildcard_match(part.as_bytes(), octet.to_string().as_bytes()))
+        }
+        url::Host::Ipv6(address) => {
+            pattern.starts_with('[') && wildcard_match(pattern.as_bytes(), format!("[{address}]").as_bytes())
+        }
+    }
+}
+
+/// `[...]`, or digits, dots and `*` with at least one digit: a pattern for addresses, never for names.
+fn looks_like_address(pattern: &str) -> bool {
+    pattern.starts_with('[')
+        || (pattern.bytes().any(|c| c.is_ascii_digit()) && pattern.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'*'))
+}
+
+/// A name against a name pattern, label by label: a `*` label is one or more whole labels. Quadratic in the labels
+/// at worst (at most 127 in a name DNS allows), never exponential.
+fn labels_match(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<&str> = pattern.split('.').collect();
+    let name: Vec<&str> = name.split('.').collect();
+    // matched[j]: the pattern's labels so far match the first j labels of the name.
+    let mut matched = vec![false; name.len() + 1];
+    matched[0] = true;
+    for label in pattern {
+        let mut next = vec![false; name.len() + 1];
+        for j in 1..=name.len() {
+            next[j] = if label == "*" {
+                // One more label for this star, or its first.
+                next[j - 1] || matched[j - 1]
+            } else {
+                matched[j - 1] && wildcard_match(label.as_bytes(), name[j - 1].as_bytes())
+            };
+        }
+        matched = next;
+    }
+    matched[name.len()]
+}
+
 /// `*` matches any run of characters, everything else itself. The pieces between stars are found left to right,
 /// each at its first place (which is always right for `*`-only patterns), so the time is linear in the text, never
 /// the backtracking blow-up a guest could otherwise aim at with a long host name.
@@ -78,6 +133,50 @@ mod tests {
         for (pattern, text, expected) in cases {
             assert_eq!(wildcard_match(pattern.as_bytes(), text.as_bytes()), expected, "{pattern} ~ {text}");
         }
+    }
+
+    fn host(url: &str) -> url::Host<String> {
+        url::Url::parse(url).unwrap().host().unwrap().to_owned()
+    }
+
+    fn admits(pattern: &str, url: &str) -> bool {
+        let host = host(url);
+        let host = match &host {
+            url::Host::Domain(name) => url::Host::Domain(name.as_str()),
+            url::Host::Ipv4(a) => url::Host::Ipv4(*a),
+            url::Host::Ipv6(a) => url::Host::Ipv6(*a),
+        };
+        host_matches(pattern, &host)
+    }
+
+    #[test]
+    fn address_patterns_match_only_addresses() {
+        assert!(admits("127.0.0.*", "ws://127.0.0.1:9/"));
+        assert!(admits("127.0.0.*", "ws://127.0.0.255/"));
+        assert!(!admits("127.0.0.*", "ws://127.0.0.1.attacker.example/"));
+        assert!(!admits("127.0.0.*", "ws://127.0.0.attacker/"));
+        assert!(!admits("127.0.0.*", "ws://127.0.1.1/"));
+        assert!(!admits("127.0.0.1", "ws://127.0.0.1.attacker.example/"));
+        assert!(admits("127.0.0.1", "ws://127.0.0.1/"));
+        assert!(admits("[::1]", "ws://[::1]:9/"));
+        assert!(!admits("[::1]", "ws://127.0.0.1/"));
+        assert!(!admits("127.0.0.*", "ws://[::ffff:127.0.0.1]/"));
+    }
+
+    #[test]
+    fn name_patterns_match_whole_labels_and_only_names() {
+        assert!(admits("*.example.com", "ws://a.example.com/"));
+        assert!(admits("*.example.com", "ws://a.b.example.com/"));
+        assert!(!admits("*.example.com", "ws://example.com/"));
+        assert!(!admits("*.example.com", "ws://evilexample.com/"));
+        assert!(!admits("*example.com", "ws://a.example.com/"));
+        assert!(admits("*example.com", "ws://evilexample.com/"));
+        assert!(admits("api-*.example.com", "ws://api-eu.example.com/"));
+        assert!(!admits("api-*.example.com", "ws://api-eu.evil.example.com/"));
+        assert!(admits("example.*", "ws://example.org/"));
+        assert!(admits("localhost", "ws://LOCALHOST/"));
+        assert!(!admits("*.*.1", "ws://127.0.0.1/"));
+        assert!(admits("*", "ws://127.0.0.1/") && admits("*", "ws://x.y/") && admits("*", "ws://[::1]/"));
     }
 
     #[test]

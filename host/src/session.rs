@@ -140,9 +140,13 @@ impl SessionBuilder {
         self
     }
 
-    /// Give the guest this process's stdin, stdout and stderr.
+    /// Give the guest this process's stdin, stdout and stderr. Its output is written by a thread of wsrun's (see
+    /// [`stdio`](crate::stdio)), so a stdout that nobody reads cannot keep a cancel or the timeout from stopping the
+    /// session; wait for [`stdio::drained`](crate::stdio::drained) before the process exits.
     pub fn inherit_stdio(mut self) -> Self {
-        self.wasi.inherit_stdio();
+        self.wasi.inherit_stdin();
+        self.wasi.stdout(crate::stdio::stdout());
+        self.wasi.stderr(crate::stdio::stderr());
         self
     }
 
@@ -195,6 +199,10 @@ impl SessionBuilder {
         };
         let mut store = Store::new(program.engine(), state);
         store.limiter(|state| &mut state.limiter);
+        // What one call may carry from the guest: no more than its memory holds, and a send over the message limit
+        // is refused (`message-too-large`) after it is lifted as a view, before any copy. wasmtime's default, 128 MiB,
+        // trapped a larger send under a larger memory limit instead.
+        store.set_hostcall_fuel(limits.memory.max(128 << 20));
         if let Some(fuel) = limits.fuel {
             let metered = store.set_fuel(fuel).and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD)));
             if let Err(e) = metered {
@@ -277,7 +285,7 @@ const BACKTRACE_FRAMES: usize = 16;
 fn describe_trap(error: &wasmtime::Error) -> String {
     let causes: Vec<String> = error
         .chain()
-        .map(|cause| cause.to_string())
+        .map(|cause| crate::escape::escape(&cause.to_string()).into_owned())
         // The backtrace is in the chain as a context of its own; it is shown below, shorter.
         .filter(|cause| !cause.starts_with("error while executing at wasm backtrace"))
         .collect();
@@ -285,7 +293,8 @@ fn describe_trap(error: &wasmtime::Error) -> String {
     if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
         text.push_str("\nwasm backtrace:");
         for (index, frame) in backtrace.frames().iter().enumerate().take(BACKTRACE_FRAMES) {
-            let name = frame.func_name().unwrap_or("<unnamed>");
+            // The guest names its functions: a name is printed, so it is escaped.
+            let name = crate::escape::escape(frame.func_name().unwrap_or("<unnamed>"));
             match frame.module_offset() {
                 Some(offset) => text.push_str(&format!("\n  {index:>2}: {name} (at {offset:#x})")),
                 None => text.push_str(&format!("\n  {index:>2}: {name}")),

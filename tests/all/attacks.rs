@@ -304,3 +304,130 @@ async fn a_guest_cannot_hoard_handles() {
     assert!(run.stderr.contains("resource table has no free keys"), "{run:?}");
     assert!(!run.stdout.contains("20000 handles"), "the table grew past its limit: {run:?}");
 }
+
+/// A bare GUEST name is a bundled guest, never a file of that name in the current directory, which anyone who can
+/// write there could plant (before, `wsrun URL` ran a planted `./client`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_file_named_like_a_guest_is_not_run() {
+    let server = Server::echo().await;
+    let dir = fresh_dir("planted");
+    std::fs::copy(TEST_MISBEHAVE, dir.join("client")).unwrap();
+    std::fs::copy(TEST_MISBEHAVE, dir.join("helper")).unwrap();
+    let in_dir = |args: &[&str]| {
+        let mut command = crate::util::wsrun(args);
+        command.current_dir(&dir);
+        crate::util::run_command(command)
+    };
+    let run = in_dir(&[&server.url]).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.starts_with(&format!("Connected to {}", server.url)), "not the bundled client: {run:?}");
+    let run = in_dir(&["client", &server.url, "exit-code"]).await;
+    assert_ne!(run.code(), Some(42), "the planted ./client ran: {run:?}");
+    let run = in_dir(&["helper", &server.url, "exit-code"]).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert_eq!(wsrun_lines(&run), ["wsrun: helper is not a bundled guest (client, echo); to run the file of that name, use ./helper"]);
+    let run = in_dir(&["./helper", &server.url, "exit-code"]).await;
+    assert_eq!(run.code(), Some(42), "a path runs the file: {run:?}");
+    let run = in_dir(&["--sessions", "1", "helper", &server.url]).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let run = in_dir(&["compile", "helper", "-o", "x.cwasm"]).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(!dir.join("x.cwasm").exists());
+}
+
+/// `--output DIR`: each log is made new and never through a link, and a directory others can write is refused
+/// unless it is sticky (before, a link planted as `0.log` had the session's output appended to its target).
+#[tokio::test(flavor = "multi_thread")]
+async fn session_logs_are_made_new_in_a_private_directory() {
+    let server = Server::echo().await;
+    let dir = fresh_dir("output");
+    let logs = dir.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, logs.join("0.log")).unwrap();
+    let sessions = |dir: &Path| {
+        let dir = dir.to_str().unwrap().to_owned();
+        let url = server.url.clone();
+        async move { run_with_input(&["--sessions", "2", "--output", &dir, TEST_MISBEHAVE, &url, "env"], b"").await }
+    };
+    sessions(&logs).await;
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "the planted link was written through");
+    assert!(std::fs::read_to_string(logs.join("1.log")).unwrap().starts_with("env: "));
+
+    let open = dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = sessions(&open).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(run.stderr.contains("writable by others"), "{run:?}");
+    assert!(files_under(&open).is_empty());
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let run = sessions(&open).await;
+    assert_eq!(run.code(), Some(0), "a sticky directory is fine: {run:?}");
+}
+
+/// `--max-output`: a session that writes more has its log cut there, said in the log and counted in the summary
+/// (before, nothing bounded it: 100 MiB in 0.3 s).
+#[tokio::test(flavor = "multi_thread")]
+async fn session_logs_are_cut_at_max_output() {
+    let server = Server::echo().await;
+    let dir = fresh_dir("max-output");
+    let logs = dir.join("logs");
+    let args = ["--sessions", "2", "--duration", "1s", "--output", logs.to_str().unwrap(), "--max-output", "100K"];
+    let mut args = args.to_vec();
+    args.extend([TEST_MISBEHAVE, &server.url, "connected-stdout-flood"]);
+    let run = run_with_input(&args, b"").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.contains("  output     2 sessions wrote more than --max-output: cut there"), "{run:?}");
+    for index in 0..2 {
+        let log = std::fs::read(logs.join(format!("{index}.log"))).unwrap();
+        assert!(log.len() < 101 << 10, "{} bytes", log.len());
+        assert!(log.ends_with(b"[wsrun: the output is cut here: --max-output reached]\n"));
+    }
+}
+
+/// A send larger than the message limit is `message-too-large`, before anything is copied; before, one over
+/// 128 MiB trapped on wasmtime's limit for data a host call takes, whatever `--max-memory` allowed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_over_the_message_limit_is_refused_not_trapped() {
+    let server = Server::echo().await;
+    let run = run_with_input(&["--max-memory", "1G", wsrun_test_artifacts::TEST_BIG_SEND, &server.url, "129"], b"").await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert_eq!(wsrun_lines(&run), [format!("wsrun: send failed: message too large ({} bytes)", 129 << 20)], "{run:?}");
+    let run = run_with_input(&[wsrun_test_artifacts::TEST_BIG_SEND, &server.url, "17"], b"").await;
+    assert_eq!(wsrun_lines(&run), [format!("wsrun: send failed: message too large ({} bytes)", 17 << 20)], "{run:?}");
+}
+
+/// `wsrun report merge` of a report whose histogram claims a 4 GiB payload: refused from its header, without the
+/// allocation (before, it allocated 4 GiB and then failed; under a 1 GiB address-space limit it aborted).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_cannot_make_merge_allocate_what_it_does_not_hold() {
+    let server = Server::echo().await;
+    let dir = fresh_dir("report-bomb");
+    let report = dir.join("report.json");
+    let run = run_with_input(&["--sessions", "1", "--report", report.to_str().unwrap(), &server.url], b"").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let encoded = json["histograms"]["connect_us"].as_str().unwrap();
+    let mut histogram = data_encoding::BASE64.decode(encoded.as_bytes()).unwrap();
+    histogram[4..8].copy_from_slice(&0xffff_fff0u32.to_be_bytes());
+    json["histograms"]["connect_us"] = data_encoding::BASE64.encode(&histogram).into();
+    std::fs::write(&report, json.to_string()).unwrap();
+
+    let mut command = crate::util::wsrun(&["report", "merge", report.to_str().unwrap()]);
+    // SAFETY: setrlimit in the child before exec, with a valid struct; nothing else runs there.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+            match libc::setrlimit(libc::RLIMIT_AS, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let run = crate::util::run_command(command).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(run.stderr.contains("a histogram is not one wsrun writes"), "{run:?}");
+}

@@ -144,3 +144,41 @@ async fn a_silent_server_hits_the_open_timeout() {
     assert_one_line_failure(&run, "timed out while opening the connection");
     assert!(run.elapsed < Duration::from_secs(3), "took {:?}", run.elapsed);
 }
+
+/// The guest's `Authorization` and `Cookie` go to the origin it connected to, and along a redirect within it, but
+/// not to another origin it is redirected to, granted or not (before, they were sent there too).
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    let credentials = ["-H", "Authorization: Bearer s3cret", "-H", "Cookie: session=1", "-H", "X-Trace: 7"];
+    let elsewhere = Server::echo().await;
+    let location = elsewhere.url.clone();
+    let server = Server::routed(
+        move |path| match path {
+            "/away" => Answer::Status(302, Some(location.clone())),
+            "/here" => Answer::Status(302, Some("/ws".into())),
+            _ => Answer::Upgrade,
+        },
+        servers::echo,
+    )
+    .await;
+    let mut args = vec!["--allow", &elsewhere.url];
+    let away = format!("{}away", server.url);
+    args.push(&away);
+    args.extend(credentials);
+    let run = run_with_input(&args, b"").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let seen = elsewhere.requests();
+    assert_eq!(seen.len(), 1, "{run:?}");
+    assert!(seen[0].get("authorization").is_none() && seen[0].get("cookie").is_none(), "{:?}", seen[0]);
+    assert_eq!(seen[0]["x-trace"], "7");
+
+    let here = format!("{}here", server.url);
+    let mut args = vec![here.as_str()];
+    args.extend(credentials);
+    let run = run_with_input(&args, b"").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let seen = server.requests();
+    let last = seen.last().expect("the upgrade reached the server");
+    assert_eq!(last["authorization"], "Bearer s3cret", "{run:?}");
+    assert_eq!(last["cookie"], "session=1");
+}

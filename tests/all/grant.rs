@@ -95,3 +95,17 @@ async fn error_codes_reach_the_guest() {
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert!(run.stdout.starts_with("close: ok; send: closed: "), "{run:?}");
 }
+
+/// `--allow 127.0.0.*` reads as "these addresses": before, it matched `127.0.0.1.wsrun-test.invalid` too, and the
+/// host went on to resolve the name (a DNS query the guest chose). A name pattern's `*` stands for whole labels.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_pattern_grants_addresses_only_and_a_star_whole_labels() {
+    let session = Server::echo().await;
+    let elsewhere = Server::echo().await;
+    let run = connect(&["--allow", "127.0.0.*"], &session.url, "ws://127.0.0.1.wsrun-test.invalid/", None).await;
+    assert!(run.stdout.starts_with("connect: denied: "), "{run:?}");
+    let run = connect(&["--allow", "127.0.0.*"], &session.url, &elsewhere.url, None).await;
+    assert_eq!(run.stdout, format!("connect: ok {}\n", elsewhere.url), "{run:?}");
+    let run = connect(&["--allow", "*invalid"], &session.url, "ws://wsrun-test.invalid/", None).await;
+    assert!(run.stdout.starts_with("connect: denied: "), "{run:?}");
+}

@@ -7,6 +7,7 @@ mod tls;
 mod util;
 
 mod attacks;
+mod blocked_output;
 mod bad_peers;
 mod cache;
 mod cancel;
@@ -17,6 +18,7 @@ mod connect_errors;
 mod embedding;
 mod end_of_input;
 mod grant;
+mod hostile_peers;
 mod limits;
 mod load_errors;
 mod many_sessions;

@@ -113,3 +113,21 @@ async fn a_proxy_that_refuses_is_a_clear_error() {
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert!(run.stderr.contains("proxy error") && run.stderr.contains("403"), "{run:?}");
 }
+
+/// A proxy that cannot be reached: the guest learns that the proxy failed, not where it is or who logs in to it
+/// (before, its error named the proxy's host, port and user); `-v` says so on wsrun's own stderr.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_proxy_is_not_described_to_the_guest() {
+    let server = Server::echo().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let proxy = format!("http://proxyuser:secret@127.0.0.1:{port}");
+    let run = run_with_input(&["--proxy", &proxy, &server.url], b"").await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(run.stderr.contains("proxy error: the proxy could not be reached"), "{run:?}");
+    assert!(!run.stderr.contains(&port) && !run.stderr.contains("proxyuser"), "the guest saw the proxy: {run:?}");
+    let run = run_with_input(&["-v", "--proxy", &proxy, &server.url], b"").await;
+    assert!(run.stderr.contains(&format!("127.0.0.1:{port}")), "-v does not say which proxy failed: {run:?}");
+}

@@ -29,7 +29,7 @@ const PYTHON_SOURCES: &[&str] = &["wsrun_session.py", "echo.py", "scenario.py"];
 const JS_SOURCES: &[&str] = &["wsrun-session.js", "echo.js", "scenario.js", "package-lock.json"];
 
 /// Hand-written components: output name and the text file under `wat/`.
-const WAT_GUESTS: &[(&str, &str)] = &[("multi-memory", "multi-memory.wat")];
+const WAT_GUESTS: &[(&str, &str)] = &[("multi-memory", "multi-memory.wat"), ("hostile-names", "hostile-names.wat")];
 
 const WORLD: &str = "wsrun:ws/client";
 const SETUP_HINT: &str = "run `bash scripts/setup.sh`";

@@ -67,7 +67,8 @@ pub fn json_string(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+            // Valid JSON as they are, but a terminal would act on them (see wsrun_guest::is_unsafe).
+            c if wsrun_guest::is_unsafe(c) => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use wsrun_guest::wasi::clocks::wall_clock;
-use wsrun_guest::{close_code_name, CloseFrame, Message, Stdout};
+use wsrun_guest::{close_code_name, escape, CloseFrame, Message, Stdout};
 
 use crate::encoding::{base64, hex, json_string};
 use crate::options::Encoding;
@@ -30,8 +30,9 @@ impl Output {
             let protocol = protocol.map_or("null".to_owned(), json_string);
             return self.event("open", &format!(r#""url":{},"protocol":{protocol}"#, json_string(url)));
         }
+        let url = escape(url);
         match protocol {
-            Some(protocol) => self.line(&format!("Connected to {url} (subprotocol {protocol}).")),
+            Some(protocol) => self.line(&format!("Connected to {url} (subprotocol {}).", escape(protocol))),
             None => self.line(&format!("Connected to {url}.")),
         }
     }
@@ -53,7 +54,7 @@ impl Output {
             return self.event("message", &fields);
         }
         let line = match message {
-            Message::Text(text) => format!("< {}", escape_controls(text)),
+            Message::Text(text) => format!("< {}", escape(text)),
             Message::Binary(bytes) => format!("< (binary) {}", self.encode(bytes)),
             Message::Pong(_) => match rtt_ms {
                 Some(ms) => format!("< (pong) {ms:.2} ms"),
@@ -119,18 +120,4 @@ impl Output {
             Encoding::Base64 => "base64",
         }
     }
-}
-
-/// Control characters as escapes: a raw newline or escape sequence would break the one-message-per-line output, or
-/// the terminal.
-fn escape_controls(text: &str) -> String {
-    let mut line = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            let _ = write!(line, "{}", c.escape_default());
-        } else {
-            line.push(c);
-        }
-    }
-    line
 }

@@ -4,9 +4,10 @@ use std::fmt;
 
 use crate::{CloseFrame, ErrorCode};
 
-/// A one-line description of an error, for people (the generated `Display` shows the Rust value).
+/// A one-line description of an error, for people (the generated `Display` shows the Rust value), safe to print:
+/// the peer's words in it (a status line, a `Location`, a close reason) are [escaped](crate::escape).
 pub fn describe(error: &ErrorCode) -> String {
-    Described(error).to_string()
+    crate::escape(&Described(error).to_string()).into_owned()
 }
 
 struct Described<'a>(&'a ErrorCode);
@@ -44,12 +45,12 @@ impl fmt::Display for Described<'_> {
 }
 
 impl fmt::Display for CloseFrame {
-    /// `1000 (OK)`, or `4001 (the peer's reason)` when the peer gave a reason.
+    /// `1000 (OK)`, or `4001 (the peer's reason)` when the peer gave a reason, [escaped](crate::escape).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.reason.is_empty() {
             write!(f, "{} ({})", self.code, close_code_name(self.code))
         } else {
-            write!(f, "{} ({})", self.code, self.reason)
+            write!(f, "{} ({})", self.code, crate::escape(&self.reason))
         }
     }
 }

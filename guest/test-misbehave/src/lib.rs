@@ -1,5 +1,6 @@
 //! Test guest: misbehaves in the way its second argument names, so the tests can check that the host contains
 //! it. Modes: unreachable, out-of-bounds, stack-overflow, panic, memory-bomb, connections, idle, stdout-flood,
+//! connected-stdout-flood (the same once connected),
 //! env, files (reach for what was not granted and say what happened), exit-code [N] (exits with N, default 42),
 //! the attacks on the host's limits: hold-closed, hold-unread, churn N, long-host, headers, handles, and the
 //! probes that print what the host answered, by its WIT name: connect TARGET ['NAME: VALUE'] (connect to TARGET
@@ -53,6 +54,13 @@ impl Guest for Misbehave {
                 let _ = Stdout::get().line("connected");
                 // Never reads: the server's messages pile up in the host, which must stop reading at its limits.
                 monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+                Ok(())
+            }
+            Some("connected-stdout-flood") => {
+                let _conn = connect_to_url_arg()?;
+                let out = Stdout::get();
+                let chunk = vec![b'x'; 1 << 20];
+                while out.write_all(&chunk).is_ok() {}
                 Ok(())
             }
             Some("stdout-flood") => {

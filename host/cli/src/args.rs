@@ -45,8 +45,14 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     pub close_timeout: Duration,
 
+    /// How long a peer may read nothing of what wsrun has to send it (pongs, a close, the guest's messages) while
+    /// it goes on sending, or the guest waits to send, before the connection is closed with 1008.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub stall_timeout: Duration,
+
     /// Also let the guest connect to origins matching PATTERN: [ws://|wss://]host[:port], where host may hold `*`
-    /// wildcards (`*.example.com`). Repeatable. The origin of URL is always allowed; redirects are checked too.
+    /// wildcards (`*.example.com`, `127.0.0.*`): an address pattern matches only addresses, a `*` label whole
+    /// labels; without a port, every port. Repeatable. The origin of URL is always allowed; redirects are checked.
     #[arg(long = "allow", value_name = "PATTERN", value_parser = OriginPattern::parse)]
     pub allow: Vec<OriginPattern>,
 
@@ -130,9 +136,15 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "sessions", help_heading = "Many sessions")]
     pub duration: Option<Duration>,
 
-    /// Append each session's stdout and stderr to DIR/INDEX.log.
+    /// Write each session's stdout and stderr to DIR/INDEX.log, made new (DIR must be yours and private, or
+    /// sticky).
     #[arg(long, value_name = "DIR", requires = "sessions", help_heading = "Many sessions")]
     pub output: Option<std::path::PathBuf>,
+
+    /// With --output, the most each session's log holds; what comes after is dropped (the log says where) and the
+    /// session counted in the summary.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M", requires = "output", help_heading = "Many sessions")]
+    pub max_output: usize,
 
     /// Also write the summary as JSON, with its latency histograms (for `wsrun report merge`).
     #[arg(long, value_name = "FILE", help_heading = "Many sessions")]

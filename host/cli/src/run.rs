@@ -22,6 +22,9 @@ use crate::{bundled, logger, scaffold};
 /// Exit code for usage, load and link errors.
 const EXIT_USAGE: u8 = 2;
 
+/// How long the guest's last output may take to be written after a stop.
+const STOPPED_DRAIN: Duration = Duration::from_millis(200);
+
 /// Run wsrun with this process's arguments and stdio.
 pub fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -105,6 +108,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         let session = template.session(&program).inherit_stdio();
         signals.cancel_on_signal(session.cancel_handle());
         let outcome = session.run().await;
+        drain_output(&outcome, &signals).await;
         exit_now(report(&program, &outcome))
     })?;
     // The stdin reader thread may be blocked in read(2); do not wait for it.
@@ -119,6 +123,7 @@ fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, template: 
         ramp_up: args.ramp_up,
         duration: args.duration,
         output: args.output.clone(),
+        max_output: args.max_output as u64,
         report: args.report.clone(),
         max_failures: args.max_failures.unwrap_or(MaxFailures::Count(0)),
         shard: load::shard_from(args.shard.as_deref(), |name| std::env::var(name).ok())?,
@@ -175,6 +180,7 @@ impl Template {
                 queued_bytes: args.max_queued_bytes,
                 session_queued_bytes: args.max_session_queued_bytes,
                 open_timeout: args.open_timeout,
+                stall_timeout: args.stall_timeout,
             },
         };
         let mut grant = Grant::origin_of_url(&invocation.url);
@@ -240,6 +246,19 @@ async fn load_watching(
     }
 }
 
+/// After a stop, what the guest wrote gets a moment to reach stdout (a terminal takes it at once), not a wait on a
+/// stdout that nobody reads; otherwise all of it is written, unless a signal comes first.
+async fn drain_output(outcome: &Outcome, signals: &Signals) {
+    if matches!(outcome, Outcome::Interrupted | Outcome::TimedOut(_)) {
+        let _ = tokio::time::timeout(STOPPED_DRAIN, wsrun::stdio::drained()).await;
+    } else {
+        tokio::select! {
+            () = wsrun::stdio::drained() => {}
+            () = signals.first() => {}
+        }
+    }
+}
+
 /// The session's connections are closed and its output flushed (`report`): nothing else stands between the end and
 /// the exit. The engine's code memory, the runtime's threads and the compiled guest are the kernel's to take back.
 fn exit_now(code: u8) -> ! {
@@ -297,17 +316,20 @@ fn load_error(error: &Error) -> String {
     }
 }
 
-/// The bytes of GUEST, for running and for `wsrun compile` alike: a file, or a bundled guest when no file of that
-/// name exists. A name that looks like a path (`/`, `.wasm`) and is not there is a read error, not "unknown guest".
+/// The bytes of GUEST, for running and for `wsrun compile` alike. A bare name is a bundled guest, never a file of
+/// that name in the current directory (which anyone who can write there could plant): a file is named by a path
+/// (`./client`, `dir/guest`) or ends in `.wasm`.
 fn read_guest(guest: &str) -> Result<Cow<'static, [u8]>, String> {
     let path = Path::new(guest);
-    if !path.is_file() {
+    if !(guest.contains('/') || guest.ends_with(".wasm")) {
         if let Some(bytes) = bundled::get(guest) {
             return Ok(Cow::Borrowed(bytes));
         }
-        if !(guest.contains('/') || guest.ends_with(".wasm")) {
-            return Err(format!("no guest named {guest}: it is not a file, nor a bundled guest ({})", bundled::NAMES.join(", ")));
+        let bundled = bundled::NAMES.join(", ");
+        if path.exists() {
+            return Err(format!("{guest} is not a bundled guest ({bundled}); to run the file of that name, use ./{guest}"));
         }
+        return Err(format!("no guest named {guest}: not a bundled guest ({bundled}), nor a path (./FILE, FILE.wasm)"));
     }
     std::fs::read(path).map(Cow::Owned).map_err(|source| Error::ReadGuest { path: path.to_owned(), source }.to_string())
 }

@@ -47,6 +47,9 @@ pub(crate) struct ReadOptions {
     pub keepalive: Option<(Duration, Duration)>,
     /// Once our close frame is sent, how long the peer has to answer it before the host drops the connection.
     pub close_wait: Duration,
+    /// How long the peer may read nothing of what waits to be written to it, while it goes on sending or the guest
+    /// waits to send, before the host ends the connection with 1008.
+    pub stall_timeout: Duration,
 }
 
 /// The guest's handle on a connection (the `connection` resource).
@@ -58,6 +61,8 @@ pub struct Connection {
     queue: Arc<Queue>,
     pub(crate) url: String,
     pub(crate) protocol: Option<String>,
+    /// The largest message the guest may send (the same as it may receive).
+    pub(crate) max_message: usize,
 }
 
 /// The half of a connection the session keeps until it ends.
@@ -86,6 +91,8 @@ struct Link {
     /// The reader found a protocol error and will send the failing close once the guest has taken what came
     /// before it: a session that ends meanwhile leaves that close to the reader.
     failing: AtomicBool,
+    /// The reader ended the connection because the peer stopped reading: what a send blocked on it then fails with.
+    stalled: Mutex<Option<ErrorCode>>,
     /// Sent messages wait in the writer's buffer until the flusher runs: `flush_pending` says one is due,
     /// `flush_due` wakes the flusher (once per batch, not once per message).
     flush_pending: AtomicBool,
@@ -104,7 +111,13 @@ struct Link {
 
 impl Connection {
     /// Start the reader task for an open stream and hand back the guest's handle.
-    pub(crate) fn start(stream: WsStream, url: String, protocol: Option<String>, options: ReadOptions) -> Connection {
+    pub(crate) fn start(
+        stream: WsStream,
+        url: String,
+        protocol: Option<String>,
+        max_message: usize,
+        options: ReadOptions,
+    ) -> Connection {
         let (writer, reader) = super::halves::split(stream);
         let queue = Arc::new(Queue::new(options.queued_messages, options.queued_bytes, options.session_budget.clone()));
         let link = Arc::new(Link {
@@ -113,6 +126,7 @@ impl Connection {
             sent: Mutex::new(None),
             close_sent: tokio::sync::Notify::new(),
             failing: AtomicBool::new(false),
+            stalled: Mutex::new(None),
             flush_pending: AtomicBool::new(false),
             flush_due: tokio::sync::Notify::new(),
             batch_sends: tokio::runtime::Handle::try_current()
@@ -125,7 +139,7 @@ impl Connection {
         let task = wasmtime_wasi::runtime::spawn(read_loop(reader, link.clone(), options));
         let flusher = link.batch_sends.then(|| wasmtime_wasi::runtime::spawn(flush_loop(link.clone())));
         let shared = Arc::new(Shared { link, held: AtomicBool::new(true), reader: Mutex::new(Some(task)), _flusher: flusher });
-        Connection { shared, queue, url, protocol }
+        Connection { shared, queue, url, protocol, max_message }
     }
 
     /// Wait for the next message, error or end.
@@ -254,6 +268,9 @@ impl Link {
 
     /// The error for an operation on a connection that has ended.
     fn ended(&self) -> ErrorCode {
+        if let Some(stalled) = lock(&self.stalled).clone() {
+            return stalled;
+        }
         ErrorCode::Closed(self.close_status().or_else(|| lock(&self.sent).clone()).unwrap_or_else(abnormal_closure))
     }
 
@@ -314,6 +331,10 @@ impl Link {
     }
 
     fn transport_error(&self, error: WsProtocolError) -> ErrorCode {
+        if self.has_ended() || lock(&self.stalled).is_some() {
+            // The reader ended the connection under a write that was waiting (see `read_loop`'s end).
+            return self.ended();
+        }
         from_transport(error, || self.close_status().unwrap_or_else(abnormal_closure))
     }
 }
@@ -374,6 +395,10 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
             }
         };
         let Some(next) = next else { break };
+        if stalled_past(&reader, options.stall_timeout) {
+            failure = Some(stall_failure(&link, options.stall_timeout));
+            break;
+        }
         let item = match next {
             Ok(WireMessage::Text(text)) => Incoming::Text(text.as_str().to_owned()),
             Ok(WireMessage::Binary(bytes)) => Incoming::Binary(from_read_buffer(bytes)),
@@ -419,7 +444,15 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
             // Read the clock only for keepalive: it costs more than the rest of a small message's hand-over.
             let blocked = keepalive.is_some().then(Instant::now);
             let size = item.held();
-            deliver = link.queue.push(item, size).await.is_ok();
+            // A guest blocked sending to a peer that does not read takes nothing: the peer's stall ends the wait.
+            deliver = tokio::select! {
+                biased;
+                pushed = link.queue.push(item, size) => pushed.is_ok(),
+                () = stall_exceeded(&reader, options.stall_timeout) => {
+                    failure = Some(stall_failure(&link, options.stall_timeout));
+                    break;
+                }
+            };
             // Let the guest at the messages now and then, even when the socket always has more.
             tokio::task::coop::consume_budget().await;
             read_ahead += size;
@@ -441,11 +474,17 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
         }
         link.queue.fail(error);
         if let Some((code, reason)) = close {
-            let _ = tokio::time::timeout(FAILURE_DRAIN, link.queue.drained()).await;
+            if lock(&link.stalled).is_none() {
+                let _ = tokio::time::timeout(FAILURE_DRAIN, link.queue.drained()).await;
+            }
             link.close_for_failure(code, reason).await;
         }
     }
     *lock(&link.closed) = Some(peer_close.unwrap_or_else(abnormal_closure));
+    // The connection is over. A send may still wait on the socket (a peer that stopped reading, or one that closed
+    // and never ended the TCP connection): end the TCP connection, which wakes it with an error, rather than leave
+    // it waiting for ever on a socket nobody reads.
+    reader.shut_down_now();
     drop(reader);
     link.release_socket();
     link.queue.end();
@@ -478,6 +517,37 @@ async fn flush_loop(link: Arc<Link>) {
             link.after_write(&mut writer, flushed.is_err());
         }
     }
+}
+
+/// Whether the peer has read nothing of what waits to be written to it for `limit` or longer.
+fn stalled_past(reader: &ReadHalf, limit: Duration) -> bool {
+    reader.write_stalled_since().is_some_and(|since| since.elapsed() >= limit)
+}
+
+/// Resolves once the peer has read nothing for `limit`; looks again every `limit` while it reads.
+async fn stall_exceeded(reader: &ReadHalf, limit: Duration) {
+    loop {
+        let wait = match reader.write_stalled_since() {
+            Some(since) => limit.saturating_sub(since.elapsed()),
+            None => limit,
+        };
+        if wait.is_zero() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The reader gives up on a peer that does not read: the error the guest gets (from its next receive, and from a
+/// send blocked on the socket) and the close frame that says why, if the peer ever reads it.
+fn stall_failure(link: &Link, limit: Duration) -> (ErrorCode, Option<(CloseCode, &'static str)>) {
+    let error = ErrorCode::Limit(format!(
+        "the peer read nothing of what was sent to it for {limit:?} while there was more to send (stall timeout); \
+         closed with 1008"
+    ));
+    log::debug!("{}: {error:?}", link.url);
+    *lock(&link.stalled) = Some(error.clone());
+    (error, Some((CloseCode::Policy, "peer does not read")))
 }
 
 /// Resolves at `deadline`; never without one.

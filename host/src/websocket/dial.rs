@@ -24,6 +24,15 @@ use crate::origin::parse_ws_url;
 /// stays resident per connection: most of an idle session's memory and of a burst of connects' CPU time.
 pub(super) const READ_BUFFER: usize = 16 << 10;
 
+/// What tungstenite gathers before it writes to the socket (its default).
+const WRITE_BUFFER: usize = 128 << 10;
+
+/// The most tungstenite may hold unwritten: its buffer and one message below [`FRAME_FROM`](super::sent::FRAME_FROM)
+/// (larger ones are framed by the host and wait one at a time in `wire`), with room for control frames. Unbounded
+/// by default, it grew without end with the pongs to a peer that pings and never reads; bounded, tungstenite keeps
+/// one pong waiting, for the last ping (RFC 6455, 5.5.3 allows it).
+const MAX_WRITE_BUFFER: usize = WRITE_BUFFER + 2 * super::sent::FRAME_FROM;
+
 /// How many redirects are followed, as python-websockets does.
 const MAX_REDIRECTS: usize = 10;
 
@@ -63,6 +72,8 @@ pub(crate) struct Dialed {
     pub url: Url,
     /// The subprotocol the server chose.
     pub protocol: Option<String>,
+    /// The largest message either side may send on it.
+    pub max_message: usize,
 }
 
 /// What one hop ended with, short of an error.
@@ -89,8 +100,11 @@ pub(crate) async fn dial(
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
-        .read_buffer_size(READ_BUFFER);
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER);
 
+    let first = current.clone();
     let hops = async {
         for hop in 0..=MAX_REDIRECTS {
             if !grant.allows(&current) {
@@ -98,7 +112,10 @@ pub(crate) async fn dial(
                 log::debug!("denied: {what} {current}");
                 return Err(ErrorCode::Denied(format!("{what} {current} is not allowed for this session")));
             }
-            let request = request(&current, options)?;
+            // Credentials go only to the origin the guest named: a redirect elsewhere (granted or not) gets the other
+            // headers, as curl and browsers do; a guest that means to send them there connects there itself.
+            let credentials = current.origin() == first.origin();
+            let request = request(&current, options, credentials)?;
             // Boxed: the handshake's future is about 10 KiB, and inline it deepens the guest's stack (`connect` runs
             // on it), whose pages then stay resident for the session's life: 165 KiB per idle session at 10,000
             // sessions without the box, 158 with it.
@@ -109,7 +126,7 @@ pub(crate) async fn dial(
                         .get("sec-websocket-protocol")
                         .and_then(|value| value.to_str().ok())
                         .map(str::to_owned);
-                    return Ok(Dialed { stream, url: current, protocol });
+                    return Ok(Dialed { stream, url: current, protocol, max_message });
                 }
                 Hop::Redirect(location) => current = follow(&current, &location)?,
             }
@@ -138,8 +155,12 @@ fn follow(current: &Url, location: &str) -> Result<Url, ErrorCode> {
     Ok(next)
 }
 
-/// The handshake request for `url` with the guest's headers and subprotocols.
-fn request(url: &Url, options: &ConnectOptions) -> Result<Request, ErrorCode> {
+/// Headers that carry the guest's credentials: sent to the origin it connected to, not after a redirect elsewhere.
+const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "cookie"];
+
+/// The handshake request for `url` with the guest's headers (without its credentials, unless `credentials`) and
+/// subprotocols.
+fn request(url: &Url, options: &ConnectOptions, credentials: bool) -> Result<Request, ErrorCode> {
     let mut request =
         url.as_str().into_client_request().map_err(|e| ErrorCode::InvalidUrl(format!("{url}: {e}")))?;
     let headers = request.headers_mut();
@@ -155,6 +176,10 @@ fn request(url: &Url, options: &ConnectOptions) -> Result<Request, ErrorCode> {
             return Err(ErrorCode::InvalidArgument(format!(
                 "the header {name} may not be set by a guest: the handshake or the host owns it"
             )));
+        }
+        if !credentials && CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            log::debug!("{url}: not sending the guest's {name} header after a redirect to another origin");
+            continue;
         }
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ErrorCode::InvalidArgument(format!("invalid header name {name:?}")))?;
@@ -239,11 +264,11 @@ mod tests {
         let url = Url::parse("ws://127.0.0.1:9/").unwrap();
         for name in FORBIDDEN_HEADERS {
             for spelled in [name.to_string(), name.to_ascii_uppercase()] {
-                let refused = request(&url, &options(&[(&spelled, "1")]));
+                let refused = request(&url, &options(&[(&spelled, "1")]), true);
                 assert!(matches!(refused, Err(ErrorCode::InvalidArgument(_))), "{spelled} was accepted");
             }
         }
-        let allowed = request(&url, &options(&[("Authorization", "Bearer x"), ("Cookie", "a=b")])).unwrap();
+        let allowed = request(&url, &options(&[("Authorization", "Bearer x"), ("Cookie", "a=b")]), true).unwrap();
         assert_eq!(allowed.headers()["authorization"], "Bearer x");
     }
 
@@ -252,8 +277,8 @@ mod tests {
         let url = Url::parse("ws://127.0.0.1:9/").unwrap();
         let many: Vec<(String, String)> = (0..=MAX_HEADERS).map(|i| (format!("x-{i}"), "v".to_owned())).collect();
         let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        assert!(matches!(request(&url, &options(&many)), Err(ErrorCode::InvalidArgument(_))));
+        assert!(matches!(request(&url, &options(&many), true), Err(ErrorCode::InvalidArgument(_))));
         let big = "v".repeat(MAX_HEADER_BYTES);
-        assert!(matches!(request(&url, &options(&[("x-big", &big)])), Err(ErrorCode::InvalidArgument(_))));
+        assert!(matches!(request(&url, &options(&[("x-big", &big)]), true), Err(ErrorCode::InvalidArgument(_))));
     }
 }

@@ -42,6 +42,18 @@ fn lock(both: &Mutex<Both>) -> MutexGuard<'_, Both> {
     both.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+impl ReadHalf {
+    /// Since when the peer has read nothing of what waits to be written, if it has stopped.
+    pub(crate) fn write_stalled_since(&self) -> Option<std::time::Instant> {
+        lock(&self.0).stream.get_ref().stalled_since()
+    }
+
+    /// End the TCP connection at once (see [`Wire::shut_down_now`]).
+    pub(crate) fn shut_down_now(&self) {
+        lock(&self.0).stream.get_ref().shut_down_now();
+    }
+}
+
 #[cfg(test)]
 impl ReadHalf {
     /// How many frames the stream took out past tungstenite.

@@ -44,11 +44,12 @@ impl HostConnection for WebsocketCtxView<'_> {
             session_budget: self.ctx.queue_budget.clone(),
             control_frames: options.control_frames,
             close_wait: self.ctx.close_wait,
+            stall_timeout: limits.stall_timeout,
             keepalive: options.keepalive.map(|k| {
                 (Duration::from_millis(k.interval_ms.max(1).into()), Duration::from_millis(k.timeout_ms.into()))
             }),
         };
-        let conn = Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, read);
+        let conn = Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, dialed.max_message, read);
         self.ctx.opened.push(conn.shared.clone());
         self.table.push(conn).map_err(WsError::trap)
     }

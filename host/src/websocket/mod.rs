@@ -63,6 +63,10 @@ pub struct ConnectionLimits {
     pub session_queued_bytes: usize,
     /// How long opening a connection may take at most (a guest may ask for less).
     pub open_timeout: Duration,
+    /// How long a peer may read nothing of what waits to be written to it (a pong, a close frame, the guest's
+    /// message), while it goes on sending or the guest waits to send, before the host ends the connection with 1008
+    /// and the guest gets a `limit` error. What waits to be written is bounded either way.
+    pub stall_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -74,6 +78,7 @@ impl Default for ConnectionLimits {
             queued_bytes: 64 << 20,
             session_queued_bytes: 256 << 20,
             open_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -13,7 +13,7 @@ use wasmtime::component::{ComponentType, Lift, LinkerInstance, Resource, WasmLis
 use wasmtime::{AsContext, StoreContext};
 
 use super::{frame_buffer, guest_visible, Connection, WebsocketView};
-use crate::bindings::websocket::{HostConnection, Message};
+use crate::bindings::websocket::{ErrorCode, HostConnection, Message};
 
 /// Payloads at least this large are framed by the host. Below it, copying into tungstenite's buffer costs less than
 /// the system call a frame of its own would take (several small messages go out in one write there).
@@ -33,18 +33,25 @@ pub(crate) enum Outgoing {
     Pong(Vec<u8>),
 }
 
-/// What to send: a frame already made, with its payload size, or a message for tungstenite.
+/// What to send: a frame already made, with its payload size, or a message for tungstenite; or nothing, for a
+/// payload over the connection's message limit (its size).
 enum Prepared {
     Frame(Bytes, usize),
     Message(Message),
+    TooLarge(usize),
 }
 
 impl Outgoing {
-    /// Frame a large text or binary payload; copy anything else into the generated type.
-    fn prepare<T: 'static>(self, store: StoreContext<'_, T>) -> wasmtime::Result<Prepared> {
+    /// Frame a large text or binary payload; copy anything else into the generated type. A payload over `limit`
+    /// bytes is refused before any copy.
+    fn prepare<T: 'static>(self, store: StoreContext<'_, T>, limit: usize) -> wasmtime::Result<Prepared> {
         Ok(match self {
+            Outgoing::Binary(bytes) if bytes.len() > limit => Prepared::TooLarge(bytes.len()),
             Outgoing::Text(text) => {
                 let text = text.to_str(store)?;
+                if text.len() > limit {
+                    return Ok(Prepared::TooLarge(text.len()));
+                }
                 match framed(Data::Text, text.as_bytes()) {
                     Some(frame) => frame,
                     None => Prepared::Message(Message::Text(text.into_owned())),
@@ -102,9 +109,11 @@ pub(super) fn replace_send<T: WebsocketView + 'static>(interface: &mut LinkerIns
         "[method]connection.send",
         |mut store, (conn, message): (Resource<Connection>, Outgoing)| {
             Box::new(async move {
-                let sent = match message.prepare(store.as_context())? {
+                let limit = store.data_mut().websocket().table.get(&conn)?.max_message;
+                let sent = match message.prepare(store.as_context(), limit)? {
                     Prepared::Frame(frame, size) => store.data_mut().websocket().send_frame(conn, frame, size).await,
                     Prepared::Message(message) => store.data_mut().websocket().send(conn, message).await,
+                    Prepared::TooLarge(size) => Err(ErrorCode::MessageTooLarge(size as u64).into()),
                 };
                 Ok((guest_visible(sent)?,))
             })

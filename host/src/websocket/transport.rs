@@ -162,16 +162,16 @@ pub(crate) async fn secure(url: &Url, tcp: TcpStream, config: Option<Arc<rustls:
 }
 
 /// Open an HTTP CONNECT tunnel through `proxy` to the host and port of `target`.
+///
+/// The guest learns that the proxy failed and how (unreachable, refused, answered badly), never the proxy's host,
+/// port or user, which the host reads from its own configuration and the guest was not given; the details go to the
+/// debug log.
 async fn tunnel(proxy: &Url, target: &Url) -> Result<TcpStream, ErrorCode> {
-    let proxy_error = |why: String| ErrorCode::Proxy(format!("{}: {why}", proxy_display(proxy)));
-    let mut tcp = connect_tcp(proxy).await.map_err(|e| {
-        proxy_error(match e {
-            ErrorCode::Refused(why) => format!("connection refused ({why})"),
-            ErrorCode::Dns(why) => format!("cannot resolve it ({why})"),
-            ErrorCode::Io(why) => why,
-            other => format!("{other:?}"),
-        })
-    })?;
+    let failed = |what: &str, details: String| {
+        log::debug!("{}: {what}: {details}", proxy_display(proxy));
+        ErrorCode::Proxy(what.to_owned())
+    };
+    let mut tcp = connect_tcp(proxy).await.map_err(|e| failed("the proxy could not be reached", format!("{e:?}")))?;
     let authority = format!("{}:{}", target.host_str().unwrap_or_default(), target.port_or_known_default().unwrap_or(80));
     let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if !proxy.username().is_empty() {
@@ -179,22 +179,27 @@ async fn tunnel(proxy: &Url, target: &Url) -> Result<TcpStream, ErrorCode> {
         request.push_str(&format!("Proxy-Authorization: Basic {}\r\n", data_encoding::BASE64.encode(credentials.as_bytes())));
     }
     request.push_str("\r\n");
-    tcp.write_all(request.as_bytes()).await.map_err(|e| proxy_error(e.to_string()))?;
+    let lost = "the connection to the proxy failed";
+    tcp.write_all(request.as_bytes()).await.map_err(|e| failed(lost, e.to_string()))?;
 
     // Read the answer byte by byte, so not one byte of the tunnelled stream is taken from the TLS or WebSocket layer.
     let mut answer = Vec::new();
     while !answer.ends_with(b"\r\n\r\n") {
         if answer.len() >= MAX_PROXY_RESPONSE {
-            return Err(proxy_error("answer to CONNECT too long".into()));
+            return Err(failed("the proxy's answer to CONNECT was too long", format!("over {MAX_PROXY_RESPONSE} bytes")));
         }
-        let byte = tcp.read_u8().await.map_err(|e| proxy_error(format!("no answer to CONNECT: {e}")))?;
+        let byte = tcp.read_u8().await.map_err(|e| failed(lost, format!("no answer to CONNECT: {e}")))?;
         answer.push(byte);
     }
     let status_line = String::from_utf8_lossy(answer.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
     let status = status_line.split_whitespace().nth(1).and_then(|code| code.parse::<u16>().ok());
     match status {
         Some(200..=299) => Ok(tcp),
-        _ => Err(proxy_error(format!("refused CONNECT to {authority}: {status_line}"))),
+        Some(status) => Err(failed(
+            &format!("the proxy refused the tunnel (HTTP {status})"),
+            format!("CONNECT {authority}: {}", crate::escape::escape(&status_line)),
+        )),
+        None => Err(failed("the proxy's answer to CONNECT was not HTTP", crate::escape::escape(&status_line).into_owned())),
     }
 }
 

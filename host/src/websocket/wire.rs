@@ -15,6 +15,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Bytes;
@@ -35,6 +36,8 @@ pub(crate) struct Wire {
     taken: Option<Taken>,
     /// How many frames were taken out, for the tests.
     frames_taken: usize,
+    /// Since when the socket has taken nothing of what waits to be written: a peer that does not read.
+    stalled_since: Option<Instant>,
 }
 
 struct Taken {
@@ -47,7 +50,15 @@ struct Taken {
 impl Wire {
     /// The socket of a connection that accepts messages up to `max_message` bytes, before its HTTP handshake.
     pub(crate) fn new(socket: Stream, max_message: usize) -> Self {
-        Wire { socket, frame: None, scanner: Scanner::new(max_message), held: Vec::new(), taken: None, frames_taken: 0 }
+        Wire {
+            socket,
+            frame: None,
+            scanner: Scanner::new(max_message),
+            held: Vec::new(),
+            taken: None,
+            frames_taken: 0,
+            stalled_since: None,
+        }
     }
 
     /// Put a whole frame here. The caller makes sure no frame of tungstenite's is half written at this point, and
@@ -60,7 +71,7 @@ impl Wire {
     /// Write the waiting frame out, as far as the socket takes it.
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(frame) = &mut self.frame {
-            let written = ready!(Pin::new(&mut self.socket).poll_write(cx, frame))?;
+            let written = ready!(watch_stall(&mut self.stalled_since, Pin::new(&mut self.socket).poll_write(cx, frame)))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -83,6 +94,19 @@ impl Wire {
     /// Whether a taken payload stands in for the message tungstenite gave last, and is still being read.
     pub(crate) fn is_taken_announced(&self) -> bool {
         self.taken.as_ref().is_some_and(|taken| taken.announced)
+    }
+
+    /// Since when the peer has read nothing of what waits to be written, if it has stopped.
+    pub(crate) fn stalled_since(&self) -> Option<Instant> {
+        self.stalled_since
+    }
+
+    /// End the TCP connection now, both ways, without waiting for what is unwritten: whatever is blocked on the
+    /// socket (a send to a peer that does not read) wakes with an error.
+    pub(crate) fn shut_down_now(&self) {
+        let tcp = self.socket.get_ref();
+        // SAFETY: shutdown(2) on a socket this stream owns, open while the borrow lasts; it changes no memory.
+        unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(tcp), libc::SHUT_RDWR) };
     }
 
     /// The opening handshake is over: the frames start here.
@@ -132,6 +156,17 @@ impl Wire {
         self.taken = Some(Taken { payload, len, announced: false });
         self.frames_taken += 1;
     }
+}
+
+/// Note when the socket starts and stops refusing writes.
+fn watch_stall<T>(stalled_since: &mut Option<Instant>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    match &poll {
+        Poll::Pending => {
+            stalled_since.get_or_insert_with(Instant::now);
+        }
+        Poll::Ready(_) => *stalled_since = None,
+    }
+    poll
 }
 
 /// Put `bytes`, read after everything tungstenite was given, back in front of those `held` already.
@@ -190,12 +225,14 @@ impl AsyncRead for Wire {
 impl AsyncWrite for Wire {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         ready!(self.poll_frame(cx))?;
-        Pin::new(&mut self.socket).poll_write(cx, buf)
+        let this = &mut *self;
+        watch_stall(&mut this.stalled_since, Pin::new(&mut this.socket).poll_write(cx, buf))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_frame(cx))?;
-        Pin::new(&mut self.socket).poll_flush(cx)
+        let this = &mut *self;
+        watch_stall(&mut this.stalled_since, Pin::new(&mut this.socket).poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -31,6 +31,8 @@ pub struct Plan {
     pub ramp_up: Option<Duration>,
     pub duration: Option<Duration>,
     pub output: Option<PathBuf>,
+    /// The most each session's log holds.
+    pub max_output: u64,
     pub report: Option<PathBuf>,
     pub max_failures: MaxFailures,
     pub shard: Shard,
@@ -87,7 +89,7 @@ pub async fn run(
     session: impl Fn(&Program) -> SessionBuilder,
 ) -> Result<ExitCode, String> {
     if let Some(dir) = &plan.output {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create --output {}: {e}", dir.display()))?;
+        spool::prepare_dir(dir)?;
     }
     // A report that cannot be written is found out now, not after the whole run; and a run that dies leaves no
     // report (not an older one, nor an empty one), so a merge says its shard is missing.
@@ -98,6 +100,7 @@ pub async fn run(
     }
     let own = plan.own_sessions();
     let tally = Arc::new(Tally::default());
+    let output_cut = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (stop, stopping) = watch::channel(None::<Stop>);
     let started = Instant::now();
     let progress = Progress::start(tally.clone(), own);
@@ -108,7 +111,7 @@ pub async fn run(
         let mut builder = session(&program)
             .envs([("WSRUN_SESSION_INDEX", index.to_string()), ("WSRUN_SESSIONS", plan.sessions.to_string())]);
         if let Some(dir) = &plan.output {
-            let log = spool::SessionLog::new(dir.join(format!("{index}.log")));
+            let log = spool::SessionLog::new(dir.join(format!("{index}.log")), plan.max_output, output_cut.clone());
             builder = builder.stdout(log.clone()).stderr(log);
         }
         let at = tokio::time::Instant::from_std(started + plan.start_of(index));
@@ -145,6 +148,7 @@ pub async fn run(
     let mut report = gather(&plan, program.name(), url, started.elapsed(), ended);
     report.peak_pss_bytes = tally.peak_pss();
     report.interrupted = interrupted;
+    report.outcomes.output_cut = output_cut.load(std::sync::atomic::Ordering::Relaxed);
     let verdict = finish(&report, plan.max_failures, plan.report.as_deref())?;
     Ok(if interrupted { ExitCode::from(signals::EXIT_INTERRUPTED) } else { verdict })
 }
@@ -377,6 +381,7 @@ mod tests {
             ramp_up: None,
             duration: None,
             output: None,
+            max_output: 0,
             report: None,
             max_failures: MaxFailures::Count(0),
             shard: Shard { index, count: 3 },

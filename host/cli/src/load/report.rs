@@ -70,6 +70,9 @@ pub struct Outcomes {
     /// Of the stopped ones, those that had not opened a connection yet: failures.
     #[serde(default)]
     pub stopped_unconnected: u64,
+    /// Sessions whose output went past `--max-output` and was cut there (not failures).
+    #[serde(default)]
+    pub output_cut: u64,
 }
 
 /// What the sessions' connections carried (see `wsrun::SessionStats`).
@@ -107,6 +110,7 @@ impl Outcomes {
         self.cancelled += other.cancelled;
         self.not_started += other.not_started;
         self.stopped_unconnected += other.stopped_unconnected;
+        self.output_cut += other.output_cut;
     }
 }
 
@@ -198,7 +202,8 @@ impl Report {
     /// Add another shard's report to this one.
     pub fn merge(&mut self, other: &Report) -> Result<(), String> {
         if (other.guest.as_str(), other.url.as_str()) != (self.guest.as_str(), self.url.as_str()) {
-            log::warn!("merging reports of different runs: {} against {} and {} against {}", self.guest, self.url, other.guest, other.url);
+            let [a, b, c, d] = [&self.guest, &self.url, &other.guest, &other.url].map(|text| wsrun::escape::escape(text));
+            log::warn!("merging reports of different runs: {a} against {b} and {c} against {d}");
         }
         self.sessions += other.sessions;
         self.shard = Shard::WHOLE;
@@ -228,8 +233,9 @@ impl Report {
             text,
             "{} sessions of {} against {}{shard}, in {:.2} s",
             self.sessions,
-            self.guest,
-            self.url,
+            // A report to merge may come from anywhere.
+            wsrun::escape::escape(&self.guest),
+            wsrun::escape::escape(&self.url),
             self.elapsed.as_secs_f64()
         );
         let codes: Vec<String> = o.exit_codes.iter().map(|(code, n)| format!("{n} exited {code}")).collect();
@@ -249,6 +255,9 @@ impl Report {
             o.cancelled,
             o.not_started
         );
+        if o.output_cut > 0 {
+            let _ = writeln!(text, "  output     {} sessions wrote more than --max-output: cut there", o.output_cut);
+        }
         let _ = writeln!(
             text,
             "  connect    {} opened, {} failed; {}",
@@ -415,12 +424,42 @@ fn encode(histogram: &Histogram<u64>) -> Result<String, String> {
     Ok(data_encoding::BASE64.encode(&bytes))
 }
 
+/// The uncompressed V2 encoding's cookie, and its header's length (cookie, payload length, normalizing offset,
+/// significant digits, lowest and highest values, integer-to-double ratio).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_HEADER: usize = 40;
+
 fn decode(text: &str) -> Result<Histogram<u64>, String> {
     let bytes = data_encoding::BASE64.decode(text.as_bytes()).map_err(|e| format!("a histogram is not base64: {e}"))?;
+    check_header(&bytes)?;
     let mut histogram: Histogram<u64> =
         Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("a histogram is unreadable: {e:?}"))?;
     histogram.auto(true);
     Ok(histogram)
+}
+
+/// The decoder allocates what the header claims before it reads the rest: a payload of the claimed length, and
+/// counts for the claimed precision and range (a 1 KiB report claiming 4 GiB of payload made it allocate 4 GiB). So
+/// the header must claim what wsrun writes: no more payload than the report holds, at most wsrun's precision, which
+/// bounds the counts to under 0.5 MiB over the whole range of u64.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    let word = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")));
+    let lowest = bytes.get(16..24).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+    let fits = match (word(0), word(4), word(12), lowest) {
+        (Some(V2_COOKIE), Some(payload), Some(digits), Some(lowest)) => {
+            usize::try_from(payload).is_ok_and(|payload| payload == bytes.len() - V2_HEADER.min(bytes.len()))
+                && bytes.len() >= V2_HEADER
+                && digits <= SIGNIFICANT_DIGITS.into()
+                && lowest >= 1
+        }
+        _ => false,
+    };
+    match fits {
+        true => Ok(()),
+        false => Err(format!(
+            "a histogram is not one wsrun writes (uncompressed HdrHistogram V2 of at most {SIGNIFICANT_DIGITS} digits, its payload whole)"
+        )),
+    }
 }
 
 fn percentile_line(histogram: &Histogram<u64>) -> String {

@@ -1,0 +1,248 @@
+//! The process's stdout and stderr as guest streams, written by a thread of their own.
+//!
+//! wasmtime-wasi's own stdout writes with write(2) inside the guest's call, on the session's thread: with a stdout
+//! that nobody reads (a pipe into a `less` the user stopped scrolling, a FIFO held open) the thread blocks in the
+//! kernel, where neither an epoch tick nor dropping the call reaches it, and Ctrl+C and the timeout did nothing. Here
+//! a guest's write goes into a bounded queue that one writer thread empties in order (stdout and stderr in the order
+//! they were written); a guest facing a full queue waits in an async host call, which a cancel drops like any other.
+//! At exit the command waits for the queue to empty ([`drained`]), except when the session was stopped: what a
+//! blocked stdout cannot take then is dropped, not waited for.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use tokio_tungstenite::tungstenite::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+
+/// Bytes written by guests and not yet by the writer thread, stdout and stderr together. A guest writes at most
+/// this much ahead of the terminal or pipe; more waits.
+const QUEUE: usize = 1 << 20;
+
+/// The process's stdout, for a guest ([`SessionBuilder::inherit_stdio`](crate::SessionBuilder::inherit_stdio)).
+pub fn stdout() -> ProcessOutput {
+    ProcessOutput(Fd::Stdout)
+}
+
+/// The process's stderr, for a guest.
+pub fn stderr() -> ProcessOutput {
+    ProcessOutput(Fd::Stderr)
+}
+
+/// Resolves once everything guests wrote to stdout and stderr has been written out (or could not be).
+pub async fn drained() {
+    poll_fn(|cx| {
+        let mut state = queue().lock();
+        if state.queued == 0 && !state.writing {
+            return Poll::Ready(());
+        }
+        state.wakers.push(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// The process's stdout or stderr, written through the writer thread.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessOutput(Fd);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fd {
+    Stdout,
+    Stderr,
+}
+
+impl Fd {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Straight to the file descriptor, not through the standard library's `Stdout`: a write blocked here must not
+    /// hold the lock that wsrun's own printing (and the exit) takes.
+    fn write_out(self, bytes: &[u8]) -> io::Result<()> {
+        let fd = match self {
+            Fd::Stdout => 1,
+            Fd::Stderr => 2,
+        };
+        // SAFETY: the process's stdout or stderr, open for its whole life; ManuallyDrop leaves it open.
+        let mut file = std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        file.write_all(bytes)
+    }
+}
+
+struct Queue {
+    state: Mutex<State>,
+    /// Wakes the writer thread when there is something to write.
+    work: Condvar,
+}
+
+struct State {
+    chunks: VecDeque<(Fd, Bytes)>,
+    /// Bytes in `chunks`.
+    queued: usize,
+    /// The writer thread holds a chunk it is writing.
+    writing: bool,
+    /// The last write to stdout or stderr failed (a closed pipe): every later write fails too.
+    failed: [Option<io::ErrorKind>; 2],
+    /// Guests waiting for room, and [`drained`].
+    wakers: Vec<Waker>,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Room for this many more bytes, or the error of an earlier write.
+    fn room(&self, fd: Fd) -> io::Result<usize> {
+        let state = self.lock();
+        if let Some(kind) = state.failed[fd.index()] {
+            return Err(kind.into());
+        }
+        Ok(QUEUE.saturating_sub(state.queued))
+    }
+
+    fn push(&self, fd: Fd, bytes: Bytes) -> io::Result<()> {
+        let mut state = self.lock();
+        if let Some(kind) = state.failed[fd.index()] {
+            return Err(kind.into());
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        state.queued += bytes.len();
+        state.chunks.push_back((fd, bytes));
+        drop(state);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    /// Ready when there is room (or a failure to report), else registers `cx` to be woken when there is.
+    fn poll_room(&self, fd: Fd, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.lock();
+        if state.queued < QUEUE || state.failed[fd.index()].is_some() {
+            return Poll::Ready(());
+        }
+        state.wakers.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The writer thread: write chunks out in order, for the life of the process.
+    fn write_forever(&self) {
+        loop {
+            let mut state = self.lock();
+            let (fd, bytes) = loop {
+                if let Some(chunk) = state.chunks.pop_front() {
+                    break chunk;
+                }
+                state = self.work.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            };
+            state.writing = true;
+            drop(state);
+            let written = fd.write_out(&bytes);
+            let mut state = self.lock();
+            state.writing = false;
+            state.queued -= bytes.len();
+            if let Err(e) = written {
+                state.failed[fd.index()] = Some(e.kind());
+            }
+            let wakers = std::mem::take(&mut state.wakers);
+            drop(state);
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+/// The queue, and its writer thread from the first use on.
+fn queue() -> &'static Queue {
+    static QUEUE_AND_THREAD: OnceLock<&'static Queue> = OnceLock::new();
+    QUEUE_AND_THREAD.get_or_init(|| {
+        let queue: &'static Queue = Box::leak(Box::new(Queue {
+            state: Mutex::new(State {
+                chunks: VecDeque::new(),
+                queued: 0,
+                writing: false,
+                failed: [None; 2],
+                wakers: Vec::new(),
+            }),
+            work: Condvar::new(),
+        }));
+        let started = std::thread::Builder::new().name("wsrun-stdout".into()).spawn(|| queue.write_forever());
+        if let Err(e) = started {
+            // No thread, no output: say so on every write rather than queue for ever.
+            let mut state = queue.lock();
+            state.failed = [Some(e.kind()); 2];
+        }
+        queue
+    })
+}
+
+impl IsTerminal for ProcessOutput {
+    fn is_terminal(&self) -> bool {
+        match self.0 {
+            Fd::Stdout => io::IsTerminal::is_terminal(&io::stdout()),
+            Fd::Stderr => io::IsTerminal::is_terminal(&io::stderr()),
+        }
+    }
+}
+
+impl StdoutStream for ProcessOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(*self)
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(*self)
+    }
+}
+
+fn failed(error: io::Error) -> StreamError {
+    StreamError::LastOperationFailed(wasmtime::Error::from(error))
+}
+
+impl OutputStream for ProcessOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        queue().push(self.0, bytes).map_err(failed)
+    }
+
+    /// The bytes are on their way: the writer thread writes them out as soon as the terminal or pipe takes them.
+    fn flush(&mut self) -> StreamResult<()> {
+        queue().room(self.0).map(drop).map_err(failed)
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        queue().room(self.0).map_err(failed)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for ProcessOutput {
+    async fn ready(&mut self) {
+        let fd = self.0;
+        poll_fn(|cx| queue().poll_room(fd, cx)).await;
+    }
+}
+
+impl AsyncWrite for ProcessOutput {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let queue = queue();
+        std::task::ready!(queue.poll_room(self.0, cx));
+        let room = queue.room(self.0)?;
+        let len = buf.len().min(room);
+        queue.push(self.0, Bytes::copy_from_slice(&buf[..len]))?;
+        Poll::Ready(Ok(len))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
