@@ -193,7 +193,7 @@ impl IsTerminal for ProcessOutput {
 
 impl StdoutStream for ProcessOutput {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(*self)
+        Box::new(GuestStream { fd: self.0, permitted: 0 })
     }
 
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
@@ -205,25 +205,37 @@ fn failed(error: io::Error) -> StreamError {
     StreamError::LastOperationFailed(wasmtime::Error::from(error))
 }
 
-impl OutputStream for ProcessOutput {
+/// One guest stream of stdout or stderr, with what its last `check-write` permitted: WASI lets a guest write that
+/// much, no more, so the queue's bound holds however many sessions share it.
+struct GuestStream {
+    fd: Fd,
+    permitted: usize,
+}
+
+impl OutputStream for GuestStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        queue().push(self.0, bytes).map_err(failed)
+        if bytes.len() > self.permitted {
+            return Err(StreamError::Trap(wasmtime::Error::msg("write exceeded the room check-write permitted")));
+        }
+        self.permitted -= bytes.len();
+        queue().push(self.fd, bytes).map_err(failed)
     }
 
     /// The bytes are on their way: the writer thread writes them out as soon as the terminal or pipe takes them.
     fn flush(&mut self) -> StreamResult<()> {
-        queue().room(self.0).map(drop).map_err(failed)
+        queue().room(self.fd).map(drop).map_err(failed)
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        queue().room(self.0).map_err(failed)
+        self.permitted = queue().room(self.fd).map_err(failed)?;
+        Ok(self.permitted)
     }
 }
 
 #[async_trait::async_trait]
-impl Pollable for ProcessOutput {
+impl Pollable for GuestStream {
     async fn ready(&mut self) {
-        let fd = self.0;
+        let fd = self.fd;
         poll_fn(|cx| queue().poll_room(fd, cx)).await;
     }
 }

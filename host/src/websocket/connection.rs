@@ -2,7 +2,9 @@
 //! sends through, and the close status both sides see.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -444,14 +446,19 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
             // Read the clock only for keepalive: it costs more than the rest of a small message's hand-over.
             let blocked = keepalive.is_some().then(Instant::now);
             let size = item.held();
-            // A guest blocked sending to a peer that does not read takes nothing: the peer's stall ends the wait.
-            deliver = tokio::select! {
-                biased;
-                pushed = link.queue.push(item, size) => pushed.is_ok(),
-                () = stall_exceeded(&reader, options.stall_timeout) => {
-                    failure = Some(stall_failure(&link, options.stall_timeout));
-                    break;
-                }
+            let mut push = std::pin::pin!(link.queue.push(item, size));
+            deliver = match std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx))).await {
+                Poll::Ready(pushed) => pushed.is_ok(),
+                // A guest blocked sending to a peer that does not read takes nothing: the peer's stall ends the
+                // wait. Watched only by a push that waits (a timer each time would tax every message).
+                Poll::Pending => tokio::select! {
+                    biased;
+                    pushed = push => pushed.is_ok(),
+                    () = stall_exceeded(&reader, options.stall_timeout) => {
+                        failure = Some(stall_failure(&link, options.stall_timeout));
+                        break;
+                    }
+                },
             };
             // Let the guest at the messages now and then, even when the socket always has more.
             tokio::task::coop::consume_budget().await;
