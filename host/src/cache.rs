@@ -60,10 +60,10 @@ impl Cache {
 
     /// The user's cache directory: `$XDG_CACHE_HOME/wsrun`, else `~/.cache/wsrun`.
     pub(crate) fn default_root() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").filter(|home| !home.is_empty()).map(|home| PathBuf::from(home).join(".cache")))?;
+        let base =
+            std::env::var_os("XDG_CACHE_HOME").filter(|dir| !dir.is_empty()).map(PathBuf::from).or_else(|| {
+                std::env::var_os("HOME").filter(|home| !home.is_empty()).map(|home| PathBuf::from(home).join(".cache"))
+            })?;
         Some(base.join("wsrun"))
     }
 
@@ -92,10 +92,16 @@ impl Cache {
                 }
             }
             Ok(None) => log::debug!("compiled cache miss: {}", path.display()),
-            Err(why) => log::warn!("not using the compiled cache entry {}: {why}; compiling the guest instead", path.display()),
+            Err(why) => {
+                log::warn!("not using the compiled cache entry {}: {why}; compiling the guest instead", path.display())
+            }
         }
         let component = compile()?;
-        match component.serialize().map_err(|e| e.to_string()).and_then(|code| store(&path, &code).map_err(|e| e.to_string())) {
+        match component
+            .serialize()
+            .map_err(|e| e.to_string())
+            .and_then(|code| store(&path, &code).map_err(|e| e.to_string()))
+        {
             Ok(()) => log::debug!("compiled cache stored: {}", path.display()),
             Err(why) => log::debug!("compiled cache: cannot store {}: {why}", path.display()),
         }

@@ -1,6 +1,5 @@
 //! Stopping one session from anywhere: the cancel handle.
 
-use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -57,17 +56,15 @@ impl CancelHandle {
     }
 
     /// Resolves once the session is told to stop.
-    pub(crate) fn stopped(&self) -> impl Future<Output = StopReason> + '_ {
-        async move {
-            loop {
-                let notified = self.inner.notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if let Some(reason) = self.reason() {
-                    return reason;
-                }
-                notified.await;
+    pub(crate) async fn stopped(&self) -> StopReason {
+        loop {
+            let notified = self.inner.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(reason) = self.reason() {
+                return reason;
             }
+            notified.await;
         }
     }
 }

@@ -49,7 +49,10 @@ pub(crate) fn host_matches(pattern: &str, host: &url::Host<&str>) -> bool {
             looks_like_address(pattern)
                 && !pattern.starts_with('[')
                 && parts.len() == 4
-                && parts.iter().zip(address.octets()).all(|(part, octet)| wildcard_match(part.as_bytes(), octet.to_string().as_bytes()))
+                && parts
+                    .iter()
+                    .zip(address.octets())
+                    .all(|(part, octet)| wildcard_match(part.as_bytes(), octet.to_string().as_bytes()))
         }
         url::Host::Ipv6(address) => {
             pattern.starts_with('[') && wildcard_match(pattern.as_bytes(), format!("[{address}]").as_bytes())
@@ -60,7 +63,8 @@ pub(crate) fn host_matches(pattern: &str, host: &url::Host<&str>) -> bool {
 /// `[...]`, or digits, dots and `*` with at least one digit: a pattern for addresses, never for names.
 fn looks_like_address(pattern: &str) -> bool {
     pattern.starts_with('[')
-        || (pattern.bytes().any(|c| c.is_ascii_digit()) && pattern.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'*'))
+        || (pattern.bytes().any(|c| c.is_ascii_digit())
+            && pattern.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'*'))
 }
 
 /// A name against a name pattern, label by label: a `*` label is one or more whole labels. Quadratic in the labels

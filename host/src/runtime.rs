@@ -198,8 +198,10 @@ impl Runtime {
             return self.load(name, bytes);
         }
         // SAFETY: the caller vouches for the bytes.
-        let component = unsafe { crate::cache::load(&self.engine, bytes) }
-            .map_err(|why| Error::Compile { name: name.to_owned(), reason: format!("unusable precompiled guest: {why}") })?;
+        let component = unsafe { crate::cache::load(&self.engine, bytes) }.map_err(|why| Error::Compile {
+            name: name.to_owned(),
+            reason: format!("unusable precompiled guest: {why}"),
+        })?;
         self.link_program(name, component)
     }
 
@@ -216,7 +218,8 @@ impl Runtime {
     /// runtime's wasmtime version and settings.
     pub fn precompile(&self, name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
         let component = self.compile(name, bytes)?;
-        let code = component.serialize().map_err(|e| Error::Compile { name: name.to_owned(), reason: format!("{e:#}") })?;
+        let code =
+            component.serialize().map_err(|e| Error::Compile { name: name.to_owned(), reason: format!("{e:#}") })?;
         Ok(crate::cache::entry(&code))
     }
 

@@ -15,8 +15,8 @@ use std::pin::Pin;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use tokio_tungstenite::tungstenite::Bytes;
 use tokio::io::AsyncWrite;
+use tokio_tungstenite::tungstenite::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
@@ -70,7 +70,8 @@ impl Fd {
             Fd::Stderr => 2,
         };
         // SAFETY: the process's stdout or stderr, open for its whole life; ManuallyDrop leaves it open.
-        let mut file = std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        let mut file =
+            std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
         file.write_all(bytes)
     }
 }

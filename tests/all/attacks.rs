@@ -120,7 +120,10 @@ async fn a_cache_directory_others_can_write_is_not_used() {
     let run = cached_run(&dir, &server).await;
     let warnings: Vec<_> = run.stderr.lines().filter(|l| l.starts_with("wsrun: warning: ")).collect();
     assert_eq!(warnings.len(), 1, "{run:?}");
-    assert!(warnings[0].contains("not using the compiled cache") && warnings[0].contains("written by others"), "{run:?}");
+    assert!(
+        warnings[0].contains("not using the compiled cache") && warnings[0].contains("written by others"),
+        "{run:?}"
+    );
     assert!(!run.stderr.contains("compiled cache stored") && !run.stderr.contains("compiled cache hit"), "{run:?}");
     assert!(files_under(&dir).is_empty(), "something was cached in a shared directory");
 }
@@ -148,7 +151,11 @@ async fn a_cache_directory_of_another_user_is_not_used() {
     let dir = fresh_dir("foreign-owner");
     std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
     let run = cached_run(&dir, &server).await;
-    assert!(run.stderr.contains("wsrun: warning: not using the compiled cache") && run.stderr.contains("belongs to user 65534"), "{run:?}");
+    assert!(
+        run.stderr.contains("wsrun: warning: not using the compiled cache")
+            && run.stderr.contains("belongs to user 65534"),
+        "{run:?}"
+    );
     assert!(files_under(&dir).is_empty());
 }
 
@@ -157,7 +164,9 @@ fn sockets(pid: u32) -> usize {
     let tcp: std::collections::HashSet<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|table| table.lines().skip(1).filter_map(|row| row.split_whitespace().nth(9).map(str::to_owned)).collect::<Vec<_>>())
+        .flat_map(|table| {
+            table.lines().skip(1).filter_map(|row| row.split_whitespace().nth(9).map(str::to_owned)).collect::<Vec<_>>()
+        })
         .collect();
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -262,7 +271,10 @@ async fn memory_is_limited_over_all_linear_memories() {
     // 8 memories of 64 MiB each: every one is under 256 MiB, together they are not.
     let run = run_with_input(&["--max-memory", "256M", MULTI_MEMORY, "ws://127.0.0.1:9/"], b"").await;
     assert_eq!(run.code(), Some(1), "{run:?}");
-    assert!(run.stderr.contains("memory limit reached") && run.stderr.contains("the session allows 256 MiB"), "{run:?}");
+    assert!(
+        run.stderr.contains("memory limit reached") && run.stderr.contains("the session allows 256 MiB"),
+        "{run:?}"
+    );
     let roomy = run_with_input(&["--max-memory", "1G", MULTI_MEMORY, "ws://127.0.0.1:9/"], b"").await;
     assert_eq!(roomy.code(), Some(0), "the guest itself is sound: {roomy:?}");
 }
@@ -325,7 +337,10 @@ async fn a_planted_file_named_like_a_guest_is_not_run() {
     assert_ne!(run.code(), Some(42), "the planted ./client ran: {run:?}");
     let run = in_dir(&["helper", &server.url, "exit-code"]).await;
     assert_eq!(run.code(), Some(2), "{run:?}");
-    assert_eq!(wsrun_lines(&run), ["wsrun: helper is not a bundled guest (client, echo); to run the file of that name, use ./helper"]);
+    assert_eq!(
+        wsrun_lines(&run),
+        ["wsrun: helper is not a bundled guest (client, echo); to run the file of that name, use ./helper"]
+    );
     let run = in_dir(&["./helper", &server.url, "exit-code"]).await;
     assert_eq!(run.code(), Some(42), "a path runs the file: {run:?}");
     let run = in_dir(&["--sessions", "1", "helper", &server.url]).await;
@@ -393,7 +408,8 @@ async fn session_logs_are_cut_at_max_output() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_send_over_the_message_limit_is_refused_not_trapped() {
     let server = Server::echo().await;
-    let run = run_with_input(&["--max-memory", "1G", wsrun_test_artifacts::TEST_BIG_SEND, &server.url, "129"], b"").await;
+    let run =
+        run_with_input(&["--max-memory", "1G", wsrun_test_artifacts::TEST_BIG_SEND, &server.url, "129"], b"").await;
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert_eq!(wsrun_lines(&run), [format!("wsrun: send failed: message too large ({} bytes)", 129 << 20)], "{run:?}");
     let run = run_with_input(&[wsrun_test_artifacts::TEST_BIG_SEND, &server.url, "17"], b"").await;

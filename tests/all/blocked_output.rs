@@ -83,6 +83,10 @@ async fn the_timeout_stops_a_guest_blocked_on_stdout() {
     let (mut child, connected) = blocked(&["--timeout", "1s"], &server, &mut fifo).await;
     let status = within(Duration::from_secs(5), "wsrun's exit at --timeout", child.wait()).await.unwrap();
     assert_eq!(status.code(), Some(1), "{status:?}");
-    assert!(connected.elapsed() < Duration::from_secs(2), "--timeout 1s took {:?} after connecting", connected.elapsed());
+    assert!(
+        connected.elapsed() < Duration::from_secs(2),
+        "--timeout 1s took {:?} after connecting",
+        connected.elapsed()
+    );
     assert_eq!(server.closes(1).await.len(), 1);
 }

@@ -40,7 +40,10 @@ async fn the_second_start_is_a_cache_hit() {
     let flag = ["--cache-dir", dir.to_str().unwrap()];
     let first = exit_code_guest(&flag, &server).await;
     assert_eq!(first.code(), Some(42), "{first:?}");
-    assert!(first.stderr.contains("compiled cache miss") && first.stderr.contains("compiled cache stored"), "{first:?}");
+    assert!(
+        first.stderr.contains("compiled cache miss") && first.stderr.contains("compiled cache stored"),
+        "{first:?}"
+    );
     let second = exit_code_guest(&flag, &server).await;
     assert_eq!(second.code(), Some(42), "{second:?}");
     assert!(second.stderr.contains("compiled cache hit"), "{second:?}");

@@ -35,11 +35,9 @@ async fn a_last_line_without_newline_is_sent_too() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn binary_and_control_characters_are_shown_one_per_line() {
-    let server = Server::sending(vec![
-        Message::binary(vec![0x01, 0x02, 0xff]),
-        Message::text("tab\there\nnewline\u{1b}[31m"),
-    ])
-    .await;
+    let server =
+        Server::sending(vec![Message::binary(vec![0x01, 0x02, 0xff]), Message::text("tab\there\nnewline\u{1b}[31m")])
+            .await;
     let run = run_with_input(&[&server.url], b"").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< (binary) 0102ff", r"< tab\there\nnewline\u{1b}[31m"]);

@@ -66,8 +66,7 @@ async fn a_send_that_fails_is_reported_and_exits_1() {
     let run = run_with_input(&[&server.url, "--commands"], input.as_bytes()).await;
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert_eq!(
-        run.stderr,
-        "wsrun: send failed: invalid argument: a ping or pong carries at most 125 bytes\n",
+        run.stderr, "wsrun: send failed: invalid argument: a ping or pong carries at most 125 bytes\n",
         "{run:?}"
     );
     assert_eq!(run.received(), ["< still works"], "{run:?}");
@@ -85,9 +84,8 @@ impl Pty {
         let (mut master, mut slave) = (-1, -1);
         // SAFETY: openpty writes two new file descriptors into the pointers it is given; the other arguments may
         // be null.
-        let opened = unsafe {
-            libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
-        };
+        let opened =
+            unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
         assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
         // SAFETY: both descriptors were just opened and are owned by nobody else.
         unsafe { Pty { master: std::fs::File::from_raw_fd(master), slave: OwnedFd::from_raw_fd(slave) } }
@@ -99,10 +97,7 @@ async fn on_a_terminal_the_client_prompts_and_takes_commands() {
     let server = Server::echo().await;
     let Pty { master, slave } = Pty::open();
     let mut command = crate::util::wsrun(&[&server.url]);
-    command
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave.try_clone().unwrap());
+    command.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave.try_clone().unwrap());
     let mut child = command.spawn().expect("spawn wsrun");
     // Only wsrun holds the terminal now: when it exits, reading the master side ends.
     drop((command, slave));

@@ -66,7 +66,12 @@ async fn a_line_that_does_not_decode_is_reported_and_skipped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jsonl_reports_every_event() {
-    let server = Server::sending(vec![Message::text("a\"b\n"), Message::binary(vec![1, 2]), Message::Ping(b"p".to_vec().into())]).await;
+    let server = Server::sending(vec![
+        Message::text("a\"b\n"),
+        Message::binary(vec![1, 2]),
+        Message::Ping(b"p".to_vec().into()),
+    ])
+    .await;
     let run = run_with_input(&[&server.url, "--jsonl"], b"").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     let events: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
@@ -244,7 +249,8 @@ async fn keepalive_keeps_a_live_connection() {
     })
     .await;
     // A generous pong timeout: this test is about the pings, not about a loaded machine's pong time.
-    let run = run_with_input(&[&server.url, "--no-close", "--ping-interval", "100ms", "--ping-timeout", "5s"], b"").await;
+    let run =
+        run_with_input(&[&server.url, "--no-close", "--ping-interval", "100ms", "--ping-timeout", "5s"], b"").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< still here"]);
     let count = within(BOUND, "the server's ping count", pings.recv()).await.expect("a ping count");

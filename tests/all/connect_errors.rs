@@ -63,7 +63,8 @@ async fn http_and_https_locations_are_followed_as_ws_and_wss() {
     let location = secure.url.replace("wss://", "https://");
     let server = Server::routed(move |_| Answer::Status(301, Some(location.clone())), servers::echo).await;
     let ca = pki.ca_file();
-    let run = run_with_input(&["--cacert", ca.to_str().unwrap(), "--allow", &secure.url, &server.url], b"secure\n").await;
+    let run =
+        run_with_input(&["--cacert", ca.to_str().unwrap(), "--allow", &secure.url, &server.url], b"secure\n").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert!(run.stdout.starts_with(&format!("Connected to {}.\n< secure\n", secure.url)), "{run:?}");
 }

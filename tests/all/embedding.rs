@@ -88,7 +88,8 @@ async fn rounds_server(rounds: Option<usize>) -> (Server, Arc<AtomicUsize>) {
                     }
                     Some(Ok(Message::Text(_))) => {}
                     Some(Ok(Message::Close(frame))) => {
-                        let frame = frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.as_str().to_owned()));
+                        let frame =
+                            frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.as_str().to_owned()));
                         while let Some(Ok(_)) = ws.next().await {}
                         return Some(frame);
                     }

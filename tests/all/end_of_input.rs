@@ -27,7 +27,11 @@ async fn two_thousand_piped_lines_all_come_back_from_a_server_that_stops_at_the_
     let run = wsrun.finish().await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     let expected: Vec<String> = (1..=2000).map(|i| format!("< line {i}")).collect();
-    assert!(run.received() == expected, "the echoes differ from the 2000 lines sent: {} received", run.received().len());
+    assert!(
+        run.received() == expected,
+        "the echoes differ from the 2000 lines sent: {} received",
+        run.received().len()
+    );
     assert!(run.stdout.ends_with(CLOSED_OK), "{run:?}");
     let bound = LINGER + Duration::from_millis(500);
     assert!(run.elapsed < bound, "the run ended {:?} after the last echo, more than {bound:?}", run.elapsed);

@@ -28,7 +28,10 @@ async fn another_origin_is_denied_on_the_first_hop() {
     let session = Server::echo().await;
     let elsewhere = Server::echo().await;
     let run = connect(&[], &session.url, &elsewhere.url, None).await;
-    assert!(run.stdout.starts_with(&format!("connect: denied: not allowed: connecting to {}", elsewhere.url)), "{run:?}");
+    assert!(
+        run.stdout.starts_with(&format!("connect: denied: not allowed: connecting to {}", elsewhere.url)),
+        "{run:?}"
+    );
     assert!(elsewhere.requests().is_empty(), "the denied server was reached");
     // Another port of the same host is another origin too, and so is the other scheme.
     let other_scheme = session.url.replace("ws://", "wss://");

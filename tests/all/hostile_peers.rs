@@ -43,7 +43,10 @@ async fn peak_until_exit(args: &[&str], bound: Duration) -> (u64, Run) {
     let started = Instant::now();
     let mut peak = 0;
     while running.is_running() {
-        assert!(started.elapsed() < bound, "wsrun did not end the stalled connection within {bound:?} (peak RSS {peak} MiB)");
+        assert!(
+            started.elapsed() < bound,
+            "wsrun did not end the stalled connection within {bound:?} (peak RSS {peak} MiB)"
+        );
         peak = peak.max(rss_mib(pid));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -118,7 +121,9 @@ const HOSTILE: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31m\u{9b}31m\u{202e}tx
 
 fn assert_nothing_raw(run: &Run) {
     for text in [&run.stdout, &run.stderr] {
-        let raw = text.chars().find(|&c| c == '\u{1b}' || c == '\u{7}' || ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{202e}');
+        let raw = text
+            .chars()
+            .find(|&c| c == '\u{1b}' || c == '\u{7}' || ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{202e}');
         assert!(raw.is_none(), "{raw:?} reached the terminal raw: {run:?}");
     }
 }
@@ -160,7 +165,8 @@ async fn a_close_reason_and_a_message_are_escaped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_location_is_escaped_in_connect_errors() {
     let location = "ws://[\u{9b}31m\u{202e}/";
-    let redirecting = serve_http(format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n")).await;
+    let redirecting =
+        serve_http(format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n")).await;
     let run = crate::util::run_with_input(&[&redirecting], b"").await;
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert_nothing_raw(&run);
@@ -176,7 +182,8 @@ async fn a_trap_backtrace_shows_function_names_escaped() {
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert_nothing_raw(&run);
     assert!(run.stderr.contains("\\u{1b}]0;pwned\\u{7}"), "the name is not in the backtrace: {run:?}");
-    let run = crate::util::run_with_input(&["--sessions", "2", wsrun_test_artifacts::HOSTILE_NAMES, &server.url], b"").await;
+    let run =
+        crate::util::run_with_input(&["--sessions", "2", wsrun_test_artifacts::HOSTILE_NAMES, &server.url], b"").await;
     assert_nothing_raw(&run);
     assert!(run.stderr.contains("2 sessions trapped") && run.stderr.contains("\\u{1b}]0;pwned"), "{run:?}");
 }

@@ -16,6 +16,7 @@ async fn help_states_every_default() {
     let defaults = [
         ("--open-timeout <DURATION>", "10s"),
         ("--close-timeout <DURATION>", "1s"),
+        ("--stall-timeout <DURATION>", "10s"),
         ("--max-memory <SIZE>", "256M"),
         ("--max-connections <N>", "16"),
         ("--max-message-size <SIZE>", "16M"),
@@ -45,7 +46,8 @@ async fn sixteen_connections_by_default() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sixteen_mebibyte_messages_by_default() {
-    let server = Server::sending(vec![Message::binary(vec![1u8; 16 << 20]), Message::binary(vec![2u8; (16 << 20) + 1])]).await;
+    let server =
+        Server::sending(vec![Message::binary(vec![1u8; 16 << 20]), Message::binary(vec![2u8; (16 << 20) + 1])]).await;
     let run = run_with_input(&[TEST_MISBEHAVE, &server.url, "receive"], b"").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -69,7 +71,8 @@ async fn the_hosts_max_message_size_bounds_what_a_guest_asks_for() {
     }
     // A guest may ask for less than the host allows.
     let server = Server::sending(messages).await;
-    let run = run_with_input(&["--max-message-size", "1M", &server.url, "--no-close", "--max-message-size", "1K"], b"").await;
+    let run =
+        run_with_input(&["--max-message-size", "1M", &server.url, "--no-close", "--max-message-size", "1K"], b"").await;
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert_eq!(server.closes(1).await, vec![Some((1009, "message too big".to_owned()))]);
 }
@@ -83,4 +86,30 @@ async fn queue_limits_default_to_1024_messages_and_64_mebibytes() {
     // The host logs each connection's queue figures, with the limits it applied.
     let figures = run.stderr.lines().find(|l| l.contains("queue peak")).unwrap_or_else(|| panic!("{run:?}"));
     assert!(figures.ends_with(&format!("(limits 1024 / {})", 64 << 20)), "{figures}");
+}
+
+/// `--max-queued` alone stops the reading: 50 small messages for a guest that takes none, a limit of 5 messages and
+/// the default 64 MiB of bytes, which they never reach.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_message_count_alone_stops_the_reading() {
+    let server = Server::sending((0..50).map(|i| Message::text(format!("queued {i}"))).collect()).await;
+    let args = [
+        "--verbose",
+        "--max-queued",
+        "5",
+        "--timeout",
+        "1s",
+        "--close-timeout",
+        "200ms",
+        TEST_MISBEHAVE,
+        &server.url,
+        "idle",
+    ];
+    let run = run_with_input(&args, b"").await;
+    assert_eq!(run.code(), Some(1), "timed out: {run:?}");
+    let figures = run.stderr.lines().find(|l| l.contains("queue peak")).unwrap_or_else(|| panic!("{run:?}"));
+    assert!(
+        figures.contains("queue peak 5 messages / ") && figures.ends_with(&format!("(limits 5 / {})", 64 << 20)),
+        "{figures}"
+    );
 }

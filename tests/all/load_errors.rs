@@ -35,8 +35,11 @@ async fn an_unknown_guest_name() {
 
 /// A fresh directory under the target dir's temp area (removed with the target dir).
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("load-errors-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "load-errors-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -86,5 +89,8 @@ async fn a_component_with_an_unknown_import() {
 #[tokio::test]
 async fn a_component_without_the_run_export() {
     let message = load_error(wsrun_test_artifacts::TEST_NO_RUN).await;
-    assert!(message.contains("does not fit the wsrun:ws/client world") && message.contains("wasi:cli/run"), "{message}");
+    assert!(
+        message.contains("does not fit the wsrun:ws/client world") && message.contains("wasi:cli/run"),
+        "{message}"
+    );
 }

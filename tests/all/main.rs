@@ -1,5 +1,8 @@
 //! End-to-end tests: the real `wsrun` binary, real guests built from source, real WebSocket servers on loopback.
 
+// Tables of test cases and the test servers' handshake callbacks read best as they are written.
+#![allow(clippy::type_complexity, clippy::result_large_err)]
+
 mod proxy;
 mod raw;
 mod servers;
@@ -7,8 +10,8 @@ mod tls;
 mod util;
 
 mod attacks;
-mod blocked_output;
 mod bad_peers;
+mod blocked_output;
 mod cache;
 mod cancel;
 mod client;

@@ -215,7 +215,11 @@ async fn failures_are_counted_and_max_failures_decides_the_exit_code() {
         args.extend(["echo", server.url.as_str()]);
         let run = run(wsrun(&args)).await;
         assert_eq!(run.code(), Some(*expected), "{threshold:?}: {run:?}");
-        assert!(!run.stdout.is_empty(), "no summary: {run:?}");
+        // The verdict the summary prints is the one of the threshold given, the same as the exit code's.
+        let allowed = threshold.get(1).copied().unwrap_or("0");
+        let verdict = if *expected == 0 { "passed" } else { "FAILED" };
+        let line = format!("  failures   10 of 40 (25.0%), at most {allowed} allowed: {verdict}");
+        assert!(run.stdout.lines().any(|l| l == line), "{threshold:?}: no line {line:?} in {run:?}");
         assert_eq!(tally.lock().unwrap().upgraded, 30, "{run:?}");
 
         let report = read_report(&report_path);
@@ -390,7 +394,13 @@ async fn four_shards_merged_count_what_one_process_counts() {
     assert_eq!(count(&merged, "/outcomes/failed"), 6, "{merged:#}");
     assert_eq!(merged["outcomes"], single["outcomes"], "merged {merged:#}\nsingle {single:#}");
     for field in [
-        "sessions", "connects", "failed_connects", "messages_sent", "bytes_sent", "messages_received", "bytes_received",
+        "sessions",
+        "connects",
+        "failed_connects",
+        "messages_sent",
+        "bytes_sent",
+        "messages_received",
+        "bytes_received",
     ] {
         assert_eq!(merged[field], single[field], "{field}: merged {merged:#}\nsingle {single:#}");
     }
@@ -440,7 +450,8 @@ async fn sessions_still_connecting_at_the_end_of_duration_fail() {
     let (url, _requests, _server) = servers::silent().await;
     let dir = scratch("never-connected");
     let report_path = dir.join("report.json");
-    let run = run(wsrun(&["--sessions", "3", "--duration", "1s", "--report", path_arg(&report_path), "echo", &url])).await;
+    let run =
+        run(wsrun(&["--sessions", "3", "--duration", "1s", "--report", path_arg(&report_path), "echo", &url])).await;
     assert_eq!(run.code(), Some(1), "{run:?}");
     let report = read_report(&report_path);
     assert_eq!((count(&report, "/outcomes/stopped"), count(&report, "/outcomes/failed")), (3, 3), "{report:#}");

@@ -185,11 +185,10 @@ mod scripting {
 
     /// One of these tests at a time: each builds on every core, then compiles a component on every core, and the
     /// other scripting tests beside them measure how fast Ctrl+C is answered.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-        // A test that failed holding it has no state to protect.
-        ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME.lock().await
     }
 
     /// Run a build `command` with `sh` in `dir`, as a user would type it; it must succeed.
@@ -198,7 +197,12 @@ mod scripting {
         sh.arg("-c").arg(command).current_dir(dir).kill_on_drop(true);
         // Nothing from the cargo running these tests may leak into a nested build.
         const CARGO_VARIABLES: [&str; 7] = [
-            "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC", "RUSTC_WRAPPER",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTC",
+            "RUSTC_WRAPPER",
             "CARGO_MAKEFLAGS",
         ];
         for name in CARGO_VARIABLES {
@@ -260,7 +264,7 @@ mod scripting {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_new_rust_guest_builds_and_runs() {
-        let _alone = one_at_a_time();
+        let _alone = one_at_a_time().await;
         let dir = TempDir::new("new-rust");
         let command = "cargo build --release --target wasm32-wasip2";
         let project = new_project(dir.path(), "rust", "my-demo", command).await;
@@ -276,7 +280,7 @@ mod scripting {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_new_python_guest_builds_and_runs() {
-        let _alone = one_at_a_time();
+        let _alone = one_at_a_time().await;
         let dir = TempDir::new("new-python");
         let command = "componentize-py -d wit -w wsrun:ws/client componentize app -o demo.wasm";
         let project = new_project(dir.path(), "python", "demo", command).await;
@@ -286,7 +290,7 @@ mod scripting {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_new_javascript_guest_builds_and_runs() {
-        let _alone = one_at_a_time();
+        let _alone = one_at_a_time().await;
         let dir = TempDir::new("new-javascript");
         let command = "npm install && npm run build";
         let project = new_project(dir.path(), "javascript", "demo", command).await;
@@ -297,7 +301,7 @@ mod scripting {
     /// `wsrun wit` output is all a toolchain needs: componentize-py builds a guest on it alone, with no helper.
     #[tokio::test(flavor = "multi_thread")]
     async fn the_wit_alone_builds_a_python_guest() {
-        let _alone = one_at_a_time();
+        let _alone = one_at_a_time().await;
         let dir = TempDir::new("wit-python");
         let run = wsrun_in(dir.path(), &["wit"]).await;
         assert_eq!(run.code(), Some(0), "{run:?}");

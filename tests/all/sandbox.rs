@@ -108,11 +108,13 @@ async fn no_environment_files_or_sockets_unless_granted() {
 async fn denied_connections_are_logged_at_debug_level() {
     let elsewhere = Server::echo().await;
     let target = elsewhere.url.clone();
-    let server =
-        Server::routed(move |_| servers::Answer::Status(302, Some(target.clone())), servers::echo).await;
+    let server = Server::routed(move |_| servers::Answer::Status(302, Some(target.clone())), servers::echo).await;
     let run = run_with_input(&["--verbose", &server.url], b"").await;
     assert_eq!(run.code(), Some(1), "{run:?}");
-    assert!(run.stderr.contains(&format!("wsrun: debug: denied: following a redirect to {}", elsewhere.url)), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!("wsrun: debug: denied: following a redirect to {}", elsewhere.url)),
+        "{run:?}"
+    );
 }
 
 /// The send and receive queues (bytes the kernel holds) of the TCP socket from `local` to `remote` port on
@@ -169,9 +171,9 @@ async fn a_guest_that_never_reads_keeps_the_host_queue_bounded() {
             }
         }
     };
-    let written = tokio::time::timeout(Duration::from_secs(5), stuck)
-        .await
-        .unwrap_or_else(|_| panic!("the server was never held back: it wrote {} MiB", written.load(Ordering::Relaxed) >> 20));
+    let written = tokio::time::timeout(Duration::from_secs(5), stuck).await.unwrap_or_else(|_| {
+        panic!("the server was never held back: it wrote {} MiB", written.load(Ordering::Relaxed) >> 20)
+    });
     let (server_send_queue, _) = tcp_queues(server_port, client_port).expect("the server's socket");
     let (_, wsrun_receive_queue) = tcp_queues(client_port, server_port).expect("wsrun's socket");
     let taken = written.saturating_sub(server_send_queue + wsrun_receive_queue);

@@ -88,7 +88,8 @@ async fn python_guests() {
     scenario_passes_and_fails(PY_SCENARIO).await;
     ctrl_c_stops_a_spinning_script(PY_ECHO).await;
     let first = "wsrun: ValueError: invalid literal for int() with base 10: 'not a number'";
-    errors_show_the_scripts_traceback(PY_ECHO, "raise", first, &["Traceback", "echo.py\", line", "in check_input"]).await;
+    errors_show_the_scripts_traceback(PY_ECHO, "raise", first, &["Traceback", "echo.py\", line", "in check_input"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

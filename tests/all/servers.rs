@@ -10,10 +10,10 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -146,7 +146,6 @@ impl Server {
         .await
     }
 
-
     /// Send text and binary messages, check that each comes back unchanged (reported on the channel), then close:
     /// the test of an echo guest. The binary sizes straddle 64 KiB, where the host stops copying payloads out of
     /// its read buffer.
@@ -158,33 +157,39 @@ impl Server {
     pub async fn echo_checker_over(tls: Option<TlsAcceptor>) -> (Server, tokio::sync::mpsc::UnboundedReceiver<bool>) {
         let (done, results) = tokio::sync::mpsc::unbounded_channel();
         let patterned = |size: usize| Message::binary((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-        let server = Server::listen(tls, |_| Answer::Upgrade, move |mut ws: Ws| {
-            let done = done.clone();
-            async move {
-                let mut sent = vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255]), Message::text("")];
-                sent.extend([(64 << 10) - 1, 64 << 10, (1 << 20) + 1].map(patterned));
-                sent.push(Message::text("é".repeat(40 << 10)));
-                let mut echoed = Vec::new();
-                for message in &sent {
-                    ws.send(message.clone()).await.ok()?;
-                    echoed.push(ws.next().await?.ok()?);
+        let server = Server::listen(
+            tls,
+            |_| Answer::Upgrade,
+            move |mut ws: Ws| {
+                let done = done.clone();
+                async move {
+                    let mut sent =
+                        vec![Message::text("héllo"), Message::binary(vec![0u8, 1, 2, 254, 255]), Message::text("")];
+                    sent.extend([(64 << 10) - 1, 64 << 10, (1 << 20) + 1].map(patterned));
+                    sent.push(Message::text("é".repeat(40 << 10)));
+                    let mut echoed = Vec::new();
+                    for message in &sent {
+                        ws.send(message.clone()).await.ok()?;
+                        echoed.push(ws.next().await?.ok()?);
+                    }
+                    // Then small and large messages at once (the host sends the large ones its own way): the echoes
+                    // must come back whole and in order.
+                    let burst: Vec<Message> =
+                        (0..12).map(|i| patterned(if i % 3 == 1 { (100 << 10) + i } else { 10 + i })).collect();
+                    for message in &burst {
+                        ws.feed(message.clone()).await.ok()?;
+                    }
+                    ws.flush().await.ok()?;
+                    for _ in &burst {
+                        echoed.push(ws.next().await?.ok()?);
+                    }
+                    sent.extend(burst);
+                    let _ = done.send(echoed == sent);
+                    ws.close(None).await.ok()?;
+                    until_close(ws).await
                 }
-                // Then small and large messages at once (the host sends the large ones its own way): the echoes
-                // must come back whole and in order.
-                let burst: Vec<Message> = (0..12).map(|i| patterned(if i % 3 == 1 { (100 << 10) + i } else { 10 + i })).collect();
-                for message in &burst {
-                    ws.feed(message.clone()).await.ok()?;
-                }
-                ws.flush().await.ok()?;
-                for _ in &burst {
-                    echoed.push(ws.next().await?.ok()?);
-                }
-                sent.extend(burst);
-                let _ = done.send(echoed == sent);
-                ws.close(None).await.ok()?;
-                until_close(ws).await
-            }
-        })
+            },
+        )
         .await;
         (server, results)
     }
@@ -283,7 +288,8 @@ impl Server {
                 let Some((_, message)) = incoming.recv().await else { return };
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let _ = outgoing.send(message);
-                let _ = outgoing.send(Message::Close(Some(CloseFrame { code: CloseCode::from(4001), reason: "bye".into() })));
+                let _ = outgoing
+                    .send(Message::Close(Some(CloseFrame { code: CloseCode::from(4001), reason: "bye".into() })));
             })
         })
         .await

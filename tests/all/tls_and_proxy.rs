@@ -76,7 +76,9 @@ async fn wss_goes_through_the_proxy_too() {
     let pki = TestPki::new();
     let server = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
     let ca = pki.ca_file();
-    let run = run_with_input(&["--proxy", &proxy.url, "--cacert", ca.to_str().unwrap(), &server.url], b"tls in a tunnel\n").await;
+    let run =
+        run_with_input(&["--proxy", &proxy.url, "--cacert", ca.to_str().unwrap(), &server.url], b"tls in a tunnel\n")
+            .await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< tls in a tunnel"]);
     assert_eq!(proxy.tunnels.lock().unwrap().len(), 1);
@@ -130,4 +132,27 @@ async fn a_failed_proxy_is_not_described_to_the_guest() {
     assert!(!run.stderr.contains(&port) && !run.stderr.contains("proxyuser"), "the guest saw the proxy: {run:?}");
     let run = run_with_input(&["-v", "--proxy", &proxy, &server.url], b"").await;
     assert!(run.stderr.contains(&format!("127.0.0.1:{port}")), "-v does not say which proxy failed: {run:?}");
+}
+
+/// `https_proxy` is the proxy of `wss://` and `http_proxy` of `ws://`, each alone (a proxy that does not exist
+/// stands in for the other variable, so taking the wrong one fails the connection).
+#[tokio::test(flavor = "multi_thread")]
+async fn wss_takes_https_proxy_and_ws_takes_http_proxy() {
+    let proxy = ConnectProxy::start().await;
+    let nowhere = "http://127.0.0.1:1";
+    let pki = TestPki::new();
+    let secure = Server::start_tls(pki.acceptor.clone(), servers::echo).await;
+    let ca = pki.ca_file();
+    let mut command = wsrun(&["--cacert", ca.to_str().unwrap(), &secure.url]);
+    command.env("https_proxy", &proxy.url).env("http_proxy", nowhere);
+    let run = run_command(command).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 1, "https_proxy was not used for wss://");
+
+    let plain = Server::echo().await;
+    let mut command = wsrun(&[&plain.url]);
+    command.env("http_proxy", &proxy.url).env("https_proxy", nowhere);
+    let run = run_command(command).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 2, "http_proxy was not used for ws://");
 }

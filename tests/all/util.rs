@@ -201,7 +201,11 @@ impl Running {
             false
         };
         let found = tokio::time::timeout(bound, wait).await.unwrap_or(false);
-        assert!(found, "wsrun never printed a line starting with {prefix:?}; stdout so far: {:?}", self.stdout.lock().unwrap());
+        assert!(
+            found,
+            "wsrun never printed a line starting with {prefix:?}; stdout so far: {:?}",
+            self.stdout.lock().unwrap()
+        );
     }
 
     /// The process id, to look at the process in /proc.

@@ -37,11 +37,8 @@ const SETUP_HINT: &str = "run `bash scripts/setup.sh`";
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
-    let mut built: Vec<(String, PathBuf)> = RUST_GUESTS
-        .iter()
-        .map(|name| name.to_string())
-        .zip(wsrun_guest_builder::build(&root, RUST_GUESTS))
-        .collect();
+    let mut built: Vec<(String, PathBuf)> =
+        RUST_GUESTS.iter().map(|name| name.to_string()).zip(wsrun_guest_builder::build(&root, RUST_GUESTS)).collect();
 
     for (name, file) in WAT_GUESTS {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("wat").join(file);
@@ -64,17 +61,26 @@ fn main() {
     let python = {
         let (root, out) = (root.clone(), out.clone());
         std::thread::spawn(move || {
-            PYTHON_GUESTS.iter().map(|(name, module)| (name.to_string(), componentize_py(&root, &out, name, module))).collect::<Vec<_>>()
+            PYTHON_GUESTS
+                .iter()
+                .map(|(name, module)| (name.to_string(), componentize_py(&root, &out, name, module)))
+                .collect::<Vec<_>>()
         })
     };
-    let js: Vec<_> = JS_GUESTS.iter().map(|(name, file)| (name.to_string(), componentize_js(&root, &out, name, file))).collect();
+    let js: Vec<_> =
+        JS_GUESTS.iter().map(|(name, file)| (name.to_string(), componentize_js(&root, &out, name, file))).collect();
     built.extend(python.join().expect("the Python build thread"));
     built.extend(js);
 
     let mut code = String::new();
     for (name, path) in &built {
         let constant = name.to_uppercase().replace('-', "_");
-        writeln!(code, "/// The `{name}` guest component.\npub const {constant}: &str = {:?};", path.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "/// The `{name}` guest component.\npub const {constant}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
     }
     std::fs::write(out.join("artifacts.rs"), code).unwrap();
 }

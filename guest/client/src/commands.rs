@@ -31,7 +31,11 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "ping" => Ok(Command::Ping(rest.as_bytes().to_vec())),
         "close" => {
             let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-            let code = if code.is_empty() { 1000 } else { code.parse().map_err(|_| format!("invalid close code {code:?}"))? };
+            let code = if code.is_empty() {
+                1000
+            } else {
+                code.parse().map_err(|_| format!("invalid close code {code:?}"))?
+            };
             Ok(Command::Close(code, reason.trim().to_owned()))
         }
         "binary" => unhex(rest).map(Command::Binary).map_err(|e| format!("/binary: {e}")),
@@ -61,7 +65,9 @@ mod tests {
     fn close_with_code_and_reason() {
         assert!(matches!(parse("/close").unwrap(), Command::Close(1000, reason) if reason.is_empty()));
         assert!(matches!(parse("/close 4000").unwrap(), Command::Close(4000, reason) if reason.is_empty()));
-        assert!(matches!(parse("/close 4001 see you  later").unwrap(), Command::Close(4001, reason) if reason == "see you  later"));
+        assert!(
+            matches!(parse("/close 4001 see you  later").unwrap(), Command::Close(4001, reason) if reason == "see you  later")
+        );
         assert_eq!(parse("/close soon").err().unwrap(), "invalid close code \"soon\"");
         assert_eq!(parse("/close 70000").err().unwrap(), "invalid close code \"70000\"");
     }

@@ -15,7 +15,8 @@ pub fn unhex(text: &str) -> Result<Vec<u8>, String> {
     if digits.len() % 2 != 0 {
         return Err("an odd number of hex digits".into());
     }
-    let value = |digit: u8| (digit as char).to_digit(16).ok_or_else(|| format!("{:?} is not a hex digit", digit as char));
+    let value =
+        |digit: u8| (digit as char).to_digit(16).ok_or_else(|| format!("{:?} is not a hex digit", digit as char));
     digits.chunks(2).map(|pair| Ok((value(pair[0])? << 4 | value(pair[1])?) as u8)).collect()
 }
 

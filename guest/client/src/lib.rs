@@ -28,7 +28,6 @@ use output::{Gone, Output};
 /// How much of stdin to take in one read.
 const STDIN_CHUNK: u64 = 64 * 1024;
 
-
 /// What a pollable in the session's wait stands for, in the order the ready ones are handled: messages first, so
 /// one that came just as the linger time ran out counts.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -139,7 +138,8 @@ impl Session {
                     waits.push((Wake::Linger, timer));
                 }
                 let pollables: Vec<_> = waits.iter().map(|(_, pollable)| *pollable).collect();
-                let mut ready: Vec<Wake> = poll::poll(&pollables).into_iter().map(|index| waits[index as usize].0).collect();
+                let mut ready: Vec<Wake> =
+                    poll::poll(&pollables).into_iter().map(|index| waits[index as usize].0).collect();
                 ready.sort();
                 ready
             };
@@ -209,9 +209,13 @@ impl Session {
     /// The message a line of input stands for. Large lines are common (`--binary` payloads): no needless copies.
     fn encode_line(&self, line: Vec<u8>) -> Result<Message, String> {
         Ok(match (self.options.binary, self.options.input) {
-            (false, _) => Message::Text(String::from_utf8(line).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+            (false, _) => Message::Text(
+                String::from_utf8(line).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
             (true, None) => Message::Binary(line),
-            (true, Some(Encoding::Hex)) => Message::Binary(encoding::unhex(utf8(&line)?).map_err(|e| format!("not hex: {e}"))?),
+            (true, Some(Encoding::Hex)) => {
+                Message::Binary(encoding::unhex(utf8(&line)?).map_err(|e| format!("not hex: {e}"))?)
+            }
             (true, Some(Encoding::Base64)) => {
                 Message::Binary(encoding::unbase64(utf8(&line)?).map_err(|e| format!("not base64: {e}"))?)
             }

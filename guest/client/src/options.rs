@@ -137,7 +137,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "-h" | "--help" => return Ok(Parsed::Help),
             "-H" | "--header" => {
                 let header = value(arg)?;
-                let (name, text) = header.split_once(':').ok_or_else(|| format!("invalid header {header:?}: expected 'Name: value'"))?;
+                let (name, text) = header
+                    .split_once(':')
+                    .ok_or_else(|| format!("invalid header {header:?}: expected 'Name: value'"))?;
                 options.headers.push(Header { name: name.trim().to_owned(), value: text.trim().to_owned() });
             }
             "--protocol" => options.subprotocols.extend(value(arg)?.split(',').map(|p| p.trim().to_owned())),
@@ -280,12 +282,26 @@ mod tests {
 
     #[test]
     fn headers_origin_and_basic_auth_become_request_headers() {
-        let options = parse_args(&["-H", " X-Trace :  abc: 1 ", "--header", "Cookie: a=b", "--origin", "https://app", "--basic-auth", "user:pa:ss"])
-            .unwrap();
+        let options = parse_args(&[
+            "-H",
+            " X-Trace :  abc: 1 ",
+            "--header",
+            "Cookie: a=b",
+            "--origin",
+            "https://app",
+            "--basic-auth",
+            "user:pa:ss",
+        ])
+        .unwrap();
         let headers: Vec<(&str, &str)> = options.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
         assert_eq!(
             headers,
-            [("X-Trace", "abc: 1"), ("Cookie", "a=b"), ("Origin", "https://app"), ("Authorization", "Basic dXNlcjpwYTpzcw==")]
+            [
+                ("X-Trace", "abc: 1"),
+                ("Cookie", "a=b"),
+                ("Origin", "https://app"),
+                ("Authorization", "Basic dXNlcjpwYTpzcw==")
+            ]
         );
         assert_eq!(parse_args(&["-H", "no colon"]).unwrap_err(), "invalid header \"no colon\": expected 'Name: value'");
         assert_eq!(parse_args(&["--basic-auth", "user"]).unwrap_err(), "--basic-auth expects USER:PASS");
@@ -310,8 +326,12 @@ mod tests {
 
     #[test]
     fn sizes_and_close_frame() {
-        let options = parse_args(&["--max-message-size", "64K", "--close-code", "4000", "--close-reason", "bye"]).unwrap();
-        assert_eq!((options.max_message_size, options.close_code, options.close_reason.as_str()), (Some(65536), 4000, "bye"));
+        let options =
+            parse_args(&["--max-message-size", "64K", "--close-code", "4000", "--close-reason", "bye"]).unwrap();
+        assert_eq!(
+            (options.max_message_size, options.close_code, options.close_reason.as_str()),
+            (Some(65536), 4000, "bye")
+        );
         for (text, bytes) in [("1048576", 1 << 20), ("2M", 2 << 20), ("1GiB", 1 << 30), ("3KiB", 3 << 10)] {
             assert_eq!(parse_args(&["--max-message-size", text]).unwrap().max_message_size, Some(bytes), "{text}");
         }

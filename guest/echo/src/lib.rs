@@ -17,7 +17,9 @@ impl Guest for Echo {
         })?;
         loop {
             match conn.receive() {
-                Ok(Some(message)) => conn.send(&message).map_err(|e| eprintln!("wsrun: echo: send failed: {}", describe(&e)))?,
+                Ok(Some(message)) => {
+                    conn.send(&message).map_err(|e| eprintln!("wsrun: echo: send failed: {}", describe(&e)))?
+                }
                 Ok(None) => return ended(&conn),
                 Err(e) => {
                     eprintln!("wsrun: echo: {}", describe(&e));

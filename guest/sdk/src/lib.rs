@@ -22,10 +22,10 @@ mod describe;
 mod escape;
 mod io;
 
-pub use exports::wasi::cli::run::Guest;
 pub use connect::connect_to_url_arg;
 pub use describe::{close_code_name, describe};
 pub use escape::{escape, is_unsafe};
+pub use exports::wasi::cli::run::Guest;
 pub use io::{args, Stdout};
 pub use wsrun::ws::websocket::{
     CloseFrame, ConnectOptions, Connection, ErrorCode, Header, HttpResponse, Keepalive, Message,

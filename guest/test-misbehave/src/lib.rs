@@ -138,19 +138,35 @@ impl Guest for Misbehave {
                 let host = format!("{}example.org", "a.".repeat(100_000));
                 let target = format!("ws://{host}:{port}/");
                 let result = Connection::connect(&target, &ConnectOptions::default()).map(|_| ());
-                let _ = Stdout::get().line(&format!("long-host: {}", result.map_or_else(|e| describe(&e), |()| "connected".into())));
+                let _ = Stdout::get()
+                    .line(&format!("long-host: {}", result.map_or_else(|e| describe(&e), |()| "connected".into())));
                 Ok(())
             }
             // Each header that frames the request or speaks to a proxy: each must be refused.
             Some("headers") => {
                 let url = &args[1];
-                for name in ["Content-Length", "Transfer-Encoding", "Sec-WebSocket-Accept", "Proxy-Authorization", "TE", "Trailer", "Expect", "Keep-Alive", "Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "X-Allowed"] {
+                for name in [
+                    "Content-Length",
+                    "Transfer-Encoding",
+                    "Sec-WebSocket-Accept",
+                    "Proxy-Authorization",
+                    "TE",
+                    "Trailer",
+                    "Expect",
+                    "Keep-Alive",
+                    "Host",
+                    "Upgrade",
+                    "Connection",
+                    "Sec-WebSocket-Key",
+                    "X-Allowed",
+                ] {
                     let options = ConnectOptions {
                         headers: vec![wsrun_guest::Header { name: name.into(), value: "0".into() }],
                         ..ConnectOptions::default()
                     };
                     let result = Connection::connect(url, &options).map(drop);
-                    let _ = Stdout::get().line(&format!("{name}: {}", result.map_or_else(|e| describe(&e), |()| "accepted".into())));
+                    let _ = Stdout::get()
+                        .line(&format!("{name}: {}", result.map_or_else(|e| describe(&e), |()| "accepted".into())));
                 }
                 Ok(())
             }
@@ -174,9 +190,10 @@ impl Guest for Misbehave {
             }
             Some("connect") => {
                 let target = args.get(3).map_or("", String::as_str);
-                let headers = args.get(4).and_then(|header| header.split_once(':')).map(|(name, value)| {
-                    wsrun_guest::Header { name: name.trim().into(), value: value.trim().into() }
-                });
+                let headers = args
+                    .get(4)
+                    .and_then(|header| header.split_once(':'))
+                    .map(|(name, value)| wsrun_guest::Header { name: name.trim().into(), value: value.trim().into() });
                 let options = ConnectOptions { headers: headers.into_iter().collect(), ..ConnectOptions::default() };
                 let line = match Connection::connect(target, &options) {
                     Ok(conn) => format!("connect: ok {}", conn.url()),

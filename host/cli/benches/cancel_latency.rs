@@ -7,13 +7,16 @@
 //! Each run: start the process against a loopback server, wait until it is in the state, send SIGINT, time until
 //! the process has exited. "clean" counts the runs where the server received a close frame (1001).
 
+// The tests' servers' handshake callbacks read best as they are written (see tests/all/main.rs).
+#![allow(clippy::result_large_err)]
+
 // The tests' servers, and the helpers they lean on.
-#[path = "../../../tests/all/servers.rs"]
-#[allow(dead_code)]
-mod servers;
 #[path = "../../../tests/all/raw.rs"]
 #[allow(dead_code)]
 mod raw;
+#[path = "../../../tests/all/servers.rs"]
+#[allow(dead_code)]
+mod servers;
 #[path = "../../../tests/all/util.rs"]
 #[allow(dead_code)]
 mod util;
@@ -62,7 +65,10 @@ const STATES: &[State] = &[
 async fn main() {
     let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(30);
     let native = native_client_path();
-    println!("SIGINT-to-exit latency, {runs} runs per state, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "SIGINT-to-exit latency, {runs} runs per state, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("{:<28} | {:>22} | {:>22} | {:>7}", "state", "wsrun median / p99", "native median / p99", "ratio");
     println!("{:-<28}-+-{:-<22}-+-{:-<22}-+-{:-<7}", "", "", "", "");
     for state in STATES {

@@ -50,7 +50,9 @@ async fn main() {
 // 1. Echo throughput: the echo guest vs a native tokio-tungstenite echo client, same server, same messages.
 
 async fn throughput() {
-    println!("1. echo throughput (the server sends N messages, pipelined, and times until every echo is back; best of 3)");
+    println!(
+        "1. echo throughput (the server sends N messages, pipelined, and times until every echo is back; best of 3)"
+    );
     println!("(CPU: microseconds of CPU time per message, client / server, in the best run)");
     // websocat in mirror mode, when it is installed: a third client the issue measured (not built here).
     let websocat = websocat();
@@ -73,7 +75,8 @@ async fn throughput() {
         // Best of three, taken in turn, so all see the same machine (the server shares its two cores).
         let (mut ours, mut theirs, mut mirror) = (EchoRun::NONE, EchoRun::NONE, EchoRun::NONE);
         for _ in 0..3 {
-            ours = ours.best(echo_run(&[WSRUN, "--no-cache", "--max-message-size", "2M", "echo", URL], size, count).await);
+            ours =
+                ours.best(echo_run(&[WSRUN, "--no-cache", "--max-message-size", "2M", "echo", URL], size, count).await);
             theirs = theirs.best(echo_run(&[&native, URL, "--echo"], size, count).await);
             if let Some(websocat) = &websocat {
                 // --binary keeps messages binary; a buffer above the largest message keeps each one whole.
@@ -84,7 +87,9 @@ async fn throughput() {
         let rate = |secs: f64| (count as f64 / secs, (count * size) as f64 / secs / 1e6);
         let (our_msgs, our_mb) = rate(ours.secs);
         let (their_msgs, their_mb) = rate(theirs.secs);
-        let cpu = |run: &EchoRun| format!("{:.2} / {:.2}", run.client_cpu * 1e6 / count as f64, run.server_cpu * 1e6 / count as f64);
+        let cpu = |run: &EchoRun| {
+            format!("{:.2} / {:.2}", run.client_cpu * 1e6 / count as f64, run.server_cpu * 1e6 / count as f64)
+        };
         print!(
             "{:>8} | {:>8} | {:>12.0} {:>10.1} | {:>12.0} {:>10.1} | {:>5.2}x | {:>15} | {:>15}",
             human_size(size),
@@ -114,7 +119,8 @@ const URL: &str = "{url}";
 /// `websocat` from `WSRUN_BENCH_WEBSOCAT` or the PATH, if it runs.
 fn websocat() -> Option<String> {
     let program = std::env::var("WSRUN_BENCH_WEBSOCAT").unwrap_or_else(|_| "websocat".to_owned());
-    let runs = std::process::Command::new(&program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let runs =
+        std::process::Command::new(&program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
     runs.is_ok_and(|status| status.success()).then_some(program)
 }
 
@@ -130,7 +136,11 @@ impl EchoRun {
     const NONE: EchoRun = EchoRun { secs: f64::INFINITY, client_cpu: 0.0, server_cpu: 0.0 };
 
     fn best(self, other: EchoRun) -> EchoRun {
-        if other.secs < self.secs { other } else { self }
+        if other.secs < self.secs {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -196,19 +206,25 @@ async fn startup() {
     let cases: [(&str, Vec<String>); 4] = [
         ("wsrun client, compiling (--no-cache)", vec![WSRUN.into(), "--no-cache".into()]),
         ("wsrun client, cached", vec![WSRUN.into(), cache_flag.clone()]),
-        ("wsrun client, precompiled file", vec![WSRUN.into(), "--no-cache".into(), "--allow-precompiled".into(), "{precompiled}".into()]),
+        (
+            "wsrun client, precompiled file",
+            vec![WSRUN.into(), "--no-cache".into(), "--allow-precompiled".into(), "{precompiled}".into()],
+        ),
         ("native tokio-tungstenite client", vec![example("native_client")]),
     ];
     let precompiled = std::env::temp_dir().join(format!("wsrun-bench-client-{}.cwasm", std::process::id()));
-    let status = std::process::Command::new(WSRUN).args(["compile", "client", "-o"]).arg(&precompiled).status().unwrap();
+    let status =
+        std::process::Command::new(WSRUN).args(["compile", "client", "-o"]).arg(&precompiled).status().unwrap();
     assert!(status.success());
     // Warm the cache once, so "cached" measures hits only.
     connect_time(&[WSRUN.into(), cache_flag]).await;
     let mut native = f64::NAN;
     let mut rows = Vec::new();
     for (name, command) in cases {
-        let command: Vec<String> =
-            command.into_iter().map(|a| if a == "{precompiled}" { precompiled.display().to_string() } else { a }).collect();
+        let command: Vec<String> = command
+            .into_iter()
+            .map(|a| if a == "{precompiled}" { precompiled.display().to_string() } else { a })
+            .collect();
         let mut times = Vec::new();
         for _ in 0..RUNS {
             times.push(connect_time(&command).await);
@@ -334,10 +350,12 @@ async fn cancel_among_busy() {
     let mut rows = Vec::new();
     for busy in [0usize, 1000] {
         let url = chatty_server().await;
-        let background: Vec<_> = (0..busy).map(|_| {
-            let session = echo.session(&url);
-            (session.cancel_handle(), tokio::spawn(session.run()))
-        }).collect();
+        let background: Vec<_> = (0..busy)
+            .map(|_| {
+                let session = echo.session(&url);
+                (session.cancel_handle(), tokio::spawn(session.run()))
+            })
+            .collect();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut times = Vec::new();
         for _ in 0..SAMPLES {
@@ -359,7 +377,10 @@ async fn cancel_among_busy() {
     }
     let alone = rows[0].1;
     for (busy, median, p99) in rows {
-        println!("among {busy:>5} busy sessions: median {median:>7.2} ms, p99 {p99:>7.2} ms   {:>5.2}x alone", median / alone);
+        println!(
+            "among {busy:>5} busy sessions: median {median:>7.2} ms, p99 {p99:>7.2} ms   {:>5.2}x alone",
+            median / alone
+        );
     }
     println!("(a cancel includes the clean close: a 1001 close frame and the server's answer)\n");
 }

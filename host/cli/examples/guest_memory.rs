@@ -55,7 +55,11 @@ fn main() -> anyhow::Result<ExitCode> {
     let sessions: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200);
     let named = |all: &[&str]| -> Vec<String> {
         let chosen: Vec<String> = args.iter().filter(|a| all.contains(&a.as_str())).cloned().collect();
-        if chosen.is_empty() { all.iter().map(|s| s.to_string()).collect() } else { chosen }
+        if chosen.is_empty() {
+            all.iter().map(|s| s.to_string()).collect()
+        } else {
+            chosen
+        }
     };
     let languages = named(&LANGUAGES.iter().map(|(l, _)| *l).collect::<Vec<_>>());
     let allocators = named(ALLOCATORS);
@@ -142,12 +146,7 @@ fn child(language: &str, allocator: &str, sessions: usize) -> anyhow::Result<Exi
     let per = |field: fn(&Memory) -> i64| (field(&after) - field(&before)) as f64 / sessions as f64;
     let early: Vec<_> = running.iter().filter(|(_, task)| task.is_finished()).collect();
     let note = if early.is_empty() { String::new() } else { format!("  ({} sessions ended early)", early.len()) };
-    println!(
-        "{:>10.1} {:>10.1} {:>10.1} {load_ms:>9.0}{note}",
-        per(|m| m.rss),
-        per(|m| m.pss),
-        per(|m| m.private)
-    );
+    println!("{:>10.1} {:>10.1} {:>10.1} {load_ms:>9.0}{note}", per(|m| m.rss), per(|m| m.pss), per(|m| m.private));
     tokio.block_on(async {
         for (cancel, _) in &running {
             cancel.cancel();
@@ -173,9 +172,7 @@ impl Memory {
     fn now() -> Self {
         let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
         let field = |name: &str| -> i64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
+            text.lines().find_map(|l| l.strip_prefix(name)?.split_whitespace().next()?.parse().ok()).unwrap_or(0)
         };
         Memory { rss: field("Rss:"), pss: field("Pss:"), private: field("Private_Clean:") + field("Private_Dirty:") }
     }

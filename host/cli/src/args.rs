@@ -173,9 +173,25 @@ pub struct Args {
 /// The bundled client's own options (`wsrun client --help`), which people used to wscat and websocat put before
 /// the URL, where wsrun reads its host options.
 const CLIENT_OPTIONS: &[&str] = &[
-    "-H", "--header", "--protocol", "--origin", "--basic-auth", "--ping-interval", "--ping-timeout", "--close-code",
-    "--close-reason", "--binary", "--hex", "--base64", "--jsonl", "-1", "--once", "--exit-on-eof", "--no-close",
-    "--commands", "--linger",
+    "-H",
+    "--header",
+    "--protocol",
+    "--origin",
+    "--basic-auth",
+    "--ping-interval",
+    "--ping-timeout",
+    "--close-code",
+    "--close-reason",
+    "--binary",
+    "--hex",
+    "--base64",
+    "--jsonl",
+    "-1",
+    "--once",
+    "--exit-on-eof",
+    "--no-close",
+    "--commands",
+    "--linger",
 ];
 
 /// `compile GUEST -o FILE`, when that is what was asked.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use wsrun::{
-    ConnectionLimits, Error, Grant, Limits, Outcome, Program, Proxy, Runtime, RuntimeBuilder, SessionBuilder, TlsSettings,
-    Transport,
+    ConnectionLimits, Error, Grant, Limits, Outcome, Program, Proxy, Runtime, RuntimeBuilder, SessionBuilder,
+    TlsSettings, Transport,
 };
 
 use crate::args::{self, Args, Invocation};
@@ -117,7 +117,13 @@ fn run(args: Args) -> Result<ExitCode, String> {
 }
 
 /// `--sessions N`: the sessions on a multi-threaded runtime, with a pooling allocator sized for them.
-fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, template: Template, sessions: u64) -> Result<ExitCode, String> {
+fn many(
+    args: &Args,
+    invocation: Invocation,
+    builder: RuntimeBuilder,
+    template: Template,
+    sessions: u64,
+) -> Result<ExitCode, String> {
     let plan = load::Plan {
         sessions,
         ramp_up: args.ramp_up,
@@ -135,7 +141,8 @@ fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, template: 
         }
     }
     let own = plan.own_sessions();
-    let too_many = move || format!("cannot hold {own} sessions in one process; run fewer per process with --shard INDEX/COUNT");
+    let too_many =
+        move || format!("cannot hold {own} sessions in one process; run fewer per process with --shard INDEX/COUNT");
     let slots = u32::try_from(own).map_err(|_| too_many())?;
     let builder = builder.pooling(slots.max(1), args.max_memory);
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -327,7 +334,9 @@ fn read_guest(guest: &str) -> Result<Cow<'static, [u8]>, String> {
         }
         let bundled = bundled::NAMES.join(", ");
         if path.exists() {
-            return Err(format!("{guest} is not a bundled guest ({bundled}); to run the file of that name, use ./{guest}"));
+            return Err(format!(
+                "{guest} is not a bundled guest ({bundled}); to run the file of that name, use ./{guest}"
+            ));
         }
         return Err(format!("no guest named {guest}: not a bundled guest ({bundled}), nor a path (./FILE, FILE.wasm)"));
     }

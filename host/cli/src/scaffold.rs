@@ -155,9 +155,8 @@ fn create(language: &str, dir: &Path) -> Result<ExitCode, String> {
             .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
     };
-    let written = write_wit(&dir.join("wit")).and_then(|()| {
-        template.files.iter().try_for_each(|(path, text)| write_file(&dir.join(path), &fill(text)))
-    });
+    let written = write_wit(&dir.join("wit"))
+        .and_then(|()| template.files.iter().try_for_each(|(path, text)| write_file(&dir.join(path), &fill(text))));
     if let Err(e) = written {
         // Only what this call created.
         let _ = fs::remove_dir_all(dir);

@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let port: u16 = std::env::args().nth(1).map(|p| p.parse()).transpose().context("PORT must be a number")?.unwrap_or(0);
+    let port: u16 =
+        std::env::args().nth(1).map(|p| p.parse()).transpose().context("PORT must be a number")?.unwrap_or(0);
     fd_limit::raise_open_file_limit();
     // A deep accept queue: a burst of connects must not overflow it (a dropped SYN costs a second).
     let socket = TcpSocket::new_v4()?;
@@ -28,7 +29,11 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move {
             match echo(tcp).await {
                 // A client that just goes away is not worth a line.
-                Err(e) if matches!(e.downcast_ref(), Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {}
+                Err(e)
+                    if matches!(
+                        e.downcast_ref(),
+                        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))
+                    ) => {}
                 Err(e) => eprintln!("echo_server: {e}"),
                 Ok(()) => {}
             }

@@ -66,10 +66,10 @@ async fn lively_echo_server() -> (String, Arc<Tally>) {
                 let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
                 seen.opened.fetch_add(1, Ordering::SeqCst);
                 let _ = ws.send(WireMessage::Ping(b"hi".to_vec().into())).await;
-                if n % 5 == 0 {
+                if n.is_multiple_of(5) {
                     let _ = ws.send(WireMessage::binary(vec![0u8; 70_000])).await;
                 }
-                if n % 7 == 0 {
+                if n.is_multiple_of(7) {
                     let _ = ws.close(None).await;
                 }
                 while let Some(Ok(message)) = ws.next().await {
@@ -123,7 +123,8 @@ async fn random_guest_calls_never_panic_the_host() {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut grant = Grant::none();
         grant.allow(OriginPattern::parse(echo.trim_start_matches("ws://").trim_end_matches('/')).unwrap());
-        let limits = ConnectionLimits { max_connections: 3, queued_messages: 4, queued_bytes: 10_000, ..Default::default() };
+        let limits =
+            ConnectionLimits { max_connections: 3, queued_messages: 4, queued_bytes: 10_000, ..Default::default() };
         let mut ctx = WebsocketCtx::new(grant, limits, Transport::default());
         let mut table = ResourceTable::new();
         let mut handles: Vec<u32> = Vec::new();
@@ -165,7 +166,9 @@ async fn random_guest_calls_never_panic_the_host() {
                     _ => tokio::time::sleep(Duration::from_millis(rng.below(5))).await,
                 }
             };
-            tokio::time::timeout(Duration::from_secs(5), step).await.unwrap_or_else(|_| panic!("seed {seed}: a call hung"));
+            tokio::time::timeout(Duration::from_secs(5), step)
+                .await
+                .unwrap_or_else(|_| panic!("seed {seed}: a call hung"));
         }
         drop(table);
         for shared in ctx.take_opened() {
@@ -258,7 +261,8 @@ async fn each_bad_argument_has_its_error_code() {
 
     // Handles the guest does not hold are traps, not error codes: a guest that forges them is broken.
     let forged = || Resource::<Connection>::new_borrow(first.rep() + second.rep() + 100);
-    let trapped = |result: Result<(), super::WsError>| result.map_err(|e| e.downcast()).err().is_some_and(|e| e.is_err());
+    let trapped =
+        |result: Result<(), super::WsError>| result.map_err(|e| e.downcast()).err().is_some_and(|e| e.is_err());
     assert!(trapped(view.send(forged(), Message::Text("x".into())).await), "send on a forged handle");
     assert!(trapped(view.close(forged(), 1000, String::new()).await), "close on a forged handle");
     assert!(view.receive(forged()).await.map_err(|e| e.downcast()).err().is_some_and(|e| e.is_err()), "receive");

@@ -1,8 +1,8 @@
 //! An open connection: the reader task that fills a bounded queue (and sends keepalive pings), the writer the guest
 //! sends through, and the close status both sides see.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -140,7 +140,8 @@ impl Connection {
         });
         let task = wasmtime_wasi::runtime::spawn(read_loop(reader, link.clone(), options));
         let flusher = link.batch_sends.then(|| wasmtime_wasi::runtime::spawn(flush_loop(link.clone())));
-        let shared = Arc::new(Shared { link, held: AtomicBool::new(true), reader: Mutex::new(Some(task)), _flusher: flusher });
+        let shared =
+            Arc::new(Shared { link, held: AtomicBool::new(true), reader: Mutex::new(Some(task)), _flusher: flusher });
         Connection { shared, queue, url, protocol, max_message }
     }
 
@@ -500,7 +501,10 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
 impl Drop for Shared {
     /// The session is done with the connection: log what its queue saw, however the reader ended.
     fn drop(&mut self) {
-        let how = self.link.close_status().map_or("stopped by the host".to_owned(), |closed| format!("closed {}", closed.code));
+        let how = self
+            .link
+            .close_status()
+            .map_or("stopped by the host".to_owned(), |closed| format!("closed {}", closed.code));
         let (peak_messages, peak_bytes) = self.link.queue.peaks();
         log::debug!(
             "connection to {} {how}: {} messages received, queue peak {peak_messages} messages / {peak_bytes} bytes (limits {} / {})",

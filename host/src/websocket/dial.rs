@@ -77,6 +77,8 @@ pub(crate) struct Dialed {
 }
 
 /// What one hop ended with, short of an error.
+// One per hop, moved once into `Dialed`: boxing the stream would cost an allocation per connection for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Hop {
     Open(WsStream, Response),
     Redirect(String),
@@ -94,9 +96,9 @@ pub(crate) async fn dial(
     let timeout = options
         .open_timeout_ms
         .map_or(limits.open_timeout, |ms| Duration::from_millis(ms.into()).min(limits.open_timeout));
-    let max_message = options
-        .max_message_size
-        .map_or(limits.max_message_size, |size| usize::try_from(size).unwrap_or(usize::MAX).min(limits.max_message_size));
+    let max_message = options.max_message_size.map_or(limits.max_message_size, |size| {
+        usize::try_from(size).unwrap_or(usize::MAX).min(limits.max_message_size)
+    });
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
@@ -138,9 +140,7 @@ pub(crate) async fn dial(
 
 /// The URL a redirect's `Location` points to, relative to `current`; http(s) locations map to ws(s).
 fn follow(current: &Url, location: &str) -> Result<Url, ErrorCode> {
-    let mut next = current
-        .join(location)
-        .map_err(|e| ErrorCode::InvalidUrl(format!("redirect to {location}: {e}")))?;
+    let mut next = current.join(location).map_err(|e| ErrorCode::InvalidUrl(format!("redirect to {location}: {e}")))?;
     let scheme = match next.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
@@ -161,8 +161,7 @@ const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "cookie"];
 /// The handshake request for `url` with the guest's headers (without its credentials, unless `credentials`) and
 /// subprotocols.
 fn request(url: &Url, options: &ConnectOptions, credentials: bool) -> Result<Request, ErrorCode> {
-    let mut request =
-        url.as_str().into_client_request().map_err(|e| ErrorCode::InvalidUrl(format!("{url}: {e}")))?;
+    let mut request = url.as_str().into_client_request().map_err(|e| ErrorCode::InvalidUrl(format!("{url}: {e}")))?;
     let headers = request.headers_mut();
     let size: usize = options.headers.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>()
         + options.subprotocols.iter().map(|p| p.len() + 2).sum::<usize>();
@@ -201,7 +200,14 @@ async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &
     let tls = transport.tls_config(url)?;
     let tcp = transport.connect(url).await?;
     let result = match super::transport::secure(url, tcp, tls).await {
-        Ok(stream) => tokio_tungstenite::client_async_with_config(request, Wire::new(stream, config.max_message_size.unwrap_or(usize::MAX)), Some(config)).await,
+        Ok(stream) => {
+            tokio_tungstenite::client_async_with_config(
+                request,
+                Wire::new(stream, config.max_message_size.unwrap_or(usize::MAX)),
+                Some(config),
+            )
+            .await
+        }
         Err(e) => Err(WsProtocolError::Io(e)),
     };
     match result {
@@ -217,9 +223,7 @@ async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &
                 _ => Err(ErrorCode::HttpStatus(http_response(&response))),
             }
         }
-        Err(WsProtocolError::Io(e)) if url.scheme() == "wss" && is_tls_error(&e) => {
-            Err(ErrorCode::Tls(e.to_string()))
-        }
+        Err(WsProtocolError::Io(e)) if url.scheme() == "wss" && is_tls_error(&e) => Err(ErrorCode::Tls(e.to_string())),
         Err(e) => Err(from_transport(e, super::errors::abnormal_closure)),
     }
 }
@@ -254,7 +258,10 @@ mod tests {
 
     fn options(headers: &[(&str, &str)]) -> ConnectOptions {
         ConnectOptions {
-            headers: headers.iter().map(|(name, value)| Header { name: name.to_string(), value: value.to_string() }).collect(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| Header { name: name.to_string(), value: value.to_string() })
+                .collect(),
             ..ConnectOptions::default()
         }
     }

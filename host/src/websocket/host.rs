@@ -6,8 +6,8 @@ use tokio_tungstenite::tungstenite::{Bytes, Message as WireMessage};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynPollable;
 
-use super::dial::dial;
 use super::connection::{ReadOptions, Received};
+use super::dial::dial;
 use super::received::Incoming;
 use super::{Connection, WebsocketCtxView, WsError};
 use crate::bindings::websocket::{CloseFrame, ConnectOptions, ErrorCode, Host, HostConnection, Message};
@@ -99,7 +99,9 @@ impl HostConnection for WebsocketCtxView<'_> {
             return Err(ErrorCode::InvalidArgument(format!("close code {code} may not be sent")).into());
         }
         if reason.len() > MAX_CLOSE_REASON {
-            return Err(ErrorCode::InvalidArgument(format!("a close reason has at most {MAX_CLOSE_REASON} bytes")).into());
+            return Err(
+                ErrorCode::InvalidArgument(format!("a close reason has at most {MAX_CLOSE_REASON} bytes")).into()
+            );
         }
         let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
         Ok(shared.close(code, &reason).await?)
@@ -139,7 +141,12 @@ impl WebsocketCtxView<'_> {
     }
 
     /// `send`, for a text or binary frame the host made of a payload of `size` bytes.
-    pub(super) async fn send_frame(&mut self, conn: Resource<Connection>, frame: Bytes, size: usize) -> Result<(), WsError> {
+    pub(super) async fn send_frame(
+        &mut self,
+        conn: Resource<Connection>,
+        frame: Bytes,
+        size: usize,
+    ) -> Result<(), WsError> {
         let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
         shared.send_frame(frame).await?;
         self.ctx.stats.sent(size);

@@ -27,12 +27,19 @@ pub(crate) struct SessionBudget {
 
 impl SessionBudget {
     pub(crate) fn new(limit: usize) -> Arc<Self> {
-        Arc::new(SessionBudget { limit: limit.max(1), used: AtomicUsize::new(0), waiting: AtomicUsize::new(0), room: Notify::new() })
+        Arc::new(SessionBudget {
+            limit: limit.max(1),
+            used: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            room: Notify::new(),
+        })
     }
 
     fn try_take(&self, bytes: usize) -> bool {
         self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| used.checked_add(bytes).filter(|&total| total <= self.limit))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.limit)
+            })
             .is_ok()
     }
 

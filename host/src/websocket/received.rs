@@ -36,7 +36,11 @@ const SHARE_FROM: usize = 64 << 10;
 /// A payload as tungstenite read it, to queue: kept in the read buffer when it is large, copied out otherwise (a
 /// ping or pong always is).
 pub(crate) fn from_read_buffer(payload: Bytes) -> Bytes {
-    if payload.len() >= SHARE_FROM { payload } else { Bytes::copy_from_slice(&payload) }
+    if payload.len() >= SHARE_FROM {
+        payload
+    } else {
+        Bytes::copy_from_slice(&payload)
+    }
 }
 
 impl Incoming {
@@ -53,7 +57,11 @@ impl Incoming {
     pub(crate) fn held(&self) -> usize {
         let size = self.size();
         let kept = size >= SHARE_FROM && !matches!(self, Incoming::Text(_));
-        if kept { size + super::dial::READ_BUFFER } else { size }
+        if kept {
+            size + super::dial::READ_BUFFER
+        } else {
+            size
+        }
     }
 
     /// The payload size of a text or binary message; `None` for control frames, which the figures do not count.
@@ -74,7 +82,9 @@ impl Incoming {
 
 /// Replace the generated `receive` and `try-receive` in `interface` (shadowing must be allowed) with the ones that
 /// lower [`Incoming`].
-pub(super) fn replace_receive<T: WebsocketView + 'static>(interface: &mut LinkerInstance<'_, T>) -> wasmtime::Result<()> {
+pub(super) fn replace_receive<T: WebsocketView + 'static>(
+    interface: &mut LinkerInstance<'_, T>,
+) -> wasmtime::Result<()> {
     interface.func_wrap_async("[method]connection.receive", |mut store, (conn,): (Resource<Connection>,)| {
         Box::new(async move {
             let received = store.data_mut().websocket().receive_incoming(conn).await;

@@ -187,7 +187,14 @@ impl Header {
         if bytes.len() < size {
             return Parsed::Short;
         }
-        Parsed::Whole(Header { fin: first & 0x80 != 0, rsv: first & 0x70 != 0, opcode: first & 0x0f, masked, len, size })
+        Parsed::Whole(Header {
+            fin: first & 0x80 != 0,
+            rsv: first & 0x70 != 0,
+            opcode: first & 0x0f,
+            masked,
+            len,
+            size,
+        })
     }
 }
 
@@ -218,7 +225,11 @@ mod tests {
         let mut scanner = Scanner::new(1 << 20);
         assert_eq!(scanner.scan(b"HTTP/1.1 101 OK\r\n\r"), Found::Pass);
         scanner.opened();
-        assert_eq!(scanner.scan(&[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]), Found::Pass, "lost after a head it did not follow");
+        assert_eq!(
+            scanner.scan(&[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+            Found::Pass,
+            "lost after a head it did not follow"
+        );
     }
 
     #[test]

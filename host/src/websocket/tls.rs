@@ -43,7 +43,10 @@ impl TlsSettings {
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
         let config = if self.insecure {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(TrustAnything(provider))).with_no_client_auth()
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(TrustAnything(provider)))
+                .with_no_client_auth()
         } else {
             let mut roots = RootCertStore::empty();
             if self.native_roots {

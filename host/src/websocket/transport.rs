@@ -59,9 +59,16 @@ impl Proxy {
         let var = |name: &str| {
             std::env::var(name).ok().or_else(|| std::env::var(name.to_uppercase()).ok()).filter(|v| !v.is_empty())
         };
-        let proxy_url = |name: &str| var(name).map(|value| parse_proxy_url(&value).map_err(|e| format!("{name}: {e}"))).transpose();
+        let proxy_url =
+            |name: &str| var(name).map(|value| parse_proxy_url(&value).map_err(|e| format!("{name}: {e}"))).transpose();
         let no_proxy = var("no_proxy")
-            .map(|value| value.split(',').map(|host| host.trim().trim_start_matches('.').to_ascii_lowercase()).filter(|h| !h.is_empty()).collect())
+            .map(|value| {
+                value
+                    .split(',')
+                    .map(|host| host.trim().trim_start_matches('.').to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Proxy::FromEnvironment { http: proxy_url("http_proxy")?, https: proxy_url("https_proxy")?, no_proxy })
     }
@@ -72,13 +79,16 @@ impl Proxy {
             Proxy::Always(proxy) => Some(proxy),
             Proxy::FromEnvironment { http, https, no_proxy } => {
                 let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-                let bypass = no_proxy.iter().any(|entry| {
-                    entry == "*" || host == *entry || host.ends_with(&format!(".{entry}"))
-                });
+                let bypass =
+                    no_proxy.iter().any(|entry| entry == "*" || host == *entry || host.ends_with(&format!(".{entry}")));
                 if bypass {
                     return None;
                 }
-                if url.scheme() == "wss" { https.as_ref() } else { http.as_ref() }
+                if url.scheme() == "wss" {
+                    https.as_ref()
+                } else {
+                    http.as_ref()
+                }
             }
         }
     }
@@ -126,10 +136,9 @@ async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
     let addrs: Vec<SocketAddr> = match url.host() {
         Some(Host::Ipv4(ip)) => vec![SocketAddr::from((ip, port))],
         Some(Host::Ipv6(ip)) => vec![SocketAddr::from((ip, port))],
-        Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
-            .await
-            .map_err(|e| ErrorCode::Dns(format!("{name}: {e}")))?
-            .collect(),
+        Some(Host::Domain(name)) => {
+            tokio::net::lookup_host((name, port)).await.map_err(|e| ErrorCode::Dns(format!("{name}: {e}")))?.collect()
+        }
         None => return Err(ErrorCode::InvalidUrl(format!("{url}: no host"))),
     };
     let mut last_error = None;
@@ -151,7 +160,11 @@ async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
 }
 
 /// `tcp` to the host of `url` as the WebSocket layer gets it: inside TLS with `config`, or as it is without.
-pub(crate) async fn secure(url: &Url, tcp: TcpStream, config: Option<Arc<rustls::ClientConfig>>) -> Result<Stream, io::Error> {
+pub(crate) async fn secure(
+    url: &Url,
+    tcp: TcpStream,
+    config: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Stream, io::Error> {
     let Some(config) = config else { return Ok(MaybeTlsStream::Plain(tcp)) };
     // rustls takes IPv6 addresses without their brackets.
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
@@ -172,11 +185,16 @@ async fn tunnel(proxy: &Url, target: &Url) -> Result<TcpStream, ErrorCode> {
         ErrorCode::Proxy(what.to_owned())
     };
     let mut tcp = connect_tcp(proxy).await.map_err(|e| failed("the proxy could not be reached", format!("{e:?}")))?;
-    let authority = format!("{}:{}", target.host_str().unwrap_or_default(), target.port_or_known_default().unwrap_or(80));
+    let authority =
+        format!("{}:{}", target.host_str().unwrap_or_default(), target.port_or_known_default().unwrap_or(80));
     let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if !proxy.username().is_empty() {
-        let credentials = format!("{}:{}", percent_decode(proxy.username()), percent_decode(proxy.password().unwrap_or("")));
-        request.push_str(&format!("Proxy-Authorization: Basic {}\r\n", data_encoding::BASE64.encode(credentials.as_bytes())));
+        let credentials =
+            format!("{}:{}", percent_decode(proxy.username()), percent_decode(proxy.password().unwrap_or("")));
+        request.push_str(&format!(
+            "Proxy-Authorization: Basic {}\r\n",
+            data_encoding::BASE64.encode(credentials.as_bytes())
+        ));
     }
     request.push_str("\r\n");
     let lost = "the connection to the proxy failed";
@@ -186,7 +204,10 @@ async fn tunnel(proxy: &Url, target: &Url) -> Result<TcpStream, ErrorCode> {
     let mut answer = Vec::new();
     while !answer.ends_with(b"\r\n\r\n") {
         if answer.len() >= MAX_PROXY_RESPONSE {
-            return Err(failed("the proxy's answer to CONNECT was too long", format!("over {MAX_PROXY_RESPONSE} bytes")));
+            return Err(failed(
+                "the proxy's answer to CONNECT was too long",
+                format!("over {MAX_PROXY_RESPONSE} bytes"),
+            ));
         }
         let byte = tcp.read_u8().await.map_err(|e| failed(lost, format!("no answer to CONNECT: {e}")))?;
         answer.push(byte);
@@ -199,7 +220,9 @@ async fn tunnel(proxy: &Url, target: &Url) -> Result<TcpStream, ErrorCode> {
             &format!("the proxy refused the tunnel (HTTP {status})"),
             format!("CONNECT {authority}: {}", crate::escape::escape(&status_line)),
         )),
-        None => Err(failed("the proxy's answer to CONNECT was not HTTP", crate::escape::escape(&status_line).into_owned())),
+        None => {
+            Err(failed("the proxy's answer to CONNECT was not HTTP", crate::escape::escape(&status_line).into_owned()))
+        }
     }
 }
 

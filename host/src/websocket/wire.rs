@@ -71,7 +71,8 @@ impl Wire {
     /// Write the waiting frame out, as far as the socket takes it.
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(frame) = &mut self.frame {
-            let written = ready!(watch_stall(&mut self.stalled_since, Pin::new(&mut self.socket).poll_write(cx, frame)))?;
+            let written =
+                ready!(watch_stall(&mut self.stalled_since, Pin::new(&mut self.socket).poll_write(cx, frame)))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

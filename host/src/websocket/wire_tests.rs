@@ -129,7 +129,7 @@ async fn both_ways(bytes: &[u8], pieces: &[usize]) -> (Vec<String>, Vec<String>,
 
 #[tokio::test]
 async fn large_binary_frames_taken_out_read_as_tungstenite_reads_them() {
-    let mut rng = Rng(0x5eed_0f_f4a3e5);
+    let mut rng = Rng(0x5eed_0ff4_a3e5);
     let mut streams: Vec<(&str, Vec<u8>)> = Vec::new();
     let mut mixed = Vec::new();
     for (first, len) in [

@@ -1,9 +1,9 @@
 //! `wsrun --sessions N`: many sessions of one guest side by side, each in its own sandbox, with live progress, a
 //! summary, a JSON report and an exit code set by `--max-failures`. `wsrun report merge` adds up shards' reports.
 
+pub mod fd_limit;
 mod progress;
 pub mod report;
-pub mod fd_limit;
 mod shard;
 mod spool;
 
@@ -18,8 +18,8 @@ use wsrun::{Outcome, Program, SessionBuilder};
 
 use crate::signals::{self, Signals};
 use progress::{Progress, Tally};
-use report::{histogram, record, MaxFailures, Outcomes, Report, Traffic};
 pub use report::Shard;
+use report::{histogram, record, MaxFailures, Outcomes, Report, Traffic};
 pub use shard::shard_from;
 
 /// Exit code of a run whose failures passed `--max-failures`.
@@ -370,30 +370,6 @@ pub fn merge(arguments: &[String], report_to: Option<&Path>, max: Option<MaxFail
 /// How `wsrun report merge` is called.
 pub const USAGE: &str = "usage: wsrun report merge [--report FILE] [--max-failures N|P%] [--partial] FILE...";
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_split_the_sessions() {
-        let plan = |index| Plan {
-            sessions: 30,
-            ramp_up: None,
-            duration: None,
-            output: None,
-            max_output: 0,
-            report: None,
-            max_failures: MaxFailures::Count(0),
-            shard: Shard { index, count: 3 },
-        };
-        let shards: Vec<Vec<u64>> = (0..3).map(|index| plan(index).own_indices().collect()).collect();
-        for session in 0..30 {
-            assert_eq!(shards.iter().filter(|shard| shard.contains(&session)).count(), 1);
-        }
-        assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 10]);
-    }
-}
-
 const MERGE_HELP: &str = "\
 Adds up the --report files of the shards of one run (wsrun --sessions N --shard INDEX/COUNT ...): prints the
 summary of the whole run, writes it as JSON with --report, and exits 1 when its failures pass --max-failures
@@ -418,4 +394,28 @@ fn proc_kib(file: &str, name: &str) -> u64 {
         .find_map(|line| line.strip_prefix(name))
         .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_the_sessions() {
+        let plan = |index| Plan {
+            sessions: 30,
+            ramp_up: None,
+            duration: None,
+            output: None,
+            max_output: 0,
+            report: None,
+            max_failures: MaxFailures::Count(0),
+            shard: Shard { index, count: 3 },
+        };
+        let shards: Vec<Vec<u64>> = (0..3).map(|index| plan(index).own_indices().collect()).collect();
+        for session in 0..30 {
+            assert_eq!(shards.iter().filter(|shard| shard.contains(&session)).count(), 1);
+        }
+        assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 10]);
+    }
 }

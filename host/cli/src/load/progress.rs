@@ -67,7 +67,9 @@ impl Progress {
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(Some(sessions), ProgressDrawTarget::stderr());
-            bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {msg}").expect("a valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {msg}").expect("a valid template"),
+            );
             bar
         });
         let drawn = bar.clone();

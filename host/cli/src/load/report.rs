@@ -202,7 +202,8 @@ impl Report {
     /// Add another shard's report to this one.
     pub fn merge(&mut self, other: &Report) -> Result<(), String> {
         if (other.guest.as_str(), other.url.as_str()) != (self.guest.as_str(), self.url.as_str()) {
-            let [a, b, c, d] = [&self.guest, &self.url, &other.guest, &other.url].map(|text| wsrun::escape::escape(text));
+            let [a, b, c, d] =
+                [&self.guest, &self.url, &other.guest, &other.url].map(|text| wsrun::escape::escape(text));
             log::warn!("merging reports of different runs: {a} against {b} and {c} against {d}");
         }
         self.sessions += other.sessions;
@@ -267,23 +268,15 @@ impl Report {
         );
         let connected = match self.sessions_connected {
             0 => "no session connected".to_owned(),
-            n if n == self.sessions => format!("all connected {:.2} s after the start", self.last_connected.as_secs_f64()),
+            n if n == self.sessions => {
+                format!("all connected {:.2} s after the start", self.last_connected.as_secs_f64())
+            }
             n => format!("{n} connected, the last {:.2} s after the start", self.last_connected.as_secs_f64()),
         };
         let _ = writeln!(text, "  sessions   {connected}");
         let _ = writeln!(text, "  duration   {}", percentile_line(&self.duration_us));
-        let _ = writeln!(
-            text,
-            "  sent       {} messages, {}",
-            t.messages_sent,
-            bytes(t.bytes_sent)
-        );
-        let _ = writeln!(
-            text,
-            "  received   {} messages, {}",
-            t.messages_received,
-            bytes(t.bytes_received)
-        );
+        let _ = writeln!(text, "  sent       {} messages, {}", t.messages_sent, bytes(t.bytes_sent));
+        let _ = writeln!(text, "  received   {} messages, {}", t.messages_received, bytes(t.bytes_received));
         let started = self.sessions - self.outcomes.not_started;
         if started > 0 && self.peak_rss_bytes > 0 {
             let mut line = format!(
@@ -332,7 +325,10 @@ impl Report {
             peak_pss_bytes: self.peak_pss_bytes,
             interrupted: self.interrupted,
             histograms: Histograms { connect_us: encode(&self.connect_us)?, duration_us: encode(&self.duration_us)? },
-            percentiles: Percentiles { connect_us: Quantiles::of(&self.connect_us), duration_us: Quantiles::of(&self.duration_us) },
+            percentiles: Percentiles {
+                connect_us: Quantiles::of(&self.connect_us),
+                duration_us: Quantiles::of(&self.duration_us),
+            },
         };
         serde_json::to_string_pretty(&file).map_err(|e| e.to_string())
     }
@@ -432,8 +428,9 @@ const V2_HEADER: usize = 40;
 fn decode(text: &str) -> Result<Histogram<u64>, String> {
     let bytes = data_encoding::BASE64.decode(text.as_bytes()).map_err(|e| format!("a histogram is not base64: {e}"))?;
     check_header(&bytes)?;
-    let mut histogram: Histogram<u64> =
-        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("a histogram is unreadable: {e:?}"))?;
+    let mut histogram: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("a histogram is unreadable: {e:?}"))?;
     histogram.auto(true);
     Ok(histogram)
 }
@@ -518,7 +515,10 @@ mod tests {
     fn a_report_survives_json() {
         let original = report(Shard { index: 1, count: 4 }, &[10, 2000, 3_000_000]);
         let read = Report::from_json(&original.to_json().unwrap()).unwrap();
-        assert_eq!((read.sessions, read.shard, &read.outcomes, read.traffic), (3, original.shard, &original.outcomes, original.traffic));
+        assert_eq!(
+            (read.sessions, read.shard, &read.outcomes, read.traffic),
+            (3, original.shard, &original.outcomes, original.traffic)
+        );
         assert_eq!(read.duration_us, original.duration_us);
     }
 
@@ -526,7 +526,10 @@ mod tests {
     fn merging_adds_counts_and_histograms() {
         let mut merged = report(Shard { index: 0, count: 2 }, &[100, 200]);
         merged.merge(&report(Shard { index: 1, count: 2 }, &[300, 400_000])).unwrap();
-        assert_eq!((merged.sessions, merged.shard, merged.outcomes.succeeded, merged.traffic.messages_sent), (4, Shard::WHOLE, 4, 6));
+        assert_eq!(
+            (merged.sessions, merged.shard, merged.outcomes.succeeded, merged.traffic.messages_sent),
+            (4, Shard::WHOLE, 4, 6)
+        );
         assert_eq!(merged.duration_us.len(), 4);
         assert_eq!(merged.duration_us.max(), merged.duration_us.highest_equivalent(400_000));
     }

@@ -11,9 +11,11 @@ pub fn shard_from(flag: Option<&str>, env: impl Fn(&str) -> Option<String>) -> R
     let Some(index) = env("JOB_COMPLETION_INDEX") else {
         if env("WSRUN_SHARD_COUNT").is_some() {
             // Every pod of a Job that is not Indexed would run the whole load.
-            return Err("WSRUN_SHARD_COUNT is set but JOB_COMPLETION_INDEX is not (a Kubernetes Indexed Job sets it): \
+            return Err(
+                "WSRUN_SHARD_COUNT is set but JOB_COMPLETION_INDEX is not (a Kubernetes Indexed Job sets it): \
                         pass --shard INDEX/COUNT"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         return Ok(Shard::WHOLE);
     };
