@@ -195,5 +195,33 @@ mod tests {
     fn empty_grant_allows_nothing_and_any_allows_all() {
         assert!(!Grant::none().allows(&url("ws://127.0.0.1/")));
         assert!(Grant::any().allows(&url("wss://anything:1/")));
+        let mut grant = Grant::none();
+        grant.allow_any();
+        assert!(grant.allows(&url("wss://anything:1/")), "allow_any on a grant");
+    }
+
+    #[test]
+    fn the_origin_of_a_url_and_nothing_for_what_is_not_one() {
+        let grant = Grant::origin_of_url("ws://127.0.0.1:9000/chat");
+        assert!(grant.allows(&url("ws://127.0.0.1:9000/")));
+        assert!(!grant.allows(&url("ws://127.0.0.1:9001/")));
+        assert!(!Grant::origin_of_url("http://127.0.0.1:9000/").allows(&url("ws://127.0.0.1:9000/")));
+    }
+
+    #[test]
+    fn patterns_print_as_written() {
+        for pattern in ["wss://*.example.com:443", "127.0.0.*", "[::1]:9000", "ws://localhost"] {
+            assert_eq!(OriginPattern::parse(pattern).unwrap().to_string(), pattern);
+        }
+    }
+
+    #[test]
+    fn a_host_of_253_bytes_is_the_longest_allowed() {
+        let longest = format!("{}b", "a.".repeat(126));
+        assert_eq!(longest.len(), 253);
+        assert!(Grant::any().allows(&url(&format!("ws://{longest}/"))));
+        let mut over = url("ws://x/");
+        over.set_host(Some(&format!("a{longest}"))).unwrap();
+        assert!(!Grant::any().allows(&over), "254 bytes");
     }
 }

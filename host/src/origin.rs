@@ -54,8 +54,10 @@ pub(crate) fn host_matches(pattern: &str, host: &url::Host<&str>) -> bool {
                     .zip(address.octets())
                     .all(|(part, octet)| wildcard_match(part.as_bytes(), octet.to_string().as_bytes()))
         }
+        // As the URL writes it (`[::ffff:7f00:1]`), which is how a URL's own origin is granted.
         url::Host::Ipv6(address) => {
-            pattern.starts_with('[') && wildcard_match(pattern.as_bytes(), format!("[{address}]").as_bytes())
+            pattern.starts_with('[')
+                && wildcard_match(pattern.as_bytes(), url::Host::<&str>::Ipv6(*address).to_string().as_bytes())
         }
     }
 }
@@ -133,6 +135,11 @@ mod tests {
             ("x.*.y", "x..y", true),
             ("exact", "exact", true),
             ("exact", "exactly", false),
+            // A middle piece moves the search past itself, from where it was found.
+            ("*bc*c", "xbc", false),
+            ("*bc*c", "xbcc", true),
+            // A middle piece that is not there fails the match.
+            ("a*z*c", "abc", false),
         ];
         for (pattern, text, expected) in cases {
             assert_eq!(wildcard_match(pattern.as_bytes(), text.as_bytes()), expected, "{pattern} ~ {text}");
@@ -165,6 +172,10 @@ mod tests {
         assert!(admits("[::1]", "ws://[::1]:9/"));
         assert!(!admits("[::1]", "ws://127.0.0.1/"));
         assert!(!admits("127.0.0.*", "ws://[::ffff:127.0.0.1]/"));
+        assert!(!admits("[::2]", "ws://[::1]/"));
+        // An address-like pattern has digits, dots and stars only: a name with a digit is a name pattern.
+        assert!(admits("ws1.example.com", "ws://ws1.example.com/"));
+        assert!(admits("[::ffff:7f00:1]", "ws://[::ffff:127.0.0.1]:9/"), "the URL's own way of writing it");
     }
 
     #[test]
@@ -187,9 +198,20 @@ mod tests {
     fn hosts_longer_than_dns_allows_are_invalid() {
         let host = "a.".repeat(127) + "b";
         assert!(parse_ws_url(&format!("ws://{host}/")).is_err());
+        // 253 bytes is the most DNS allows, and allowed.
+        assert!(parse_ws_url(&format!("ws://{}/", &host[2..])).is_ok());
+        assert!(parse_ws_url(&format!("ws://{}/", &host[1..])).is_err());
         assert!(parse_ws_url(&format!("ws://{}/", &host[4..])).is_ok());
         let huge = format!("ws://{}b/", "a.".repeat(100_000));
         assert!(parse_ws_url(&huge).is_err());
+    }
+
+    #[test]
+    fn a_url_of_64_kibibytes_is_the_longest_allowed() {
+        let url = |len: usize| format!("ws://h/{}", "a".repeat(len - "ws://h/".len()));
+        assert!(parse_ws_url(&url(MAX_URL_LEN)).is_ok());
+        assert!(parse_ws_url(&url(MAX_URL_LEN + 1)).is_err());
+        assert!(parse_ws_url(&url(100)).is_ok());
     }
 
     #[test]

@@ -20,9 +20,14 @@ use tokio_tungstenite::tungstenite::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-/// Bytes written by guests and not yet by the writer thread, stdout and stderr together. A guest writes at most
-/// this much ahead of the terminal or pipe; more waits.
+/// Bytes written by guests and not yet by the writer thread, stdout and stderr together. A guest writes about this
+/// much ahead of the terminal or pipe at most (see [`GRANT`]); more waits.
 const QUEUE: usize = 1 << 20;
+
+/// The most one `check-write` permits. Permits are not set aside in the queue (a stream that keeps one while idle
+/// would shrink it for every other session), so streams that each hold one may take the queue past its bound by
+/// this much each: 4 KiB (wasi-libc's own chunk) keeps that small even for a guest holding thousands of streams.
+const GRANT: usize = 4 << 10;
 
 /// The process's stdout, for a guest ([`SessionBuilder::inherit_stdio`](crate::SessionBuilder::inherit_stdio)).
 pub fn stdout() -> ProcessOutput {
@@ -41,7 +46,7 @@ pub async fn drained() {
         if state.queued == 0 && !state.writing {
             return Poll::Ready(());
         }
-        state.wakers.push(cx.waker().clone());
+        state.wait(cx);
         Poll::Pending
     })
     .await
@@ -94,6 +99,19 @@ struct State {
     wakers: Vec<Waker>,
 }
 
+impl State {
+    fn room(&self) -> usize {
+        QUEUE.saturating_sub(self.queued)
+    }
+
+    /// Wake `cx` when the writer thread has written a chunk (once, however often it asks).
+    fn wait(&mut self, cx: &Context<'_>) {
+        if !self.wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+            self.wakers.push(cx.waker().clone());
+        }
+    }
+}
+
 impl Queue {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -105,7 +123,7 @@ impl Queue {
         if let Some(kind) = state.failed[fd.index()] {
             return Err(kind.into());
         }
-        Ok(QUEUE.saturating_sub(state.queued))
+        Ok(state.room())
     }
 
     fn push(&self, fd: Fd, bytes: Bytes) -> io::Result<()> {
@@ -126,11 +144,31 @@ impl Queue {
     /// Ready when there is room (or a failure to report), else registers `cx` to be woken when there is.
     fn poll_room(&self, fd: Fd, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.lock();
-        if state.queued < QUEUE || state.failed[fd.index()].is_some() {
+        if state.room() > 0 || state.failed[fd.index()].is_some() {
             return Poll::Ready(());
         }
-        state.wakers.push(cx.waker().clone());
+        state.wait(cx);
         Poll::Pending
+    }
+
+    /// Queue as much of `buf` as there is room for, checked and queued under one lock; wait when there is none.
+    fn poll_push(&self, fd: Fd, buf: &[u8], cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut state = self.lock();
+        if let Some(kind) = state.failed[fd.index()] {
+            return Poll::Ready(Err(kind.into()));
+        }
+        let len = state.room().min(buf.len());
+        if len == 0 && !buf.is_empty() {
+            state.wait(cx);
+            return Poll::Pending;
+        }
+        if len > 0 {
+            state.queued += len;
+            state.chunks.push_back((fd, Bytes::copy_from_slice(&buf[..len])));
+            drop(state);
+            self.work.notify_one();
+        }
+        Poll::Ready(Ok(len))
     }
 
     /// The writer thread: write chunks out in order, for the life of the process.
@@ -202,12 +240,17 @@ impl StdoutStream for ProcessOutput {
     }
 }
 
+/// A write that failed: a closed pipe is a closed stream (as wasmtime-wasi's own stdout says), anything else an
+/// error of the last operation.
 fn failed(error: io::Error) -> StreamError {
-    StreamError::LastOperationFailed(wasmtime::Error::from(error))
+    match error.kind() {
+        io::ErrorKind::BrokenPipe => StreamError::Closed,
+        _ => StreamError::LastOperationFailed(wasmtime::Error::from(error)),
+    }
 }
 
 /// One guest stream of stdout or stderr, with what its last `check-write` permitted: WASI lets a guest write that
-/// much, no more, so the queue's bound holds however many sessions share it.
+/// much, no more, so the queue's bound holds (give or take a [`GRANT`] per stream) however much a guest writes.
 struct GuestStream {
     fd: Fd,
     permitted: usize,
@@ -228,7 +271,7 @@ impl OutputStream for GuestStream {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        self.permitted = queue().room(self.fd).map_err(failed)?;
+        self.permitted = queue().room(self.fd).map_err(failed)?.min(GRANT);
         Ok(self.permitted)
     }
 }
@@ -236,6 +279,9 @@ impl OutputStream for GuestStream {
 #[async_trait::async_trait]
 impl Pollable for GuestStream {
     async fn ready(&mut self) {
+        if self.permitted > 0 {
+            return;
+        }
         let fd = self.fd;
         poll_fn(|cx| queue().poll_room(fd, cx)).await;
     }
@@ -244,11 +290,7 @@ impl Pollable for GuestStream {
 impl AsyncWrite for ProcessOutput {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let queue = queue();
-        std::task::ready!(queue.poll_room(self.0, cx));
-        let room = queue.room(self.0)?;
-        let len = buf.len().min(room);
-        queue.push(self.0, Bytes::copy_from_slice(&buf[..len]))?;
-        Poll::Ready(Ok(len))
+        queue.poll_push(self.0, buf, cx)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -204,3 +204,23 @@ async fn serve_http(response: String) -> String {
     });
     url
 }
+
+/// A server that neither reads nor sends while the guest sends: the send waits, the stall timeout ends it (the
+/// guest's send fails with the stall's error) rather than the session waiting for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_server_that_never_reads_ends_a_waiting_send() {
+    let (url, listener) = listen().await;
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.ok()?;
+        upgrade(&mut tcp).await?;
+        std::future::pending::<()>().await;
+        Some(tcp)
+    });
+    let started = Instant::now();
+    let run =
+        crate::util::run_with_input(&["--stall-timeout", "2s", wsrun_test_artifacts::TEST_BIG_SEND, &url, "16"], b"")
+            .await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("send failed: limit reached: the peer read nothing"), "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "{run:?}");
+}

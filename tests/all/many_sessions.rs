@@ -144,6 +144,13 @@ async fn scripted(rounds: usize, refuse_every: Option<usize>) -> (Server, Arc<Mu
     (server, tally)
 }
 
+/// Each of `lines` begins a line of the summary `stdout` (a whole line, or the start of one whose end varies).
+fn assert_summary(stdout: &str, lines: &[&str]) {
+    for expected in lines {
+        assert!(stdout.lines().any(|line| line.starts_with(expected)), "no summary line {expected:?} in:\n{stdout}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_echo_sessions_carry_what_the_server_counted() {
     let dir = scratch("echo");
@@ -153,7 +160,16 @@ async fn two_hundred_echo_sessions_carry_what_the_server_counted() {
     let run = run(wsrun(&args)).await;
     let tally = *tally.lock().unwrap();
     assert_eq!(run.code(), Some(0), "{run:?}");
-    assert!(!run.stdout.is_empty(), "no summary: {run:?}");
+    assert_summary(
+        &run.stdout,
+        &[
+            "  outcomes   200 succeeded, 0 failed (200 exited 0); 0 trapped, 0 timed out, 0 stopped at --duration, 0 cancelled, 0 not started",
+            "  connect    200 opened, 0 failed; ",
+            "  sent       800 messages, ",
+            "  received   800 messages, ",
+            "  failures   0 of 200 (0.0%), at most 0 allowed: passed",
+        ],
+    );
     // The last session starts at 1 s * 199/200.
     assert!(run.elapsed >= Duration::from_millis(995), "the starts were not spread over --ramp-up: {run:?}");
     assert_eq!((tally.upgraded, tally.sent, tally.received, tally.wrong), (200, 800, 800, 0), "{run:?}");
@@ -255,7 +271,13 @@ async fn duration_stops_long_sessions_with_1001_each() {
     let args = ["--sessions", "50", "--duration", "2s", "--report", path_arg(&report_path), "echo", &server.url];
     let run = run(wsrun(&args)).await;
     assert_eq!(run.code(), Some(0), "{run:?}");
-    assert!(!run.stdout.is_empty(), "no summary: {run:?}");
+    assert_summary(
+        &run.stdout,
+        &[
+            "  outcomes   0 succeeded, 0 failed; 0 trapped, 0 timed out, 50 stopped at --duration, 0 cancelled, 0 not started",
+            "  failures   0 of 50 (0.0%), at most 0 allowed: passed",
+        ],
+    );
     assert!(run.elapsed >= Duration::from_secs(2), "ended before --duration: {run:?}");
     assert!(run.elapsed < Duration::from_secs(30), "--duration did not end the run: {run:?}");
 
@@ -478,7 +500,7 @@ async fn bad_shards_and_thresholds_are_usage_errors() {
         (&["--sessions", "4", "--max-failures", "lots", url], &[], "--max-failures"),
         (&["--sessions", "4", url], &[("JOB_COMPLETION_INDEX", "1")], "WSRUN_SHARD_COUNT"),
         (&["--sessions", "4", url], &[("JOB_COMPLETION_INDEX", "4"), ("WSRUN_SHARD_COUNT", "4")], "shard"),
-        (&["report", "merge"], &[], ""),
+        (&["report", "merge"], &[], "usage: wsrun report merge"),
     ];
     for (args, environment, needle) in cases {
         let mut command = wsrun(args);
@@ -491,4 +513,37 @@ async fn bad_shards_and_thresholds_are_usage_errors() {
         let line = lines[0].to_lowercase();
         assert!(line.starts_with("wsrun: ") && line.contains(&needle.to_lowercase()), "expected {needle:?}: {run:?}");
     }
+}
+
+/// Each session gets its index and the run's size, and nothing else from the environment unless `--env` gives it.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_session_gets_its_index_and_the_number_of_sessions() {
+    let dir = scratch("session-env");
+    let logs = dir.join("logs");
+    let server = Server::echo().await;
+    let misbehave = wsrun_test_artifacts::TEST_MISBEHAVE;
+    let run = run(wsrun(&["--sessions", "3", "--output", path_arg(&logs), misbehave, &server.url, "env"])).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    for index in 0..3 {
+        let log = std::fs::read_to_string(logs.join(format!("{index}.log"))).unwrap();
+        let expected = format!("env: [(\"WSRUN_SESSION_INDEX\", \"{index}\"), (\"WSRUN_SESSIONS\", \"3\")]\n");
+        assert_eq!(log, expected, "session {index}");
+    }
+}
+
+/// `--timeout` is each session's own limit, and a session that reaches it is counted as timed out: a failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_past_its_timeout_is_counted_timed_out() {
+    let server = Server::echo().await;
+    let misbehave = wsrun_test_artifacts::TEST_MISBEHAVE;
+    let run = run(wsrun(&["--sessions", "2", "--timeout", "500ms", misbehave, &server.url, "idle"])).await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert_summary(
+        &run.stdout,
+        &[
+            "  outcomes   0 succeeded, 2 failed; 0 trapped, 2 timed out, 0 stopped at --duration, 0 cancelled, 0 not started",
+            "  failures   2 of 2 (100.0%), at most 0 allowed: FAILED",
+        ],
+    );
+    assert_eq!(server.closes(2).await, vec![Some((1001, String::new())); 2], "each closed with 1001 at its timeout");
 }

@@ -96,7 +96,10 @@ async fn no_environment_files_or_sockets_unless_granted() {
     let run = misbehave(&["--env", "TOKEN=abc", "--env", "MODE=x=y"], &server.url, &["env"]).await;
     assert_eq!(run.stdout, "env: [(\"TOKEN\", \"abc\"), (\"MODE\", \"x=y\")]\n", "{run:?}");
 
-    let run = misbehave(&[], &server.url, &["files"]).await;
+    // A file that is there on the host, so that "denied" cannot be a file that is missing.
+    let existing = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    assert!(std::path::Path::new(existing).is_file());
+    let run = misbehave(&[], &server.url, &["files", existing]).await;
     assert!(run.stdout.starts_with("files: denied: "), "{run:?}");
 
     let target = server.url.trim_start_matches("ws://").trim_end_matches('/').to_owned();

@@ -300,9 +300,10 @@ impl Server {
         self.requests.lock().unwrap().clone()
     }
 
-    /// The client closes seen so far, waiting up to two seconds for `count` of them.
+    /// The client closes seen so far, waiting up to ten seconds (the tests' bound on a run) for `count` of them: a
+    /// shorter list fails the caller's comparison with what came.
     pub async fn closes(&self, count: usize) -> Vec<SeenClose> {
-        for _ in 0..200 {
+        for _ in 0..1000 {
             if self.closes.lock().unwrap().len() >= count {
                 break;
             }

@@ -1,7 +1,7 @@
 //! Test guest: misbehaves in the way its second argument names, so the tests can check that the host contains
 //! it. Modes: unreachable, out-of-bounds, stack-overflow, panic, memory-bomb, connections, idle, stdout-flood,
-//! connected-stdout-flood (the same once connected),
-//! env, files (reach for what was not granted and say what happened), exit-code [N] (exits with N, default 42),
+//! connected-stdout-flood (the same once connected), env, files [PATH] (reach for what was not granted and say
+//! what happened), exit-code [N] (exits with N, default 42),
 //! the attacks on the host's limits: hold-closed, hold-unread, churn N, long-host, headers, handles, and the
 //! probes that print what the host answered, by its WIT name: connect TARGET ['NAME: VALUE'] (connect to TARGET
 //! rather than the session's URL, perhaps with a header), send-after-close, receive (the size of each message).
@@ -76,7 +76,8 @@ impl Guest for Misbehave {
                 Ok(())
             }
             Some("files") => {
-                let _ = match std::fs::read_to_string("/etc/hostname") {
+                let path = args.get(3).map_or("/etc/hostname", String::as_str);
+                let _ = match std::fs::read_to_string(path) {
                     Ok(text) => Stdout::get().line(&format!("files: read {} bytes", text.len())),
                     Err(e) => Stdout::get().line(&format!("files: denied: {e}")),
                 };

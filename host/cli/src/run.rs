@@ -253,10 +253,11 @@ async fn load_watching(
     }
 }
 
-/// After a stop, what the guest wrote gets a moment to reach stdout (a terminal takes it at once), not a wait on a
-/// stdout that nobody reads; otherwise all of it is written, unless a signal comes first.
+/// After a stop (or a signal, whatever the outcome), what the guest wrote gets a moment to reach stdout (a terminal
+/// takes it at once), not a wait on a stdout that nobody reads; otherwise all of it is written, unless a signal
+/// comes first.
 async fn drain_output(outcome: &Outcome, signals: &Signals) {
-    if matches!(outcome, Outcome::Interrupted | Outcome::TimedOut(_)) {
+    if matches!(outcome, Outcome::Interrupted | Outcome::TimedOut(_)) || signals.has_come() {
         let _ = tokio::time::timeout(STOPPED_DRAIN, wsrun::stdio::drained()).await;
     } else {
         tokio::select! {

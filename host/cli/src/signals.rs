@@ -85,6 +85,11 @@ impl Signals {
         }
     }
 
+    /// Whether a signal has come already.
+    pub fn has_come(&self) -> bool {
+        *self.received.borrow() > 0
+    }
+
     /// Resolves at the first signal.
     pub async fn first(&self) {
         let mut received = self.received.clone();

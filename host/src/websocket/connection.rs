@@ -2,7 +2,7 @@
 //! sends through, and the close status both sides see.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message as WireMessage};
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
 use super::errors::{abnormal_closure, from_transport};
-use super::halves::{ReadHalf, WriteHalf};
+use super::halves::{Probe, ReadHalf, WriteHalf};
 use super::queue::{Queue, SessionBudget};
 use super::received::{from_read_buffer, Incoming};
 use crate::bindings::websocket::{CloseFrame, ErrorCode};
@@ -95,6 +95,13 @@ struct Link {
     failing: AtomicBool,
     /// The reader ended the connection because the peer stopped reading: what a send blocked on it then fails with.
     stalled: Mutex<Option<ErrorCode>>,
+    /// Sends and closes of the guest's under way: only while one waits may a full queue count as the peer's stall
+    /// (a write refused earlier and not tried again since says nothing about the peer now).
+    sending: AtomicUsize,
+    /// How long the peer may read nothing while a write waits on it.
+    stall_timeout: Duration,
+    /// The socket under both halves, for the stall watch.
+    probe: Probe,
     /// Sent messages wait in the writer's buffer until the flusher runs: `flush_pending` says one is due,
     /// `flush_due` wakes the flusher (once per batch, not once per message).
     flush_pending: AtomicBool,
@@ -121,6 +128,7 @@ impl Connection {
         options: ReadOptions,
     ) -> Connection {
         let (writer, reader) = super::halves::split(stream);
+        let probe = writer.probe();
         let queue = Arc::new(Queue::new(options.queued_messages, options.queued_bytes, options.session_budget.clone()));
         let link = Arc::new(Link {
             writer: futures_util::lock::Mutex::new(Some(writer)),
@@ -129,6 +137,9 @@ impl Connection {
             close_sent: tokio::sync::Notify::new(),
             failing: AtomicBool::new(false),
             stalled: Mutex::new(None),
+            sending: AtomicUsize::new(0),
+            stall_timeout: options.stall_timeout,
+            probe,
             flush_pending: AtomicBool::new(false),
             flush_due: tokio::sync::Notify::new(),
             batch_sends: tokio::runtime::Handle::try_current()
@@ -242,19 +253,25 @@ impl Link {
         if let Some(sent) = lock(&self.sent).clone() {
             return Err(ErrorCode::Closed(sent));
         }
-        let mut writer = self.writer.lock().await;
-        let Some(half) = writer.as_mut() else { return Err(self.ended()) };
-        let sent = match write {
-            Write::Message(message) if self.batch_sends => half.feed(message).await,
-            Write::Message(message) => half.send(message).await,
-            Write::Frame(frame) => match half.feed_frame(frame).await {
-                Ok(()) if !self.batch_sends => half.flush().await,
-                fed => fed,
-            },
-        };
-        let sent = sent.map_err(|e| self.transport_error(e));
-        self.after_write(&mut writer, sent.is_err());
-        drop(writer);
+        let _sending = Sending::start(&self.sending);
+        // Watched from the lock on, which a flush blocked on the same stalled socket may hold.
+        let sent = self
+            .watched(async {
+                let mut writer = self.writer.lock().await;
+                let Some(half) = writer.as_mut() else { return Err(self.ended()) };
+                let sent = match write {
+                    Write::Message(message) if self.batch_sends => half.feed(message).await,
+                    Write::Message(message) => half.send(message).await,
+                    Write::Frame(frame) => match half.feed_frame(frame).await {
+                        Ok(()) if !self.batch_sends => half.flush().await,
+                        fed => fed,
+                    },
+                };
+                let sent = sent.map_err(|e| self.transport_error(e));
+                self.after_write(&mut writer, sent.is_err());
+                sent
+            })
+            .await;
         if self.batch_sends && sent.is_ok() && !self.flush_pending.swap(true, Ordering::AcqRel) {
             self.flush_due.notify_one();
         }
@@ -302,16 +319,39 @@ impl Link {
             *sent = Some(CloseFrame { code, reason: reason.to_owned() });
         }
         let frame = WireCloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
-        let mut writer = self.writer.lock().await;
-        let Some(sink) = writer.as_mut() else { return Err(self.ended()) };
-        let sent = sink.send(WireMessage::Close(Some(frame))).await.map_err(|e| self.transport_error(e));
-        self.close_sent.notify_one();
-        self.after_write(&mut writer, sent.is_err());
-        sent
+        let _sending = Sending::start(&self.sending);
+        self.watched(async {
+            let mut writer = self.writer.lock().await;
+            let Some(sink) = writer.as_mut() else { return Err(self.ended()) };
+            let sent = sink.send(WireMessage::Close(Some(frame))).await.map_err(|e| self.transport_error(e));
+            self.close_sent.notify_one();
+            self.after_write(&mut writer, sent.is_err());
+            sent
+        })
+        .await
     }
 
     fn close_status(&self) -> Option<CloseFrame> {
         lock(&self.closed).clone()
+    }
+
+    /// A write of the guest's that waits on the socket while the peer reads nothing for the stall timeout ends the
+    /// connection: the socket is shut (the reader then ends, giving the guest the stall's error too) and the write
+    /// fails with it. Most writes are done at the first poll and are never watched.
+    async fn watched(&self, write: impl Future<Output = Result<(), ErrorCode>>) -> Result<(), ErrorCode> {
+        let mut write = std::pin::pin!(write);
+        if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            return done;
+        }
+        tokio::select! {
+            biased;
+            done = write => done,
+            () = stalled_for(|| self.probe.write_stalled_since(), self.stall_timeout) => {
+                let (error, _) = stall_failure(self, self.stall_timeout);
+                self.probe.shut_down_now();
+                Err(error)
+            }
+        }
     }
 
     /// Whether the connection has ended, without copying how: asked after every write.
@@ -342,6 +382,22 @@ impl Link {
     }
 }
 
+/// Counts a send or close of the guest's as under way until dropped (whether it ends or is dropped mid-way).
+struct Sending<'a>(&'a AtomicUsize);
+
+impl<'a> Sending<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Sending(count)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What a send writes: a message for tungstenite to frame, or a frame the host made.
 enum Write {
     Message(WireMessage),
@@ -357,6 +413,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// the peer (backpressure); a guest that dropped its handle no longer gets messages, but the reading goes on so the
 /// closing handshake can finish.
 async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) {
+    let probe = reader.probe();
     let mut deliver = true;
     let mut peer_close = None;
     // Why the reading failed, and the close frame that tells the peer (when the socket may still work).
@@ -398,7 +455,9 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
             }
         };
         let Some(next) = next else { break };
-        if stalled_past(&reader, options.stall_timeout) {
+        // Checked as frames come (tungstenite has just tried again to write what waits, its pongs included), but
+        // not for the peer's close frame, which ends the conversation its own way.
+        if !matches!(next, Ok(WireMessage::Close(_))) && stalled_past(&probe, options.stall_timeout) {
             failure = Some(stall_failure(&link, options.stall_timeout));
             break;
         }
@@ -455,7 +514,7 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
                 Poll::Pending => tokio::select! {
                     biased;
                     pushed = push => pushed.is_ok(),
-                    () = stall_exceeded(&reader, options.stall_timeout) => {
+                    () = stall_exceeded(&probe, &link, options.stall_timeout) => {
                         failure = Some(stall_failure(&link, options.stall_timeout));
                         break;
                     }
@@ -473,6 +532,11 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
                 keepalive.pause(blocked.elapsed());
             }
         }
+    }
+    if let Some(stalled) = lock(&link.stalled).clone() {
+        // The peer stalled (found here, or by a send that then shut the socket, which ended the reading): the guest
+        // learns why, whatever the socket said after.
+        failure = Some((stalled, failure.and_then(|(_, close)| close)));
     }
     if let Some((error, close)) = failure {
         // The messages that came before the error reach the guest first, and their answers go out before the
@@ -492,7 +556,7 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
     // The connection is over. A send may still wait on the socket (a peer that stopped reading, or one that closed
     // and never ended the TCP connection): end the TCP connection, which wakes it with an error, rather than leave
     // it waiting for ever on a socket nobody reads.
-    reader.shut_down_now();
+    probe.shut_down_now();
     drop(reader);
     link.release_socket();
     link.queue.end();
@@ -531,14 +595,19 @@ async fn flush_loop(link: Arc<Link>) {
 }
 
 /// Whether the peer has read nothing of what waits to be written to it for `limit` or longer.
-fn stalled_past(reader: &ReadHalf, limit: Duration) -> bool {
-    reader.write_stalled_since().is_some_and(|since| since.elapsed() >= limit)
+fn stalled_past(probe: &Probe, limit: Duration) -> bool {
+    probe.write_stalled_since().is_some_and(|since| since.elapsed() >= limit)
 }
 
-/// Resolves once the peer has read nothing for `limit`; looks again every `limit` while it reads.
-async fn stall_exceeded(reader: &ReadHalf, limit: Duration) {
+/// Resolves once the peer has read nothing for `limit` while a send of the guest's waits on it.
+async fn stall_exceeded(probe: &Probe, link: &Link, limit: Duration) {
+    stalled_for(|| probe.write_stalled_since().filter(|_| link.sending.load(Ordering::Relaxed) > 0), limit).await;
+}
+
+/// Resolves once `since` has said for `limit` that writes are refused; looks again every `limit` while it says not.
+async fn stalled_for(since: impl Fn() -> Option<std::time::Instant>, limit: Duration) {
     loop {
-        let wait = match reader.write_stalled_since() {
+        let wait = match since() {
             Some(since) => limit.saturating_sub(since.elapsed()),
             None => limit,
         };

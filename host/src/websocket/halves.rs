@@ -42,15 +42,30 @@ fn lock(both: &Mutex<Both>) -> MutexGuard<'_, Both> {
     both.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl ReadHalf {
+/// A look at the socket under either half, for the stall watch.
+pub(crate) struct Probe(Arc<Mutex<Both>>);
+
+impl Probe {
     /// Since when the peer has read nothing of what waits to be written, if it has stopped.
     pub(crate) fn write_stalled_since(&self) -> Option<std::time::Instant> {
-        lock(&self.0).stream.get_ref().stalled_since()
+        lock(&self.0).stream.get_mut().stalled_since()
     }
 
     /// End the TCP connection at once (see [`Wire::shut_down_now`]).
     pub(crate) fn shut_down_now(&self) {
         lock(&self.0).stream.get_ref().shut_down_now();
+    }
+}
+
+impl ReadHalf {
+    pub(crate) fn probe(&self) -> Probe {
+        Probe(self.0.clone())
+    }
+}
+
+impl WriteHalf {
+    pub(crate) fn probe(&self) -> Probe {
+        Probe(self.0.clone())
     }
 }
 

@@ -36,8 +36,9 @@ pub(crate) struct Wire {
     taken: Option<Taken>,
     /// How many frames were taken out, for the tests.
     frames_taken: usize,
-    /// Since when the socket has taken nothing of what waits to be written: a peer that does not read.
-    stalled_since: Option<Instant>,
+    /// Since when the socket has refused writes and the peer has read nothing (see [`Wire::stalled_since`]), with
+    /// the bytes the kernel then held unsent or unacknowledged.
+    stalled: Option<(Instant, usize)>,
 }
 
 struct Taken {
@@ -57,7 +58,7 @@ impl Wire {
             held: Vec::new(),
             taken: None,
             frames_taken: 0,
-            stalled_since: None,
+            stalled: None,
         }
     }
 
@@ -71,8 +72,8 @@ impl Wire {
     /// Write the waiting frame out, as far as the socket takes it.
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(frame) = &mut self.frame {
-            let written =
-                ready!(watch_stall(&mut self.stalled_since, Pin::new(&mut self.socket).poll_write(cx, frame)))?;
+            let poll = Pin::new(&mut self.socket).poll_write(cx, frame);
+            let written = ready!(watch_stall(&mut self.stalled, &self.socket, poll))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -98,8 +99,20 @@ impl Wire {
     }
 
     /// Since when the peer has read nothing of what waits to be written, if it has stopped.
-    pub(crate) fn stalled_since(&self) -> Option<Instant> {
-        self.stalled_since
+    ///
+    /// A socket refuses writes until a good part of its buffer is free, which a peer that reads slowly but steadily
+    /// may take longer than the stall timeout to free: so the peer's reading is seen in the kernel's count of bytes
+    /// not yet sent or acknowledged, and any fall in it starts the clock again.
+    pub(crate) fn stalled_since(&mut self) -> Option<Instant> {
+        let (since, unsent_then) = self.stalled?;
+        match unsent(&self.socket) {
+            Some(unsent) if unsent < unsent_then => {
+                let now = Instant::now();
+                self.stalled = Some((now, unsent));
+                Some(now)
+            }
+            _ => Some(since),
+        }
     }
 
     /// End the TCP connection now, both ways, without waiting for what is unwritten: whatever is blocked on the
@@ -160,14 +173,26 @@ impl Wire {
 }
 
 /// Note when the socket starts and stops refusing writes.
-fn watch_stall<T>(stalled_since: &mut Option<Instant>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+fn watch_stall<T>(
+    stalled: &mut Option<(Instant, usize)>,
+    socket: &Stream,
+    poll: Poll<io::Result<T>>,
+) -> Poll<io::Result<T>> {
     match &poll {
         Poll::Pending => {
-            stalled_since.get_or_insert_with(Instant::now);
+            stalled.get_or_insert_with(|| (Instant::now(), unsent(socket).unwrap_or(usize::MAX)));
         }
-        Poll::Ready(_) => *stalled_since = None,
+        Poll::Ready(_) => *stalled = None,
     }
     poll
+}
+
+/// The bytes the kernel holds for the socket, not yet sent or not yet acknowledged by the peer (`TIOCOUTQ`).
+fn unsent(socket: &Stream) -> Option<usize> {
+    let mut unsent: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int through the pointer, on a socket this stream owns.
+    let done = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(socket.get_ref()), libc::TIOCOUTQ, &mut unsent) };
+    (done == 0).then(|| usize::try_from(unsent).unwrap_or(0))
 }
 
 /// Put `bytes`, read after everything tungstenite was given, back in front of those `held` already.
@@ -227,13 +252,15 @@ impl AsyncWrite for Wire {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         ready!(self.poll_frame(cx))?;
         let this = &mut *self;
-        watch_stall(&mut this.stalled_since, Pin::new(&mut this.socket).poll_write(cx, buf))
+        let poll = Pin::new(&mut this.socket).poll_write(cx, buf);
+        watch_stall(&mut this.stalled, &this.socket, poll)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_frame(cx))?;
         let this = &mut *self;
-        watch_stall(&mut this.stalled_since, Pin::new(&mut this.socket).poll_flush(cx))
+        let poll = Pin::new(&mut this.socket).poll_flush(cx);
+        watch_stall(&mut this.stalled, &this.socket, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
