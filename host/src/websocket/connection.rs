@@ -339,14 +339,9 @@ impl Link {
     /// connection: the socket is shut (the reader then ends, giving the guest the stall's error too) and the write
     /// fails with it. Most writes are done at the first poll and are never watched.
     async fn watched(&self, write: impl Future<Output = Result<(), ErrorCode>>) -> Result<(), ErrorCode> {
-        let mut write = std::pin::pin!(write);
-        if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
-            return done;
-        }
-        tokio::select! {
-            biased;
-            done = write => done,
-            () = stalled_for(|| self.probe.write_stalled_since(), self.stall_timeout) => {
+        match unless_stalled(write, stalled_for(|| self.probe.write_stalled_since(), self.stall_timeout)).await {
+            Some(done) => done,
+            None => {
                 let (error, _) = stall_failure(self, self.stall_timeout);
                 self.probe.shut_down_now();
                 Err(error)
@@ -506,19 +501,14 @@ async fn read_loop(mut reader: ReadHalf, link: Arc<Link>, options: ReadOptions) 
             // Read the clock only for keepalive: it costs more than the rest of a small message's hand-over.
             let blocked = keepalive.is_some().then(Instant::now);
             let size = item.held();
-            let mut push = std::pin::pin!(link.queue.push(item, size));
-            deliver = match std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx))).await {
-                Poll::Ready(pushed) => pushed.is_ok(),
-                // A guest blocked sending to a peer that does not read takes nothing: the peer's stall ends the
-                // wait. Watched only by a push that waits (a timer each time would tax every message).
-                Poll::Pending => tokio::select! {
-                    biased;
-                    pushed = push => pushed.is_ok(),
-                    () = stall_exceeded(&probe, &link, options.stall_timeout) => {
-                        failure = Some(stall_failure(&link, options.stall_timeout));
-                        break;
-                    }
-                },
+            // A guest blocked sending to a peer that does not read takes nothing: the peer's stall ends the wait.
+            let stall = stall_exceeded(&probe, &link, options.stall_timeout);
+            deliver = match unless_stalled(link.queue.push(item, size), stall).await {
+                Some(pushed) => pushed.is_ok(),
+                None => {
+                    failure = Some(stall_failure(&link, options.stall_timeout));
+                    break;
+                }
             };
             // Let the guest at the messages now and then, even when the socket always has more.
             tokio::task::coop::consume_budget().await;
@@ -602,6 +592,20 @@ fn stalled_past(probe: &Probe, limit: Duration) -> bool {
 /// Resolves once the peer has read nothing for `limit` while a send of the guest's waits on it.
 async fn stall_exceeded(probe: &Probe, link: &Link, limit: Duration) {
     stalled_for(|| probe.write_stalled_since().filter(|_| link.sending.load(Ordering::Relaxed) > 0), limit).await;
+}
+
+/// `work`'s result, or `None` when `stall` resolves first. Only work that does not finish at its first poll is raced
+/// against the stall, whose timer would otherwise tax every message.
+async fn unless_stalled<T>(work: impl Future<Output = T>, stall: impl Future<Output = ()>) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+        return Some(done);
+    }
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        () = stall => None,
+    }
 }
 
 /// Resolves once `since` has said for `limit` that writes are refused; looks again every `limit` while it says not.
