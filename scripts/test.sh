@@ -10,9 +10,10 @@ if [ -d target/tmp ]; then
     find target/tmp -mindepth 1 -maxdepth 1 ! -name xdg-cache -exec rm -rf {} +
     find target/tmp/xdg-cache -type f -mtime +2 -delete 2>/dev/null || true
 fi
-# A tool outside this workspace that embeds the library, as a user's project would (run by tests/all/embedding.rs).
-# It shares the target directory, so only the library and the tool itself are compiled again.
-CARGO_TARGET_DIR=target cargo build --release --manifest-path host/examples/embed/Cargo.toml
+# Everything the tests run, with the tests' own features, in one build: the binaries, the tests, the examples, and
+# the tool that embeds the library as a user's project would (host/examples/embed, outside the default members; run
+# by tests/all/embedding.rs). The `cargo test` commands below then compile nothing more.
+cargo build --release --workspace --bins --tests --examples
 # The Python and JavaScript guests' tests run last and alone: their first starts compile 12-18 MB of wasm on every
 # core, which would slow the timing-bounded tests (Ctrl+C within 2 s, ...) running beside them.
 cargo test --release --workspace -- --skip scripting::

@@ -159,14 +159,13 @@ async fn the_many_sessions_example_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_embedding_example_outside_the_workspace_runs() {
-    // Built by scripts/test.sh from host/examples/embed, a project with its own workspace that depends on the
-    // library alone, into this target directory.
+async fn the_embedding_example_runs() {
+    // Built by scripts/test.sh from host/examples/embed, a tool that depends on the library alone (a workspace
+    // member outside the default members), into this target directory.
     let example = std::path::Path::new(env!("CARGO_BIN_EXE_wsrun")).with_file_name("embed-example");
     assert!(
         example.is_file(),
-        "{} is missing: CARGO_TARGET_DIR=target cargo build --release --manifest-path host/examples/embed/Cargo.toml \
-         (scripts/test.sh does it)",
+        "{} is missing: cargo build --release -p wsrun-embed-example (scripts/test.sh builds it)",
         example.display()
     );
     let server = Server::echo().await;
