@@ -92,14 +92,22 @@ struct Tally {
     upgraded: u64,
 }
 
+/// When each upgrade request reached a [`scripted`] server.
+type Arrivals = Arc<Mutex<Vec<Instant>>>;
+
 /// A server that upgrades every connection but each `refuse_every`-th one (answered with HTTP 500), sends `rounds`
 /// messages on each (text and binary, of sizes that differ between connections), waits for each one's echo, then
-/// closes with 1000, keeping its own tally.
-async fn scripted(rounds: usize, refuse_every: Option<usize>) -> (Server, Arc<Mutex<Tally>>) {
+/// closes with 1000, keeping its own tally and the time each request came.
+async fn scripted(rounds: usize, refuse_every: Option<usize>) -> (Server, Arc<Mutex<Tally>>, Arrivals) {
     let requests = AtomicUsize::new(0);
-    let route = move |_: &str| match refuse_every {
-        Some(every) if requests.fetch_add(1, Ordering::SeqCst) % every == every - 1 => Answer::Status(500, None),
-        _ => Answer::Upgrade,
+    let arrivals = Arrivals::default();
+    let arrived = arrivals.clone();
+    let route = move |_: &str| {
+        arrived.lock().unwrap().push(Instant::now());
+        match refuse_every {
+            Some(every) if requests.fetch_add(1, Ordering::SeqCst) % every == every - 1 => Answer::Status(500, None),
+            _ => Answer::Upgrade,
+        }
     };
     let tally = Arc::new(Mutex::new(Tally::default()));
     let counted = tally.clone();
@@ -141,7 +149,7 @@ async fn scripted(rounds: usize, refuse_every: Option<usize>) -> (Server, Arc<Mu
         }
     })
     .await;
-    (server, tally)
+    (server, tally, arrivals)
 }
 
 /// Each of `lines` begins a line of the summary `stdout` (a whole line, or the start of one whose end varies).
@@ -155,7 +163,7 @@ fn assert_summary(stdout: &str, lines: &[&str]) {
 async fn two_hundred_echo_sessions_carry_what_the_server_counted() {
     let dir = scratch("echo");
     let report_path = dir.join("report.json");
-    let (server, tally) = scripted(4, None).await;
+    let (server, tally, arrivals) = scripted(4, None).await;
     let args = ["--sessions", "200", "--ramp-up", "1s", "--report", path_arg(&report_path), "echo", &server.url];
     let run = run(wsrun(&args)).await;
     let tally = *tally.lock().unwrap();
@@ -170,8 +178,20 @@ async fn two_hundred_echo_sessions_carry_what_the_server_counted() {
             "  failures   0 of 200 (0.0%), at most 0 allowed: passed",
         ],
     );
-    // The last session starts at 1 s * 199/200.
+    // Session s starts at 1 s * s/200: each request comes no sooner than its time after the first (less a margin
+    // for the first's own delay), and none more than a second late on a machine busy building.
     assert!(run.elapsed >= Duration::from_millis(995), "the starts were not spread over --ramp-up: {run:?}");
+    let mut arrivals = arrivals.lock().unwrap().clone();
+    arrivals.sort();
+    assert_eq!(arrivals.len(), 200);
+    for (index, arrival) in arrivals.iter().enumerate() {
+        let after = arrival.duration_since(arrivals[0]);
+        let due = Duration::from_millis(5 * index as u64);
+        assert!(
+            after + Duration::from_millis(100) >= due && after <= due + Duration::from_secs(1),
+            "request {index} came {after:?} after the first, due at {due:?}"
+        );
+    }
     assert_eq!((tally.upgraded, tally.sent, tally.received, tally.wrong), (200, 800, 800, 0), "{run:?}");
 
     let report = read_report(&report_path);
@@ -223,7 +243,7 @@ async fn failures_are_counted_and_max_failures_decides_the_exit_code() {
         (&["--max-failures", "30%"], 0),
     ];
     for (index, (threshold, expected)) in cases.iter().enumerate() {
-        let (server, tally) = scripted(2, Some(4)).await;
+        let (server, tally, _) = scripted(2, Some(4)).await;
         let report_path = dir.join(format!("report-{index}.json"));
         let logs = dir.join(format!("logs-{index}"));
         let mut args = vec!["--sessions", "40", "--report", path_arg(&report_path), "--output", path_arg(&logs)];
@@ -293,8 +313,9 @@ async fn duration_stops_long_sessions_with_1001_each() {
 
 /// Start `sessions` echo sessions against a server that sends each one message and then waits, send `signal` once
 /// every session has echoed it (and, with `progress`, once a periodic progress line is due), and check the end:
-/// exit 130, the summary and report still written, every session cancelled and closed with 1001.
-async fn interrupt(name: &str, signal: i32, sessions: u64, progress: bool) -> Run {
+/// exit 130, the summary and report still written, every session cancelled and closed with 1001. Returns the run and
+/// its report's path.
+async fn interrupt(name: &str, signal: i32, sessions: u64, progress: bool) -> (Run, PathBuf) {
     let dir = scratch(name);
     let report_path = dir.join("report.json");
     // Each connection: one message, its echo (the guest holds the connection), then quiet until the client closes.
@@ -332,7 +353,8 @@ async fn interrupt(name: &str, signal: i32, sessions: u64, progress: bool) -> Ru
         elapsed: started.elapsed(),
     };
     assert_eq!(run.code(), Some(130), "{run:?}");
-    assert!(!run.stdout.is_empty(), "no summary after the signal: {run:?}");
+    let summary = interrupted_summary(sessions);
+    assert_summary(&run.stdout, &summary.iter().map(String::as_str).collect::<Vec<_>>());
 
     let report = read_report(&report_path);
     for (pointer, expected) in
@@ -343,15 +365,46 @@ async fn interrupt(name: &str, signal: i32, sessions: u64, progress: bool) -> Ru
     let closes = server.closes(sessions as usize).await;
     assert_eq!(closes.len(), sessions as usize, "connections the server saw end: {closes:?}");
     assert!(closes.iter().all(|close| matches!(close, Some((1001, _)))), "not all 1001: {closes:?}");
-    run
+    (run, report_path)
+}
+
+/// The summary lines of `sessions` echo sessions that each echoed "hello" and were then interrupted.
+fn interrupted_summary(sessions: u64) -> Vec<String> {
+    vec![
+        format!(
+            "  outcomes   0 succeeded, 0 failed; 0 trapped, 0 timed out, 0 stopped at --duration, {sessions} cancelled, 0 not started"
+        ),
+        format!("  connect    {sessions} opened, 0 failed; "),
+        "  sessions   all connected ".to_owned(),
+        format!("  sent       {sessions} messages, {} B", sessions * 5),
+        format!("  received   {sessions} messages, {} B", sessions * 5),
+        format!("  failures   0 of {sessions} (0.0%), at most 0 allowed: FAILED (the run was interrupted or is incomplete)"),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_closes_every_session_with_1001_and_still_reports() {
-    let run = interrupt("interrupt", libc::SIGINT, 20, true).await;
-    // stderr is a pipe here: plain progress lines, no terminal codes.
-    assert!(run.stderr.lines().any(|line| line.starts_with("wsrun: progress: ")), "no progress line: {run:?}");
+    let (run, report) = interrupt("interrupt", libc::SIGINT, 20, true).await;
+    // stderr is a pipe here: plain progress lines, no terminal codes. Once every session has echoed its message
+    // and waits, a line says so.
+    let idle = "wsrun: progress: 20/20 started, 20 running, 0 finished, 0 failed; ";
+    let line = run.stderr.lines().find(|line| line.starts_with(idle)).unwrap_or_else(|| panic!("no {idle:?}: {run:?}"));
+    let rates = &line[idle.len()..];
+    let (messages, bytes) = rates.split_once(" msg/s, ").unwrap_or_else(|| panic!("no rates in {line:?}"));
+    assert!(messages.parse::<u64>().is_ok() && bytes.ends_with("B/s"), "rates {rates:?} in {line:?}");
     assert!(!run.stderr.contains('\x1b'), "terminal codes on a pipe: {run:?}");
+
+    // A report of an interrupted run fails the verdict of any merge it is part of, whatever the threshold.
+    let merge = run_merge(&[path_arg(&report)]).await;
+    assert_eq!(merge.code(), Some(1), "{merge:?}");
+    assert_summary(&merge.stdout, &interrupted_summary(20).iter().map(String::as_str).collect::<Vec<_>>());
+    let merge = run_merge(&["--max-failures", "100%", path_arg(&report)]).await;
+    assert_eq!(merge.code(), Some(1), "{merge:?}");
+}
+
+/// `wsrun report merge ARGS...`.
+async fn run_merge(args: &[&str]) -> Run {
+    run(wsrun(&[&["report", "merge"], args].concat())).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -368,11 +421,11 @@ async fn four_shards_merged_count_what_one_process_counts() {
     let dir = scratch("shards");
     let sessions = SHARDED.to_string();
     // Every 7th upgrade is refused: 6 failures in all, however the shards' connections interleave.
-    let (single_server, _) = scripted(3, Some(7)).await;
+    let (single_server, ..) = scripted(3, Some(7)).await;
     let single_path = dir.join("single.json");
     let single = wsrun(&["--sessions", &sessions, "--report", path_arg(&single_path), "echo", &single_server.url]);
 
-    let (server, tally) = scripted(3, Some(7)).await;
+    let (server, tally, _) = scripted(3, Some(7)).await;
     let shard_paths: Vec<PathBuf> = (0..4).map(|index| dir.join(format!("shard-{index}.json"))).collect();
     let shards = shard_paths.iter().enumerate().map(|(index, path)| {
         let shard = format!("{index}/4");
@@ -406,7 +459,14 @@ async fn four_shards_merged_count_what_one_process_counts() {
     args.extend(shard_paths.iter().map(|path| path_arg(path)));
     let merge = run(wsrun(&args)).await;
     assert_eq!(merge.code(), Some(1), "6 failures over the default --max-failures 0: {merge:?}");
-    assert!(!merge.stdout.is_empty(), "no summary: {merge:?}");
+    let first = format!("42 sessions of echo against {}, in ", server.url);
+    let merged_summary = [
+        first.as_str(),
+        "  outcomes   36 succeeded, 6 failed (36 exited 0, 6 exited 1); 0 trapped, 0 timed out, 0 stopped at --duration, 0 cancelled, 0 not started",
+        "  connect    36 opened, 6 failed; ",
+        "  failures   6 of 42 (14.3%), at most 0 allowed: FAILED",
+    ];
+    assert_summary(&merge.stdout, &merged_summary);
     let merged = read_report(&merged_path);
     let single = read_report(&single_path);
     assert_eq!(merged["shard"], serde_json::json!({"index": 0, "count": 1}), "{merged:#}");
@@ -450,7 +510,7 @@ async fn four_shards_merged_count_what_one_process_counts() {
     args.extend(shard_paths.iter().map(|path| path_arg(path)));
     let merge = run(wsrun(&args)).await;
     assert_eq!(merge.code(), Some(0), "{merge:?}");
-    assert!(!merge.stdout.is_empty(), "no summary: {merge:?}");
+    assert_summary(&merge.stdout, &[&merged_summary[..3], &["  failures   6 of 42 (14.3%), at most 6 allowed: passed"]].concat());
 
     // Every shard once: a missing or repeated one is not the whole run.
     let three: Vec<&str> = ["report", "merge", "--max-failures", "6"]
@@ -481,7 +541,7 @@ async fn sessions_still_connecting_at_the_end_of_duration_fail() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_report_that_cannot_be_written_stops_the_run_before_it_starts() {
-    let (server, tally) = scripted(1, None).await;
+    let (server, tally, _) = scripted(1, None).await;
     let dir = scratch("unwritable");
     let run = run(wsrun(&["--sessions", "5", "--report", path_arg(&dir), "echo", &server.url])).await;
     assert_eq!(run.code(), Some(2), "{run:?}");

@@ -267,6 +267,11 @@ impl Drop for Queue {
 mod tests {
     use super::*;
 
+    /// Whether `future` is ready at its first poll (a push the queue admits at once is; one it holds is not).
+    async fn poll_once<F: std::future::Future>(mut future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+    }
+
     fn text(s: &str) -> Incoming {
         Incoming::Text(s.to_owned())
     }
@@ -289,14 +294,10 @@ mod tests {
         let queue = Arc::new(Queue::new(2, 100, SessionBudget::new(1000)));
         queue.push(text("1"), 1).await.ok().unwrap();
         queue.push(text("2"), 1).await.ok().unwrap();
-        let pusher = {
-            let queue = queue.clone();
-            tokio::spawn(async move { queue.push(text("3"), 1).await.is_ok() })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        assert!(!pusher.is_finished(), "the third message went past the limit of 2");
+        let mut pusher = std::pin::pin!(queue.push(text("3"), 1));
+        assert!(poll_once(pusher.as_mut()).await.is_pending(), "the third message went past the limit of 2");
         queue.try_take().unwrap().unwrap();
-        assert!(pusher.await.unwrap());
+        assert!(pusher.await.is_ok());
     }
 
     #[tokio::test]
@@ -305,14 +306,10 @@ mod tests {
         let first = Queue::new(100, 100, budget.clone());
         let second = Arc::new(Queue::new(100, 100, budget.clone()));
         first.push(text("x"), 8).await.ok().unwrap();
-        let pusher = {
-            let second = second.clone();
-            tokio::spawn(async move { second.push(text("y"), 5).await.is_ok() })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        assert!(!pusher.is_finished(), "the session budget was overdrawn");
+        let mut pusher = std::pin::pin!(second.push(text("y"), 5));
+        assert!(poll_once(pusher.as_mut()).await.is_pending(), "the session budget was overdrawn");
         drop(first);
-        assert!(pusher.await.unwrap());
+        assert!(pusher.await.is_ok());
         assert_eq!(budget.used(), 5);
         second.close();
         assert_eq!(budget.used(), 0);
