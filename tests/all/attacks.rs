@@ -126,6 +126,22 @@ async fn a_cache_directory_others_can_write_is_not_used() {
     );
     assert!(!run.stderr.contains("compiled cache stored") && !run.stderr.contains("compiled cache hit"), "{run:?}");
     assert!(files_under(&dir).is_empty(), "something was cached in a shared directory");
+
+    // A private cache directory inside one that everyone can write (and that is not sticky, as /tmp is): another
+    // user could rename it away and put their own in its place.
+    let parent = fresh_dir("shared-parent");
+    let dir = parent.join("wsrun");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = cached_run(&dir, &server).await;
+    let expected = format!("{} can be written by others (mode 777)", parent.display());
+    assert!(run.stderr.contains("wsrun: warning: not using the compiled cache") && run.stderr.contains(&expected), "{run:?}");
+    assert!(files_under(&dir).is_empty(), "something was cached under a shared directory");
+    // The same parent made sticky is as safe as /tmp.
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let run = cached_run(&dir, &server).await;
+    assert!(run.stderr.contains("compiled cache stored"), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -146,6 +146,32 @@ async fn a_silent_server_hits_the_open_timeout() {
     assert!(run.elapsed < Duration::from_secs(3), "took {:?}", run.elapsed);
 }
 
+/// `--open-timeout` bounds the whole way to the upgrade, redirects included, not each request: a server that takes
+/// 500 ms to redirect to itself would take 5.5 s to reach the limit of 10 redirects.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_open_timeout_covers_every_redirect() {
+    let (url, listener) = raw::listen().await;
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                raw::read_request(&mut tcp).await?;
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let answer = "HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                tokio::io::AsyncWriteExt::write_all(&mut tcp, answer.as_bytes()).await.ok()
+            });
+        }
+    });
+    let run = run_with_input(&["--open-timeout", "1200ms", &url], b"").await;
+    assert_one_line_failure(&run, "timed out while opening the connection");
+    let requests = requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=4).contains(&requests), "{requests} requests: a redirect followed, and no more than the time allows");
+    assert!(run.elapsed < Duration::from_secs(4), "took {:?}", run.elapsed);
+}
+
 /// The guest's `Authorization` and `Cookie` go to the origin it connected to, and along a redirect within it, but
 /// not to another origin it is redirected to, granted or not (before, they were sent there too).
 #[tokio::test(flavor = "multi_thread")]

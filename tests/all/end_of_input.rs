@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::servers::Server;
-use crate::util::{run_with_input, run_with_input_within, Running, BOUND};
+use crate::util::{run_with_input, run_with_input_within, within, Running, BOUND};
 
 /// The client's default `--linger`.
 const LINGER: Duration = Duration::from_secs(1);
@@ -109,4 +109,25 @@ async fn the_servers_own_close_after_its_echo_is_shown_every_time() {
         assert_eq!(run.stdout, expected, "run {attempt} of 20: {run:?}");
         assert_eq!(run.code(), Some(0), "run {attempt} of 20: {run:?}");
     }
+}
+
+/// `--linger 0` closes at once at the end of input, but what the server sends before its answering close frame is
+/// still printed (RFC 6455 lets a peer send until its own close).
+#[tokio::test(flavor = "multi_thread")]
+async fn with_linger_0_what_the_server_sends_after_our_close_is_still_printed() {
+    use tokio::io::AsyncWriteExt;
+    let (url, listener) = crate::raw::listen().await;
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.ok()?;
+        crate::raw::upgrade(&mut tcp).await?;
+        let code = crate::raw::read_close_code(&mut tcp).await?;
+        tcp.write_all(&[0x81, 0x08]).await.ok()?;
+        tcp.write_all(b"last one").await.ok()?;
+        tcp.write_all(&[0x88, 0x02, 0x03, 0xe8]).await.ok()?;
+        Some(code)
+    });
+    let run = run_with_input(&[&url, "--linger", "0"], b"").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.ends_with(&format!("< last one\n{CLOSED_OK}")), "{run:?}");
+    assert_eq!(within(BOUND, "the server", server).await.unwrap(), Some(1000));
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
 use hdrhistogram::Histogram;
 use serde_json::Value;
 use tokio::process::Command;
@@ -410,6 +411,82 @@ async fn run_merge(args: &[&str]) -> Run {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_is_handled_like_ctrl_c() {
     interrupt("sigterm", libc::SIGTERM, 10, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_exits_at_once_while_sessions_wait_for_their_close() {
+    // A server that never answers a close frame: after the first Ctrl+C every session waits for the answer (up to a
+    // long --close-timeout); the second must not wait for them.
+    let (url, listener) = crate::raw::listen().await;
+    let (events, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let events = events.clone();
+            tokio::spawn(async move {
+                crate::raw::upgrade(&mut tcp).await?;
+                let _ = events.send(None);
+                let _ = events.send(Some(crate::raw::read_close_code(&mut tcp).await?));
+                tokio::io::copy(&mut tcp, &mut tokio::io::sink()).await.ok()
+            });
+        }
+    });
+    let wsrun = crate::util::Running::spawn(&["--sessions", "3", "--close-timeout", "60s", "echo", &url]);
+    for _ in 0..3 {
+        assert_eq!(within(LONG, "every session connected", seen.recv()).await, Some(None));
+    }
+    wsrun.signal(libc::SIGINT);
+    for _ in 0..3 {
+        assert_eq!(within(LONG, "every session's close frame", seen.recv()).await, Some(Some(1001)));
+    }
+    wsrun.signal(libc::SIGINT);
+    let run = wsrun.finish().await;
+    assert_eq!(run.code(), Some(130), "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(2), "took {:?} after the second Ctrl+C: {run:?}", run.elapsed);
+}
+
+/// The soft limit on open files (often 1,024) is raised to the hard one: more sessions than the soft limit allows
+/// run side by side.
+#[tokio::test(flavor = "multi_thread")]
+async fn more_sessions_than_the_soft_open_file_limit_run() {
+    let (url, listener) = crate::raw::listen().await;
+    // Every connection is held until all 150 are open (or 10 s have passed: some sessions could not open theirs),
+    // so all are open at once.
+    let (opened, mut open) = tokio::sync::mpsc::unbounded_channel();
+    let (all_open, all) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let (opened, mut all) = (opened.clone(), all.clone());
+            tokio::spawn(async move {
+                crate::raw::upgrade(&mut tcp).await?;
+                let _ = opened.send(());
+                let _ = tokio::time::timeout(Duration::from_secs(10), all.wait_for(|all| *all)).await;
+                tcp.write_all(&[0x88, 0x02, 0x03, 0xe8]).await.ok()?;
+                crate::raw::read_close_code(&mut tcp).await
+            });
+        }
+    });
+    tokio::spawn(async move {
+        for _ in 0..150 {
+            open.recv().await;
+        }
+        let _ = all_open.send(true);
+    });
+    let mut command = wsrun(&["--sessions", "150", "echo", &url]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing but its own stack.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = 64;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = run(command).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_summary(&run.stdout, &["  failures   0 of 150 (0.0%), at most 0 allowed: passed"]);
 }
 
 /// The sessions of the distributed simulation, not a multiple of the shard count: shards 0 and 1 run 11, 2 and 3

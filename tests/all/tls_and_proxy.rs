@@ -156,3 +156,32 @@ async fn wss_takes_https_proxy_and_ws_takes_http_proxy() {
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(proxy.tunnels.lock().unwrap().len(), 2, "http_proxy was not used for ws://");
 }
+
+/// `--cacert` adds to the system's roots, it does not replace them: with the system's roots in `SSL_CERT_FILE` (as
+/// rustls-native-certs reads them) and another CA given with `--cacert`, servers of both are trusted.
+#[tokio::test(flavor = "multi_thread")]
+async fn cacert_adds_to_the_system_roots() {
+    let system = TestPki::new();
+    let private = TestPki::new();
+    let (system_ca, private_ca) = (system.ca_file(), private.ca_file());
+    let system_server = Server::start_tls(system.acceptor.clone(), servers::echo).await;
+    let private_server = Server::start_tls(private.acceptor.clone(), servers::echo).await;
+    let connect = |url: &str, cacert: bool| {
+        let mut args = vec![];
+        if cacert {
+            args.extend(["--cacert", private_ca.to_str().unwrap()]);
+        }
+        args.push(url);
+        let mut command = wsrun(&args);
+        command.env("SSL_CERT_FILE", &system_ca);
+        run_command(command)
+    };
+    for (server, cacert) in [(&system_server, true), (&private_server, true), (&system_server, false)] {
+        let run = connect(&server.url, cacert).await;
+        assert_eq!(run.code(), Some(0), "{} with --cacert {cacert}: {run:?}", server.url);
+        assert!(run.stdout.starts_with(&format!("Connected to {}.", server.url)), "{run:?}");
+    }
+    // The private CA alone is not a system root.
+    let run = connect(&private_server.url, false).await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+}
