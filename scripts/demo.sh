@@ -14,6 +14,7 @@ server=$!
 trap 'kill "$server" 2>/dev/null; rm -f "$server_out"' EXIT
 for _ in $(seq 100); do [ -s "$server_out" ] && break; sleep 0.05; done
 url=$(head -n 1 "$server_out")
+[ -n "$url" ] || { echo "demo: the echo server did not print its URL within 5 s" >&2; exit 1; }
 
 echo "\$ printf 'Hello, wsrun!\\nSecond line\\n' | wsrun $url"
 printf 'Hello, wsrun!\nSecond line\n' | "$bin/wsrun" "$url"

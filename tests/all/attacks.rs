@@ -136,7 +136,10 @@ async fn a_cache_directory_others_can_write_is_not_used() {
     std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
     let run = cached_run(&dir, &server).await;
     let expected = format!("{} can be written by others (mode 777)", parent.display());
-    assert!(run.stderr.contains("wsrun: warning: not using the compiled cache") && run.stderr.contains(&expected), "{run:?}");
+    assert!(
+        run.stderr.contains("wsrun: warning: not using the compiled cache") && run.stderr.contains(&expected),
+        "{run:?}"
+    );
     assert!(files_under(&dir).is_empty(), "something was cached under a shared directory");
     // The same parent made sticky is as safe as /tmp.
     std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o1777)).unwrap();

@@ -1,11 +1,13 @@
 //! The grant: a guest reaches the origin of its URL and what `--allow` / `--allow-any` add, nothing else; a denied
 //! connection goes nowhere, not even to the proxy. And the errors a guest gets for what it asks, by their WIT names.
 
+use std::time::Duration;
+
 use wsrun_test_artifacts::TEST_MISBEHAVE;
 
 use crate::proxy::ConnectProxy;
 use crate::servers::Server;
-use crate::util::{run_with_input, Run};
+use crate::util::{run_with_input, run_with_input_within, Run};
 
 /// The `host:port` of a `ws://host:port/` URL.
 fn authority(url: &str) -> &str {
@@ -18,7 +20,7 @@ async fn connect(host_args: &[&str], url: &str, target: &str, header: Option<&st
     let mut args = host_args.to_vec();
     args.extend([TEST_MISBEHAVE, url, "connect", target]);
     args.extend(header);
-    let run = run_with_input(&args, b"").await;
+    let run = run_with_input_within(&args, b"", Duration::from_secs(90)).await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     run
 }
@@ -91,7 +93,10 @@ async fn error_codes_reach_the_guest() {
         (&[], url, Some("X-Fine: yes"), "connect: ok "),
     ];
     for (host_args, target, header, expected) in cases {
-        let run = connect(host_args, url, target, header).await;
+        // The system's resolver may ask a DNS server about the .invalid name and wait for it (5 s per try by
+        // default): wsrun's --open-timeout and the test's bound leave it the time.
+        let host_args = [host_args, &["--open-timeout", "60s"]].concat();
+        let run = connect(&host_args, url, target, header).await;
         assert!(run.stdout.starts_with(expected), "{target} {header:?}: expected {expected:?}: {run:?}");
     }
     let run = run_with_input(&[TEST_MISBEHAVE, url, "send-after-close"], b"").await;

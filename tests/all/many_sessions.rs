@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
 use hdrhistogram::Histogram;
 use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -587,7 +587,10 @@ async fn four_shards_merged_count_what_one_process_counts() {
     args.extend(shard_paths.iter().map(|path| path_arg(path)));
     let merge = run(wsrun(&args)).await;
     assert_eq!(merge.code(), Some(0), "{merge:?}");
-    assert_summary(&merge.stdout, &[&merged_summary[..3], &["  failures   6 of 42 (14.3%), at most 6 allowed: passed"]].concat());
+    assert_summary(
+        &merge.stdout,
+        &[&merged_summary[..3], &["  failures   6 of 42 (14.3%), at most 6 allowed: passed"]].concat(),
+    );
 
     // Every shard once: a missing or repeated one is not the whole run.
     let three: Vec<&str> = ["report", "merge", "--max-failures", "6"]
