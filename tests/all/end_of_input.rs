@@ -33,7 +33,8 @@ async fn two_thousand_piped_lines_all_come_back_from_a_server_that_stops_at_the_
         run.received().len()
     );
     assert!(run.stdout.ends_with(CLOSED_OK), "{run:?}");
-    let bound = LINGER + Duration::from_millis(500);
+    // Generous above: a busy machine delays the exit, never the wait itself.
+    let bound = LINGER + Duration::from_millis(1500);
     assert!(run.elapsed < bound, "the run ended {:?} after the last echo, more than {bound:?}", run.elapsed);
     assert_eq!(server.closes(1).await, vec![Some((1000, String::new()))], "the server saw no 1000 close frame");
 }
@@ -70,7 +71,8 @@ async fn a_server_that_never_answers_is_closed_after_the_linger_time() {
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert!(run.received().is_empty(), "{run:?}");
     assert!(run.stdout.ends_with(CLOSED_OK), "{run:?}");
-    let bound = LINGER + Duration::from_millis(500);
+    // Generous above: a busy machine delays the exit, never the wait itself.
+    let bound = LINGER + Duration::from_millis(1500);
     assert!(run.elapsed < bound, "wsrun exited {:?} after the end of stdin, more than {bound:?}", run.elapsed);
     // The guest's timer cannot fire before the end of stdin plus the linger time: a shorter run did not linger.
     let least = LINGER - Duration::from_millis(100);
