@@ -8,7 +8,9 @@ use crate::origin::{host_matches, parse_ws_url, MAX_HOST_LEN};
 
 /// The network origins a session's guest may connect to. Deny by default: an empty grant allows nothing.
 ///
-/// The CLI grants the origin of the URL it was given; redirects and proxies are checked against the same grant.
+/// The `wsrun` command grants the origin of the URL it was given. Every hop of a connection is checked against the
+/// grant (the guest's URL and each redirect's target); a proxy is the user's choice of route, not a destination, and
+/// is not checked: the target asked of it is.
 #[derive(Clone, Debug, Default)]
 pub struct Grant {
     any: bool,

@@ -34,7 +34,7 @@
 //! # drop(cancel);
 //! match outcome {
 //!     Outcome::Exited(0) => println!("{}", String::from_utf8_lossy(&output.contents())),
-//!     other => eprintln!("the plugin ended: {other:?} (exit code {})", other.exit_code()),
+//!     other => eprintln!("the plugin ended: {other:?}"),
 //! }
 //! # Ok(()) }
 //! ```
@@ -69,7 +69,10 @@ pub use runtime::{PoolLimits, Runtime, RuntimeBuilder};
 pub use session::{Outcome, SessionBuilder};
 pub use state::SessionState;
 pub use stats::SessionStats;
-pub use websocket::{Proxy, TlsSettings, Transport};
+pub use websocket::{parse_proxy_url, Proxy, TlsSettings, Transport};
 
+/// The traits of a session's stdio, from wasmtime-wasi: implement them to give sessions stdio of your own
+/// ([`SessionBuilder::stdin`], [`SessionBuilder::stdout`], [`SessionBuilder::stderr`]).
+pub use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 /// In-memory stdio for sessions (`MemoryInputPipe`, `MemoryOutputPipe`), from wasmtime-wasi.
 pub use wasmtime_wasi::p2::pipe;

@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
-pub use crate::websocket::ConnectionLimits;
-
 /// Everything a session may use at most.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -37,9 +35,52 @@ impl Default for Limits {
     }
 }
 
-/// Core instances, linear memories and tables a session's store may create. Rust guests use 1-4 instances, 1
-/// memory and 1-2 tables; componentize-py and componentize-js guests up to about 16 instances, 4 memories and 16
-/// tables. The sum of memory and table sizes is bounded by [`Limits::memory`] whatever these counts are; the counts
+/// Limits on the connections of one session.
+///
+/// What the host holds for a session's connections is bounded by these, whatever the guest does with its handles:
+/// at most `max_connections` sockets and handles, each queue within `queued_messages` and `queued_bytes`, all
+/// queues together within `session_queued_bytes`.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// How many connections the session may hold at once: open ones, closing ones, and ended ones whose handle the
+    /// guest has not dropped (they still hold the messages it has not taken). The socket of an ended connection is
+    /// released at once, handle or not.
+    pub max_connections: usize,
+    /// The largest message accepted from a peer, in bytes.
+    pub max_message_size: usize,
+    /// How many received messages may wait for the guest before the host stops reading the socket.
+    pub queued_messages: usize,
+    /// How many bytes of received messages may wait for the guest, per connection, before the host stops reading
+    /// the socket (a single larger message still gets through, alone).
+    pub queued_bytes: usize,
+    /// How many bytes of received messages may wait for the guest on all the session's connections together before
+    /// the host stops reading them.
+    pub session_queued_bytes: usize,
+    /// How long opening a connection may take at most (a guest may ask for less).
+    pub open_timeout: Duration,
+    /// How long a peer may read nothing of what waits to be written to it (a pong, a close frame, the guest's
+    /// message), while it goes on sending or the guest waits to send, before the host ends the connection with 1008
+    /// and the guest gets a `limit` error. What waits to be written is bounded either way.
+    pub stall_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 16,
+            max_message_size: 16 << 20,
+            queued_messages: 1024,
+            queued_bytes: 64 << 20,
+            session_queued_bytes: 256 << 20,
+            open_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Core instances, linear memories and tables a session's store may create, well above what guests use (Rust: 3
+/// core instances, 1 memory, 2 tables; componentize-py: 14, 1, 2; componentize-js: 4, 1, 2; see
+/// [`PoolLimits`](crate::PoolLimits), which bounds them lower under pooling). The sum of memory and table sizes is bounded by [`Limits::memory`] whatever these counts are; the counts
 /// bound the host's own bookkeeping per instance.
 pub const MAX_INSTANCES: usize = 64;
 /// See [`MAX_INSTANCES`].
@@ -97,5 +138,36 @@ impl ResourceLimiter for SessionLimiter {
 
     fn tables(&self) -> usize {
         MAX_TABLES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(memory: usize) -> SessionLimiter {
+        SessionLimiter::new(&Limits { memory, ..Limits::default() })
+    }
+
+    #[test]
+    fn memories_and_tables_grow_within_the_limit_together() {
+        let mut limiter = limiter(1 << 20);
+        assert!(limiter.memory_growing(0, 512 << 10, None).unwrap());
+        // A table of 32 Ki elements holds a pointer each: 256 KiB, which fits beside the memory.
+        assert!(limiter.table_growing(0, 32 << 10, None).unwrap());
+        // The same memory grown again is counted once, at its new size: exactly the limit.
+        assert!(limiter.memory_growing(512 << 10, 768 << 10, None).unwrap());
+        let error = limiter.memory_growing(768 << 10, (768 << 10) + 1, None).unwrap_err().to_string();
+        assert!(error.contains("memory limit reached") && error.contains("allows 1 MiB"), "{error}");
+        assert!(limiter.table_growing(32 << 10, (32 << 10) + 1, None).is_err(), "one more table element");
+    }
+
+    #[test]
+    fn counts_of_instances_memories_and_tables() {
+        let limiter = limiter(1 << 20);
+        assert_eq!(
+            (limiter.instances(), limiter.memories(), limiter.tables()),
+            (MAX_INSTANCES, MAX_MEMORIES, MAX_TABLES)
+        );
     }
 }

@@ -100,8 +100,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Keep compiled guests in this directory (the CLI uses `$XDG_CACHE_HOME/wsrun`), so the next load of the same
-    /// guest skips compiling. `None` (the default) compiles every time.
+    /// Keep compiled guests in this directory (for example [`Runtime::default_cache_dir`]), so the next load of the
+    /// same guest skips compiling. `None` (the default) compiles every time.
     ///
     /// Compiled guests are native code, so the cache is used only while no other user can write to it: its
     /// directories are created private (0700), and a directory or entry that belongs to another user or that others
@@ -156,7 +156,9 @@ impl RuntimeBuilder {
 }
 
 impl Runtime {
-    /// A runtime with wasmtime's defaults plus epoch interruption.
+    /// A runtime with the builder's defaults: epoch interruption (so sessions can be stopped in any state),
+    /// backtraces with details, copy-on-write initial memories shared as one image up to 64 MiB, no fuel, no cache,
+    /// no pooling.
     pub fn new() -> Result<Self, Error> {
         Runtime::builder().build()
     }
@@ -166,8 +168,8 @@ impl Runtime {
         RuntimeBuilder::default()
     }
 
-    /// The user's usual cache directory, as the `wsrun` command uses it: `$XDG_CACHE_HOME/wsrun`, else
-    /// `~/.cache/wsrun`; `None` when neither variable is set.
+    /// The user's usual cache directory for wsrun: `$XDG_CACHE_HOME/wsrun`, else `~/.cache/wsrun`; `None` when
+    /// neither variable is set.
     pub fn default_cache_dir() -> Option<PathBuf> {
         Cache::default_root()
     }
@@ -179,8 +181,7 @@ impl Runtime {
     }
 
     /// Load a guest from the bytes of a component; `name` is used in messages. The bytes are untrusted: they are
-    /// validated and compiled. A precompiled guest (what [`precompile`](Runtime::precompile) and `wsrun compile`
-    /// write) is refused with [`Error::Precompiled`]: it is native code, see [`load_precompiled`](Runtime::load_precompiled).
+    /// validated and compiled. A precompiled guest (what [`precompile`](Runtime::precompile) writes) is refused with [`Error::Precompiled`]: it is native code, see [`load_precompiled`](Runtime::load_precompiled).
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
         let component = self.compile(name, bytes)?;
         self.link_program(name, component)

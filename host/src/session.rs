@@ -34,15 +34,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The exit code wsrun uses for this outcome: the guest's own, 1 for a trap or a timeout, 130 when interrupted.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Outcome::Exited(code) => *code,
-            Outcome::Trapped(_) | Outcome::TimedOut(_) => 1,
-            Outcome::Interrupted => 130,
-        }
-    }
-
     /// The close code the host sends on connections the guest left open.
     fn close_code(&self) -> u16 {
         match self {

@@ -9,7 +9,7 @@
 //! `throughput` (default `16,1024,65536,1048576`). `throughput` also measures websocat (mirror mode) when
 //! `websocat`, or the program `WSRUN_BENCH_WEBSOCAT` names, runs.
 
-#[path = "../src/load/fd_limit.rs"]
+#[path = "../src/sessions/fd_limit.rs"]
 mod fd_limit;
 
 use std::process::Stdio;

@@ -20,7 +20,7 @@
 //! Guests are compiled once into the user's compiled cache (as the `wsrun` command does), so only the first run of
 //! a guest is slow.
 
-#[path = "../src/load/fd_limit.rs"]
+#[path = "../src/sessions/fd_limit.rs"]
 mod fd_limit;
 
 use std::io::BufRead;

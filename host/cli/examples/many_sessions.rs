@@ -8,7 +8,7 @@
 //! ```
 //! Exits 1 if any session ended otherwise than expected.
 
-#[path = "../src/load/fd_limit.rs"]
+#[path = "../src/sessions/fd_limit.rs"]
 mod fd_limit;
 
 use std::process::ExitCode;

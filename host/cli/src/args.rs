@@ -70,7 +70,7 @@ pub struct Args {
 
     /// Tunnel connections through this HTTP proxy (http://[user:pass@]host:port), instead of the one named by
     /// the http_proxy / https_proxy / no_proxy environment variables.
-    #[arg(long, value_name = "URL", value_parser = wsrun::websocket::parse_proxy_url)]
+    #[arg(long, value_name = "URL", value_parser = wsrun::parse_proxy_url)]
     pub proxy: Option<url::Url>,
 
     /// Give the guest this environment variable (repeatable). It gets none otherwise.
@@ -151,8 +151,8 @@ pub struct Args {
     pub report: Option<std::path::PathBuf>,
 
     /// How many sessions may fail (exit non-zero, trap, time out) with exit code 0: a count, or a share like 5%.
-    #[arg(long, value_name = "N|P%", value_parser = crate::load::report::MaxFailures::parse, help_heading = "Many sessions")]
-    pub max_failures: Option<crate::load::report::MaxFailures>,
+    #[arg(long, value_name = "N|P%", value_parser = crate::sessions::report::MaxFailures::parse, help_heading = "Many sessions")]
+    pub max_failures: Option<crate::sessions::report::MaxFailures>,
 
     /// Run only the sessions whose index s has s % COUNT == INDEX (one of COUNT processes or pods). Default: from
     /// JOB_COMPLETION_INDEX and WSRUN_SHARD_COUNT (a Kubernetes Indexed Job), else all.
@@ -208,33 +208,56 @@ pub struct Invocation {
     pub guest_args: Vec<String>,
 }
 
+/// What the command line asks for: each of wsrun's commands, sorted out in [`Args::command`] and run in one `match`.
+pub enum Command {
+    /// `[GUEST] URL [GUEST ARGS]`: one session with this process's stdio.
+    Run(Invocation),
+    /// `--sessions N [GUEST] URL [GUEST ARGS]`: many sessions of one guest.
+    Sessions(Invocation, u64),
+    /// `wsrun compile GUEST -o FILE`.
+    Compile(Compile),
+    /// `wsrun wit ...`, with its arguments.
+    Wit(Vec<String>),
+    /// `wsrun new ...`, with its arguments.
+    New(Vec<String>),
+    /// `wsrun report merge FILE...`, with the files.
+    ReportMerge(Vec<String>),
+}
+
 impl Args {
-    /// `wsrun compile GUEST -o FILE` (unless a file named `compile` is the guest).
-    pub fn compile(&self) -> Option<Result<Compile, String>> {
-        let (first, rest) = self.command.split_first()?;
-        if first != "compile" || std::path::Path::new(first).is_file() {
-            return None;
-        }
-        Some(match rest {
-            [guest, flag, output] if flag == "-o" || flag == "--output" => {
-                Ok(Compile { guest: guest.clone(), output: output.into() })
+    /// The command asked for. A first argument that names a subcommand (`wit`, `new`, `compile`, `report`) is that
+    /// subcommand, unless a file of that name is there: then it is the guest.
+    pub fn command(&self) -> Result<Command, String> {
+        if let Some((first, rest)) = self.command.split_first() {
+            let subcommand = if std::path::Path::new(first).is_file() { "" } else { first.as_str() };
+            match subcommand {
+                "wit" => return Ok(Command::Wit(rest.to_vec())),
+                "new" => return Ok(Command::New(rest.to_vec())),
+                "compile" => {
+                    return match rest {
+                        [guest, flag, output] if flag == "-o" || flag == "--output" => {
+                            Ok(Command::Compile(Compile { guest: guest.clone(), output: output.into() }))
+                        }
+                        _ => Err("usage: wsrun compile GUEST -o FILE".to_owned()),
+                    }
+                }
+                "report" => {
+                    return match rest.split_first() {
+                        Some((merge, files)) if merge == "merge" => Ok(Command::ReportMerge(files.to_vec())),
+                        _ => Err(crate::sessions::USAGE.to_owned()),
+                    }
+                }
+                _ => {}
             }
-            _ => Err("usage: wsrun compile GUEST -o FILE".to_owned()),
+        }
+        if self.sessions.is_none() && (self.report.is_some() || self.max_failures.is_some()) {
+            return Err("--report and --max-failures go with --sessions N (or wsrun report merge)".to_owned());
+        }
+        let invocation = self.invocation()?;
+        Ok(match self.sessions {
+            Some(sessions) => Command::Sessions(invocation, sessions),
+            None => Command::Run(invocation),
         })
-    }
-
-    /// `wsrun wit ...` or `wsrun new ...`: the subcommand and its arguments (unless a file of that name is the
-    /// guest).
-    pub fn scaffold(&self) -> Option<(&str, &[String])> {
-        let (first, rest) = self.command.split_first()?;
-        let command = ["wit", "new"].into_iter().find(|command| first == command)?;
-        (!std::path::Path::new(first).is_file()).then_some((command, rest))
-    }
-
-    /// `wsrun report merge FILE...`: the arguments after `report` (unless a file named `report` is the guest).
-    pub fn report_command(&self) -> Option<&[String]> {
-        let (first, rest) = self.command.split_first()?;
-        (first == "report" && !std::path::Path::new(first).is_file()).then_some(rest)
     }
 
     /// `[GUEST] URL [GUEST ARGS]`: a first argument with `://` is the URL of the default `client` guest.
@@ -339,13 +362,18 @@ mod tests {
     }
 
     #[test]
-    fn wit_and_new_are_subcommands_unless_a_file_has_their_name() {
-        let args = |argv: &[&str]| Args::try_parse_from([&["wsrun"], argv].concat()).unwrap();
-        let new = args(&["new", "rust", "demo"]);
-        assert_eq!(new.scaffold(), Some(("new", &["rust".to_owned(), "demo".to_owned()][..])));
-        assert_eq!(args(&["wit"]).scaffold(), Some(("wit", &[][..])));
-        assert_eq!(args(&["ws://h/", "new"]).scaffold(), None);
-        assert_eq!(args(&["news", "ws://h/"]).scaffold(), None);
+    fn subcommands_are_sorted_out_unless_a_file_has_their_name() {
+        let command = |argv: &[&str]| Args::try_parse_from([&["wsrun"], argv].concat()).unwrap().command();
+        assert!(matches!(command(&["new", "rust", "demo"]), Ok(Command::New(rest)) if rest == ["rust", "demo"]));
+        assert!(matches!(command(&["wit"]), Ok(Command::Wit(rest)) if rest.is_empty()));
+        assert!(matches!(command(&["report", "merge", "a"]), Ok(Command::ReportMerge(files)) if files == ["a"]));
+        assert!(matches!(command(&["report", "a"]), Err(usage) if usage.contains("wsrun report merge")));
+        assert!(matches!(command(&["compile", "echo", "-o", "x"]), Ok(Command::Compile(c)) if c.guest == "echo"));
+        assert!(matches!(command(&["compile", "echo"]), Err(usage) if usage == "usage: wsrun compile GUEST -o FILE"));
+        assert!(matches!(command(&["ws://h/", "new"]), Ok(Command::Run(run)) if run.guest_args == ["new"]));
+        assert!(matches!(command(&["news", "ws://h/"]), Ok(Command::Run(run)) if run.guest == "news"));
+        assert!(matches!(command(&["--sessions", "3", "ws://h/"]), Ok(Command::Sessions(_, 3))));
+        assert!(matches!(command(&["--report", "r", "ws://h/"]), Err(e) if e.contains("go with --sessions N")));
     }
 
     #[test]

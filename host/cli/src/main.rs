@@ -4,10 +4,10 @@
 mod allocator;
 mod args;
 mod bundled;
-mod load;
 mod logger;
 mod run;
 mod scaffold;
+mod sessions;
 mod signals;
 
 fn main() -> std::process::ExitCode {

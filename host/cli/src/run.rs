@@ -14,8 +14,8 @@ use wsrun::{
     TlsSettings, Transport,
 };
 
-use crate::args::{self, Args, Invocation};
-use crate::load::{self, report::MaxFailures};
+use crate::args::{self, Args, Command, Invocation};
+use crate::sessions::{self, report::MaxFailures};
 use crate::signals::{self, Signals};
 use crate::{bundled, logger, scaffold};
 
@@ -69,62 +69,46 @@ fn usage_error(error: &clap::Error) -> String {
 /// Everything after parsing. `Err` is a usage or load error (exit 2); everything else is in the exit code.
 fn run(args: Args) -> Result<ExitCode, String> {
     logger::init(args.verbose);
-    if let Some((command, rest)) = args.scaffold() {
-        return if command == "wit" { scaffold::wit(rest) } else { scaffold::new(rest) };
-    }
     let cache = match (&args.cache_dir, args.no_cache) {
         (_, true) => None,
         (Some(dir), false) => Some(dir.clone()),
         (None, false) => Runtime::default_cache_dir(),
     };
     let builder = Runtime::builder().fuel(args.fuel.is_some()).cache_dir(cache);
-    if let Some(compile) = args.compile() {
-        return precompile(builder, compile?);
+    match args.command()? {
+        Command::Run(invocation) => one(&args, invocation, builder),
+        Command::Sessions(invocation, sessions) => many(&args, invocation, builder, sessions),
+        Command::Compile(compile) => precompile(builder, compile),
+        Command::Wit(rest) => scaffold::wit(&rest),
+        Command::New(rest) => scaffold::new(&rest),
+        Command::ReportMerge(files) => sessions::merge(&files, args.report.as_deref(), args.max_failures),
     }
-    if let Some(command) = args.report_command() {
-        return match command.split_first() {
-            Some((merge, files)) if merge == "merge" => load::merge(files, args.report.as_deref(), args.max_failures),
-            _ => Err(load::USAGE.to_owned()),
-        };
-    }
-    if args.sessions.is_none() && (args.report.is_some() || args.max_failures.is_some()) {
-        return Err("--report and --max-failures go with --sessions N (or wsrun report merge)".to_owned());
-    }
-    let invocation = args.invocation()?;
-    let template = Template::new(&args, &invocation, transport(&args)?);
-    if let Some(sessions) = args.sessions {
-        return many(&args, invocation, builder, template, sessions);
-    }
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let code = tokio.block_on(async {
-        let signals = Signals::watch()?;
-        let loaded = load_watching(&signals, builder, |e| e.to_string(), &invocation.guest, args.allow_precompiled);
-        let Some((_runtime, program)) = loaded.await? else {
-            return Ok::<_, String>(ExitCode::from(signals::EXIT_INTERRUPTED));
-        };
-        let session = template.session(&program).inherit_stdio();
-        signals.cancel_on_signal(session.cancel_handle());
-        let outcome = session.run().await;
-        drain_output(&outcome, &signals).await;
-        exit_now(report(&program, &outcome))
-    })?;
-    // The stdin reader thread may be blocked in read(2); do not wait for it.
-    tokio.shutdown_background();
-    Ok(code)
+}
+
+/// One session with this process's stdio, on a single-threaded runtime.
+fn one(args: &Args, invocation: Invocation, builder: RuntimeBuilder) -> Result<ExitCode, String> {
+    let settings = SessionSettings::new(args, &invocation, transport(args)?);
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    with_guest(
+        tokio,
+        builder,
+        |e| e.to_string(),
+        args,
+        &invocation.guest,
+        async |signals, program| {
+            let session = settings.session(&program).inherit_stdio();
+            signals.cancel_on_signal(session.cancel_handle());
+            let outcome = session.run().await;
+            drain_output(&outcome, signals).await;
+            exit_now(report(&program, &outcome))
+        },
+    )
 }
 
 /// `--sessions N`: the sessions on a multi-threaded runtime, with a pooling allocator sized for them.
-fn many(
-    args: &Args,
-    invocation: Invocation,
-    builder: RuntimeBuilder,
-    template: Template,
-    sessions: u64,
-) -> Result<ExitCode, String> {
-    let plan = load::Plan {
+fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, sessions: u64) -> Result<ExitCode, String> {
+    let settings = SessionSettings::new(args, &invocation, transport(args)?);
+    let plan = sessions::Plan {
         sessions,
         ramp_up: args.ramp_up,
         duration: args.duration,
@@ -132,9 +116,9 @@ fn many(
         max_output: args.max_output as u64,
         report: args.report.clone(),
         max_failures: args.max_failures.unwrap_or(MaxFailures::Count(0)),
-        shard: load::shard_from(args.shard.as_deref(), |name| std::env::var(name).ok())?,
+        shard: sessions::shard_from(args.shard.as_deref(), |name| std::env::var(name).ok())?,
     };
-    load::fd_limit::raise_open_file_limit();
+    sessions::fd_limit::raise_open_file_limit();
     if let (Some(ramp_up), Some(duration)) = (plan.ramp_up, plan.duration) {
         if ramp_up > duration {
             eprintln!("wsrun: warning: --ramp-up is longer than --duration: the sessions due after it never start");
@@ -145,26 +129,40 @@ fn many(
         move || format!("cannot hold {own} sessions in one process; run fewer per process with --shard INDEX/COUNT");
     let slots = u32::try_from(own).map_err(|_| too_many())?;
     let builder = builder.pooling(slots.max(1), args.max_memory);
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    // The pool reserves address space and memory mappings for every session up front: that is what fails.
+    let pool_error = move |e: Error| format!("{}: {e}", too_many());
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    with_guest(tokio, builder, pool_error, args, &invocation.guest, async |signals, program| {
+        sessions::run(plan, program, &invocation.url, signals, |program| settings.session(program)).await
+    })
+}
+
+/// On `tokio`, with the signals watched from the start: load the guest (a signal meanwhile is exit 130 at once),
+/// then run `body` with it. What one session and many share.
+fn with_guest(
+    tokio: std::io::Result<tokio::runtime::Runtime>,
+    builder: RuntimeBuilder,
+    build_error: impl FnOnce(Error) -> String + Send + 'static,
+    args: &Args,
+    guest: &str,
+    body: impl AsyncFnOnce(&Signals, Program) -> Result<ExitCode, String>,
+) -> Result<ExitCode, String> {
+    let tokio = tokio.map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
         let signals = Signals::watch()?;
-        // The pool reserves address space and memory mappings for every session up front: that is what fails.
-        let pool_error = move |e: Error| format!("{}: {e}", too_many());
-        let loaded = load_watching(&signals, builder, pool_error, &invocation.guest, args.allow_precompiled);
+        let loaded = load_watching(&signals, builder, build_error, guest, args.allow_precompiled);
         let Some((_runtime, program)) = loaded.await? else {
             return Ok(ExitCode::from(signals::EXIT_INTERRUPTED));
         };
-        load::run(plan, program, &invocation.url, &signals, |program| template.session(program)).await
+        body(&signals, program).await
     })?;
+    // The stdin reader thread may be blocked in read(2); do not wait for it.
     tokio.shutdown_background();
     Ok(code)
 }
 
 /// What every session of this invocation gets: URL, arguments, grant, limits, transport and environment.
-struct Template {
+struct SessionSettings {
     url: String,
     guest_args: Vec<String>,
     grant: Grant,
@@ -173,7 +171,7 @@ struct Template {
     env: Vec<(String, String)>,
 }
 
-impl Template {
+impl SessionSettings {
     fn new(args: &Args, invocation: &Invocation, transport: Transport) -> Self {
         let limits = Limits {
             memory: args.max_memory,
@@ -198,7 +196,7 @@ impl Template {
             eprintln!("wsrun: warning: --allow-any lets the guest connect to any host");
             grant.allow_any();
         }
-        Template {
+        SessionSettings {
             url: invocation.url.clone(),
             guest_args: invocation.guest_args.clone(),
             grant,
@@ -355,11 +353,19 @@ fn report(program: &Program, outcome: &Outcome) -> u8 {
         // An outcome a newer library knows and this command does not.
         other => eprintln!("wsrun: the session ended: {other:?}"),
     }
-    // A guest's own code is a byte (WASI's `exit-with-code` takes a u8) and passes unchanged; nothing else is
-    // outside 0-255 either, but were it so, it would be a failure like any other: 1.
-    let code = u8::try_from(outcome.exit_code()).unwrap_or(1);
     let _ = std::io::stderr().flush();
-    code
+    exit_code(outcome)
+}
+
+/// The exit code of an outcome: the guest's own, 130 when interrupted, 1 for a trap or a timeout.
+fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        // A guest's own code is a byte (WASI's `exit-with-code` takes a u8) and passes unchanged; were it outside
+        // 0-255, it would be a failure like any other.
+        Outcome::Exited(code) => u8::try_from(*code).unwrap_or(1),
+        Outcome::Interrupted => signals::EXIT_INTERRUPTED,
+        _ => 1,
+    }
 }
 
 fn format_duration(duration: Duration) -> String {

@@ -6,7 +6,7 @@
 //! Every text and binary message is sent back; a client's close is answered; port 0 (the default) picks a free
 //! port. It serves until killed.
 
-#[path = "../../cli/src/load/fd_limit.rs"]
+#[path = "../../cli/src/sessions/fd_limit.rs"]
 mod fd_limit;
 
 use anyhow::Context;

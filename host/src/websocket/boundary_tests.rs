@@ -12,9 +12,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WireMessage;
 use wasmtime::component::{Resource, ResourceTable};
 
-use super::{Connection, ConnectionLimits, Transport, WebsocketCtx, WebsocketCtxView};
+use super::{Connection, Transport, WebsocketCtx, WebsocketCtxView};
 use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HostConnection, Keepalive, Message};
 use crate::grant::{Grant, OriginPattern};
+use crate::limits::ConnectionLimits;
 
 /// xorshift64*: deterministic, so a failing seed can be replayed.
 pub(super) struct Rng(pub(super) u64);
@@ -144,7 +145,7 @@ async fn random_guest_calls_never_panic_the_host() {
                     0 | 1 => {
                         let url = urls[rng.below(urls.len() as u64) as usize].to_owned();
                         if let Ok(handle) = view.connect(url, random_options(&mut rng)).await {
-                            every.push(view.table.get(&handle).expect("a new handle").shared.clone());
+                            every.push(view.table.get(&handle).expect("a new handle").live.clone());
                             handles.push(handle.rep());
                             connected += 1;
                         }

@@ -11,27 +11,24 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsProtocolError;
 use url::Url;
 
-use super::connection::WsStream;
 use super::errors::from_transport;
-use super::transport::Transport;
-use super::wire::Wire;
-use super::ConnectionLimits;
+use super::net::halves::WsStream;
+use super::net::transport::Transport;
+use super::net::wire::{Wire, READ_BUFFER};
+use super::net::LARGE_PAYLOAD;
 use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HttpResponse};
 use crate::grant::Grant;
+use crate::limits::ConnectionLimits;
 use crate::origin::parse_ws_url;
-
-/// How much tungstenite reads from the socket at once. Its default, 128 KiB, is zeroed before every read and
-/// stays resident per connection: most of an idle session's memory and of a burst of connects' CPU time.
-pub(super) const READ_BUFFER: usize = 16 << 10;
 
 /// What tungstenite gathers before it writes to the socket (its default).
 const WRITE_BUFFER: usize = 128 << 10;
 
-/// The most tungstenite may hold unwritten: its buffer and one message below [`FRAME_FROM`](super::sent::FRAME_FROM)
+/// The most tungstenite may hold unwritten: its buffer and one message below [`LARGE_PAYLOAD`]
 /// (larger ones are framed by the host and wait one at a time in `wire`), with room for control frames. Unbounded
 /// by default, it grew without end with the pongs to a peer that pings and never reads; bounded, tungstenite keeps
 /// one pong waiting, for the last ping (RFC 6455, 5.5.3 allows it).
-const MAX_WRITE_BUFFER: usize = WRITE_BUFFER + 2 * super::sent::FRAME_FROM;
+const MAX_WRITE_BUFFER: usize = WRITE_BUFFER + 2 * LARGE_PAYLOAD;
 
 /// How many redirects are followed, as python-websockets does.
 const MAX_REDIRECTS: usize = 10;
@@ -199,7 +196,7 @@ fn request(url: &Url, options: &ConnectOptions, credentials: bool) -> Result<Req
 async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &Transport) -> Result<Hop, ErrorCode> {
     let tls = transport.tls_config(url)?;
     let tcp = transport.connect(url).await?;
-    let result = match super::transport::secure(url, tcp, tls).await {
+    let result = match super::net::transport::secure(url, tcp, tls).await {
         Ok(stream) => {
             tokio_tungstenite::client_async_with_config(
                 request,

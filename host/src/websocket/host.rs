@@ -1,21 +1,96 @@
-//! The generated `websocket` host traits, implemented over [`Connection`] and [`dial`](super::dial).
+//! The `wsrun:ws/websocket` interface (`wit/websocket.wit`): where each of its functions is implemented.
+//!
+//! The generated `Host` and `HostConnection` traits are implemented here over the connection layer
+//! (`connection`, opened by `dial`). A guest takes those trait methods for `connect`, `url`, `protocol`,
+//! `subscribe`, `close`, `close-status` and the handle's drop. Three functions the guest calls are replaced in the
+//! linker by [`add_to_linker`], below, so that payloads cross the component boundary with fewer copies:
+//!
+//! - `[method]connection.send` lifts the message as views of guest memory ([`Outgoing`]): a text or binary payload
+//!   of at least [`LARGE_PAYLOAD`] bytes is framed and masked straight from there (`net::wire::frame`); anything smaller
+//!   is copied into the generated `message` and takes [`HostConnection::send`], whose writer buffer gathers many
+//!   small messages into one write.
+//! - `[method]connection.receive` and `try-receive` return the queued [`Incoming`] (payloads as `Bytes`), which
+//!   wasmtime lowers into guest memory without the copy into the generated `message` that the trait methods make.
+//!   Those trait methods stay correct for callers of the traits.
+//!
+//! Instantiation type-checks the replacements against the guest's imports like any other function.
 
 use std::time::Duration;
 
+use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 use tokio_tungstenite::tungstenite::{Bytes, Message as WireMessage};
-use wasmtime::component::Resource;
+use wasmtime::component::{ComponentType, HasData, Lift, Linker, LinkerInstance, Resource, WasmList, WasmStr};
+use wasmtime::{AsContext, StoreContext};
 use wasmtime_wasi::p2::DynPollable;
 
-use super::connection::{ReadOptions, Received};
+use super::connection::Connection;
+use super::connection::{self, Incoming, KeepaliveTimes, QueueLimits, Received};
+use super::ctx::{WebsocketCtxView, WebsocketView};
 use super::dial::dial;
-use super::received::Incoming;
-use super::{Connection, WebsocketCtxView, WsError};
+use super::errors::WsError;
+use super::net::wire::frame;
+use super::net::LARGE_PAYLOAD;
 use crate::bindings::websocket::{CloseFrame, ConnectOptions, ErrorCode, Host, HostConnection, Message};
 
 /// Largest ping or pong payload (a control frame carries at most 125 bytes).
 const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Largest close reason: 125 bytes of control frame less the 2-byte code.
 const MAX_CLOSE_REASON: usize = 123;
+
+/// The interface as the guest imports it: the package and version of `wit/world.wit`.
+const INTERFACE: &str = "wsrun:ws/websocket@0.1.0";
+
+struct HasWebsocket;
+
+impl HasData for HasWebsocket {
+    type Data<'a> = WebsocketCtxView<'a>;
+}
+
+/// Add the `wsrun:ws/websocket` interface to `linker`: the generated functions, then the three replaced (see the
+/// header). This leaves the linker's [`allow_shadowing`](Linker::allow_shadowing) off, wasmtime's default, whatever it
+/// was before.
+pub fn add_to_linker<T: WebsocketView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    crate::bindings::websocket::add_to_linker::<T, HasWebsocket>(linker, T::websocket)?;
+    linker.allow_shadowing(true);
+    let replaced = (|| {
+        let mut interface = linker.instance(INTERFACE)?;
+        replace_send(&mut interface)?;
+        replace_receive(&mut interface)
+    })();
+    linker.allow_shadowing(false);
+    replaced
+}
+
+/// `[method]connection.send`: large payloads framed straight out of guest memory.
+fn replace_send<T: WebsocketView + 'static>(interface: &mut LinkerInstance<'_, T>) -> wasmtime::Result<()> {
+    interface.func_wrap_async(
+        "[method]connection.send",
+        |mut store, (conn, message): (Resource<Connection>, Outgoing)| {
+            Box::new(async move {
+                let limit = store.data_mut().websocket().table.get(&conn)?.max_message;
+                let sent = match message.prepare(store.as_context(), limit)? {
+                    Prepared::Frame(frame, size) => store.data_mut().websocket().send_frame(conn, frame, size).await,
+                    Prepared::Message(message) => store.data_mut().websocket().send(conn, message).await,
+                    Prepared::TooLarge(size) => Err(ErrorCode::MessageTooLarge(size as u64).into()),
+                };
+                Ok((guest_visible(sent)?,))
+            })
+        },
+    )
+}
+
+/// `[method]connection.receive` and `[method]connection.try-receive`: the queued [`Incoming`], lowered as it is.
+fn replace_receive<T: WebsocketView + 'static>(interface: &mut LinkerInstance<'_, T>) -> wasmtime::Result<()> {
+    interface.func_wrap_async("[method]connection.receive", |mut store, (conn,): (Resource<Connection>,)| {
+        Box::new(async move {
+            let received = store.data_mut().websocket().receive_incoming(conn).await;
+            Ok((guest_visible(received)?,))
+        })
+    })?;
+    interface.func_wrap_async("[method]connection.try-receive", |mut store, (conn,): (Resource<Connection>,)| {
+        Box::new(async move { Ok((store.data_mut().websocket().try_receive_incoming(conn)?,)) })
+    })
+}
 
 impl Host for WebsocketCtxView<'_> {
     fn convert_error_code(&mut self, error: WsError) -> wasmtime::Result<ErrorCode> {
@@ -38,19 +113,19 @@ impl HostConnection for WebsocketCtxView<'_> {
         let dialed = dialed.inspect_err(|_| self.ctx.stats.connect_failed())?;
         self.ctx.stats.connected(started.elapsed());
         let limits = &self.ctx.limits;
-        let read = ReadOptions {
-            queued_messages: limits.queued_messages,
-            queued_bytes: limits.queued_bytes,
+        let run = connection::Options {
+            queue: QueueLimits { messages: limits.queued_messages, bytes: limits.queued_bytes },
             session_budget: self.ctx.queue_budget.clone(),
             control_frames: options.control_frames,
             close_wait: self.ctx.close_wait,
             stall_timeout: limits.stall_timeout,
-            keepalive: options.keepalive.map(|k| {
-                (Duration::from_millis(k.interval_ms.max(1).into()), Duration::from_millis(k.timeout_ms.into()))
+            keepalive: options.keepalive.map(|k| KeepaliveTimes {
+                interval: Duration::from_millis(k.interval_ms.max(1).into()),
+                timeout: Duration::from_millis(k.timeout_ms.into()),
             }),
         };
-        let conn = Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, dialed.max_message, read);
-        self.ctx.opened.push(conn.shared.clone());
+        let conn = Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, dialed.max_message, run);
+        self.ctx.opened.push(conn.live.clone());
         self.table.push(conn).map_err(WsError::trap)
     }
 
@@ -62,8 +137,9 @@ impl HostConnection for WebsocketCtxView<'_> {
         Ok(self.table.get(&conn)?.protocol.clone())
     }
 
+    // A guest's small messages, pings and pongs come here by way of the replaced `send` (see the header).
     async fn send(&mut self, conn: Resource<Connection>, message: Message) -> Result<(), WsError> {
-        let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
+        let live = self.table.get(&conn).map_err(WsError::trap)?.live.clone();
         let data_bytes = data_bytes(&message);
         let wire = match message {
             Message::Text(text) => WireMessage::text(text),
@@ -71,23 +147,23 @@ impl HostConnection for WebsocketCtxView<'_> {
             Message::Ping(payload) => WireMessage::Ping(control_payload(payload)?.into()),
             Message::Pong(payload) => WireMessage::Pong(control_payload(payload)?.into()),
         };
-        shared.send(wire).await?;
+        live.send(wire).await?;
         if let Some(bytes) = data_bytes {
             self.ctx.stats.sent(bytes);
         }
         Ok(())
     }
 
-    // The guest calls `received::replace_receive`'s functions instead, which lower the payload without this copy.
+    // Not what a guest calls: see the header.
     async fn receive(&mut self, conn: Resource<Connection>) -> Result<Option<Message>, WsError> {
-        Ok(self.receive_incoming(conn).await?.map(Incoming::into_message))
+        Ok(self.receive_incoming(conn).await?.map(into_message))
     }
 
     async fn try_receive(
         &mut self,
         conn: Resource<Connection>,
     ) -> wasmtime::Result<Option<Result<Option<Message>, ErrorCode>>> {
-        Ok(self.try_receive_incoming(conn)?.map(|received| received.map(|message| message.map(Incoming::into_message))))
+        Ok(self.try_receive_incoming(conn)?.map(|received| received.map(|message| message.map(into_message))))
     }
 
     async fn subscribe(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
@@ -103,21 +179,21 @@ impl HostConnection for WebsocketCtxView<'_> {
                 ErrorCode::InvalidArgument(format!("a close reason has at most {MAX_CLOSE_REASON} bytes")).into()
             );
         }
-        let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
-        Ok(shared.close(code, &reason).await?)
+        let live = self.table.get(&conn).map_err(WsError::trap)?.live.clone();
+        Ok(live.close(code, &reason).await?)
     }
 
     async fn close_status(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Option<CloseFrame>> {
-        Ok(self.table.get(&conn)?.shared.close_status())
+        Ok(self.table.get(&conn)?.live.close_status())
     }
 
     async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
         let conn = self.table.delete(conn)?;
-        conn.shared.release_handle();
+        conn.live.release_handle();
         // A handle dropped while the connection is open means "done with it": start the closing handshake now. The
         // session still holds the connection and waits for the peer's close when it ends.
-        if conn.shared.close_status().is_none() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn.shared.close(1000, "")).await;
+        if conn.live.close_status().is_none() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.live.close(1000, "")).await;
         }
         Ok(())
     }
@@ -125,14 +201,14 @@ impl HostConnection for WebsocketCtxView<'_> {
 
 impl WebsocketCtxView<'_> {
     /// `receive`, with the message as the guest gets it.
-    pub(super) async fn receive_incoming(&mut self, conn: Resource<Connection>) -> Result<Option<Incoming>, WsError> {
+    async fn receive_incoming(&mut self, conn: Resource<Connection>) -> Result<Option<Incoming>, WsError> {
         let received = self.table.get_mut(&conn).map_err(WsError::trap)?.receive().await;
         self.count_received(&received);
         Ok(received?)
     }
 
     /// `try-receive`, with the message as the guest gets it.
-    pub(super) fn try_receive_incoming(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Option<Received>> {
+    fn try_receive_incoming(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Option<Received>> {
         let received = self.table.get_mut(&conn)?.try_receive();
         if let Some(received) = &received {
             self.count_received(received);
@@ -141,14 +217,9 @@ impl WebsocketCtxView<'_> {
     }
 
     /// `send`, for a text or binary frame the host made of a payload of `size` bytes.
-    pub(super) async fn send_frame(
-        &mut self,
-        conn: Resource<Connection>,
-        frame: Bytes,
-        size: usize,
-    ) -> Result<(), WsError> {
-        let shared = self.table.get(&conn).map_err(WsError::trap)?.shared.clone();
-        shared.send_frame(frame).await?;
+    async fn send_frame(&mut self, conn: Resource<Connection>, frame: Bytes, size: usize) -> Result<(), WsError> {
+        let live = self.table.get(&conn).map_err(WsError::trap)?.live.clone();
+        live.send_frame(frame).await?;
         self.ctx.stats.sent(size);
         Ok(())
     }
@@ -158,6 +229,59 @@ impl WebsocketCtxView<'_> {
             self.ctx.stats.received(bytes);
         }
     }
+}
+
+/// The WIT `message` variant as the guest sends it: payloads still in guest memory.
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+enum Outgoing {
+    #[component(name = "text")]
+    Text(WasmStr),
+    #[component(name = "binary")]
+    Binary(WasmList<u8>),
+    #[component(name = "ping")]
+    Ping(Vec<u8>),
+    #[component(name = "pong")]
+    Pong(Vec<u8>),
+}
+
+/// What to send: a frame already made, with its payload size, or a message for tungstenite; or nothing, for a
+/// payload over the connection's message limit (its size).
+enum Prepared {
+    Frame(Bytes, usize),
+    Message(Message),
+    TooLarge(usize),
+}
+
+impl Outgoing {
+    /// Frame a large text or binary payload; copy anything else into the generated type. A payload over `limit`
+    /// bytes is refused before any copy.
+    fn prepare<T: 'static>(self, store: StoreContext<'_, T>, limit: usize) -> wasmtime::Result<Prepared> {
+        Ok(match self {
+            Outgoing::Binary(bytes) if bytes.len() > limit => Prepared::TooLarge(bytes.len()),
+            Outgoing::Text(text) => {
+                let text = text.to_str(store)?;
+                if text.len() > limit {
+                    return Ok(Prepared::TooLarge(text.len()));
+                }
+                match framed(Data::Text, text.as_bytes()) {
+                    Some(frame) => frame,
+                    None => Prepared::Message(Message::Text(text.into_owned())),
+                }
+            }
+            Outgoing::Binary(bytes) => {
+                let bytes = bytes.as_le_slice(store);
+                framed(Data::Binary, bytes).unwrap_or_else(|| Prepared::Message(Message::Binary(bytes.to_vec())))
+            }
+            Outgoing::Ping(payload) => Prepared::Message(Message::Ping(payload)),
+            Outgoing::Pong(payload) => Prepared::Message(Message::Pong(payload)),
+        })
+    }
+}
+
+/// The frame of `payload` when it is large enough for the host to make it.
+fn framed(opcode: Data, payload: &[u8]) -> Option<Prepared> {
+    (payload.len() >= LARGE_PAYLOAD).then(|| Prepared::Frame(frame(opcode, payload, rand::random()), payload.len()))
 }
 
 /// The payload size of a text or binary message sent; `None` for control frames, which the figures do not count.
@@ -180,4 +304,22 @@ fn control_payload(payload: Vec<u8>) -> Result<Vec<u8>, ErrorCode> {
 /// reporting, nor anything below 1000 or unassigned in 1016-2999.
 fn may_send_close_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// The generated type, for callers of the `HostConnection` trait (a copy of binary payloads).
+fn into_message(incoming: Incoming) -> Message {
+    match incoming {
+        Incoming::Text(text) => Message::Text(text),
+        Incoming::Binary(bytes) => Message::Binary(bytes.into()),
+        Incoming::Ping(bytes) => Message::Ping(bytes.into()),
+        Incoming::Pong(bytes) => Message::Pong(bytes.into()),
+    }
+}
+
+/// A guest-visible error becomes the WIT `error-code`; a trap stays one.
+fn guest_visible<V>(result: Result<V, WsError>) -> wasmtime::Result<Result<V, ErrorCode>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(error) => Ok(Err(error.downcast()?)),
+    }
 }

@@ -1,5 +1,5 @@
-//! TLS client settings: the system's roots plus any CA files the user names, or no verification at all when the
-//! user insists (`--insecure`).
+//! TLS client settings: the system's roots plus any CA certificates the caller adds, or no verification at all when
+//! it insists ([`TlsSettings::insecure`]).
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 pub struct TlsSettings {
     /// Trust the operating system's root certificates.
     pub native_roots: bool,
-    /// Also trust these certificates (for example a private CA, from `--cacert`).
+    /// Also trust these certificates (for example a private CA).
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Trust any certificate. Only for testing against servers you control.
     pub insecure: bool,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wsrun::{IsTerminal, StdoutStream};
 
 /// Output held in memory before it is appended to the file.
 const BATCH: usize = 64 << 10;

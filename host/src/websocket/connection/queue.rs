@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use super::received::Incoming;
+use super::incoming::Incoming;
 use crate::bindings::websocket::ErrorCode;
 
 /// What the guest gets from `receive`: a message, `None` for the end, or an error.
@@ -313,5 +313,50 @@ mod tests {
         assert_eq!(budget.used(), 5);
         second.close();
         assert_eq!(budget.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_byte_limit_counts_what_is_queued_and_gives_it_back_when_taken() {
+        let queue = Queue::new(100, 10, SessionBudget::new(1000));
+        queue.push(text("a"), 4).await.ok().unwrap();
+        queue.push(text("b"), 4).await.ok().unwrap();
+        {
+            // 8 bytes queued: 3 more would pass the limit of 10.
+            let mut third = std::pin::pin!(queue.push(text("c"), 3));
+            assert!(poll_once(third.as_mut()).await.is_pending(), "11 bytes queued with a limit of 10");
+        }
+        queue.try_take().unwrap().unwrap();
+        // 4 bytes left: 6 more fit exactly.
+        let mut fits = std::pin::pin!(queue.push(text("c"), 6));
+        assert!(poll_once(fits.as_mut()).await.is_ready(), "10 bytes refused with a limit of 10");
+        assert_eq!(queue.peaks(), (2, 10));
+    }
+
+    #[tokio::test]
+    async fn drained_waits_for_the_guest_to_take_everything_or_let_go() {
+        let queue = Queue::new(4, 100, SessionBudget::new(1000));
+        queue.push(text("a"), 1).await.ok().unwrap();
+        {
+            let mut drained = std::pin::pin!(queue.drained());
+            assert!(poll_once(drained.as_mut()).await.is_pending(), "drained with a message waiting");
+            queue.try_take().unwrap().unwrap();
+            assert!(poll_once(drained.as_mut()).await.is_ready(), "not drained once taken");
+        }
+        queue.push(text("b"), 1).await.ok().unwrap();
+        queue.close();
+        assert!(poll_once(std::pin::pin!(queue.drained())).await.is_ready(), "a closed queue is drained");
+    }
+
+    #[tokio::test]
+    async fn ready_waits_for_an_item_or_the_end() {
+        let queue = Queue::new(4, 100, SessionBudget::new(1000));
+        assert!(queue.try_take().is_none(), "an empty queue that has not ended has nothing yet");
+        assert!(poll_once(std::pin::pin!(queue.ready())).await.is_pending());
+        queue.push(text("a"), 1).await.ok().unwrap();
+        assert!(poll_once(std::pin::pin!(queue.ready())).await.is_ready());
+        queue.try_take().unwrap().unwrap();
+        queue.end();
+        assert!(poll_once(std::pin::pin!(queue.ready())).await.is_ready(), "the end is something to take");
+        assert!(matches!(queue.try_take(), Some(Ok(None))));
     }
 }

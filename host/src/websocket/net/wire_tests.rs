@@ -13,9 +13,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsProtocolError, Message as WireMessage};
 use tokio_tungstenite::MaybeTlsStream;
 
-use super::boundary_tests::Rng;
-use super::scan::TAKE_FROM;
-use super::wire::Wire;
+use super::wire::{Wire, READ_BUFFER};
+use super::LARGE_PAYLOAD;
+use crate::websocket::boundary_tests::Rng;
 
 const MAX_MESSAGE: usize = 2 << 20;
 
@@ -101,7 +101,7 @@ async fn both_ways(bytes: &[u8], pieces: &[usize]) -> (Vec<String>, Vec<String>,
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))
-        .read_buffer_size(super::dial::READ_BUFFER);
+        .read_buffer_size(READ_BUFFER);
     let mut results = Vec::new();
     let mut taken = 0;
     for through_wire in [true, false] {
@@ -137,13 +137,13 @@ async fn large_binary_frames_taken_out_read_as_tungstenite_reads_them() {
         (0x82, 70_000),
         (0x81, 0),
         (0x89, 5),
-        (0x82, TAKE_FROM),
+        (0x82, LARGE_PAYLOAD),
         (0x82, 0),
         (0x02, 70_000),
         (0x8a, 2),
         (0x80, 10),
         (0x82, 1 << 20),
-        (0x82, TAKE_FROM - 1),
+        (0x82, LARGE_PAYLOAD - 1),
         (0x82, 100_000),
     ] {
         mixed.extend(frame(first, &payload(&mut rng, len)));

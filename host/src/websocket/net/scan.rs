@@ -1,7 +1,7 @@
 //! Where each frame starts in the bytes read from the socket, so that `wire` can take a large binary frame's payload
 //! out of the stream and read it straight into a buffer of its own.
 //!
-//! tungstenite reads a frame 16 KiB at a time (`dial::READ_BUFFER`), zeroing each piece of its buffer first: for a
+//! tungstenite reads a frame 16 KiB at a time (`wire::READ_BUFFER`), zeroing each piece of its buffer first: for a
 //! 1 MiB message, 64 system calls and a pass over the payload that the copy into guest memory makes again anyway.
 //! Taken out here, the payload is read as fast as the socket has it, into memory nothing else touched, and tungstenite
 //! sees an empty binary frame in its place (`halves` hands the payload on in that message's stead).
@@ -11,8 +11,7 @@
 //! the bytes after a header this scan cannot make sense of, go to tungstenite unchanged, which fails the connection
 //! exactly as it did.
 
-/// Binary frames at least this large are read by the host (the size from which `received` keeps payloads whole).
-pub(crate) const TAKE_FROM: usize = 64 << 10;
+use super::LARGE_PAYLOAD;
 
 /// Where the scan is in a line of the HTTP response head: the frames start right after its first empty line.
 const LINE_STARTED: u8 = 0;
@@ -127,7 +126,7 @@ impl Scanner {
                 && !header.masked
                 && !*fragmented
                 && !*closed
-                && header.len >= TAKE_FROM as u64
+                && header.len >= LARGE_PAYLOAD as u64
                 && header.len <= max_message;
             if take {
                 // Once whole and first, the caller takes it and the next frame starts after its payload.
@@ -236,10 +235,10 @@ mod tests {
     fn takes_a_large_final_binary_frame_only_when_it_comes_first() {
         let mut scanner = after_head();
         let mut bytes = frame(0x82, 3);
-        let large = frame(0x82, TAKE_FROM);
+        let large = frame(0x82, LARGE_PAYLOAD);
         bytes.extend_from_slice(&large[..100]);
         assert_eq!(scanner.scan(&bytes), Found::Until(5));
-        assert_eq!(scanner.scan(&large[..100]), Found::Take { header: 10, len: TAKE_FROM });
+        assert_eq!(scanner.scan(&large[..100]), Found::Take { header: 10, len: LARGE_PAYLOAD });
     }
 
     #[test]
@@ -253,16 +252,16 @@ mod tests {
     #[test]
     fn leaves_to_tungstenite_what_it_would_refuse_or_assemble() {
         for (what, first, len) in [
-            ("text", 0x81, TAKE_FROM),
-            ("first fragment", 0x02, TAKE_FROM),
-            ("reserved bits", 0xc2, TAKE_FROM),
+            ("text", 0x81, LARGE_PAYLOAD),
+            ("first fragment", 0x02, LARGE_PAYLOAD),
+            ("reserved bits", 0xc2, LARGE_PAYLOAD),
             ("too large", 0x82, (1 << 20) + 1),
-            ("small", 0x82, TAKE_FROM - 1),
+            ("small", 0x82, LARGE_PAYLOAD - 1),
         ] {
             let mut scanner = after_head();
             assert_eq!(scanner.scan(&frame(first, len)), Found::Pass, "{what}");
         }
-        let mut masked = frame(0x82, TAKE_FROM);
+        let mut masked = frame(0x82, LARGE_PAYLOAD);
         masked[1] |= 0x80;
         masked.splice(4..4, [1, 2, 3, 4]);
         assert_eq!(after_head().scan(&masked), Found::Pass, "masked");
@@ -272,13 +271,13 @@ mod tests {
     fn leaves_frames_inside_a_fragmented_message_and_after_a_close() {
         let mut scanner = after_head();
         assert_eq!(scanner.scan(&frame(0x01, 10)), Found::Pass);
-        assert_eq!(scanner.scan(&frame(0x82, TAKE_FROM)), Found::Pass, "a new message inside a fragmented one");
+        assert_eq!(scanner.scan(&frame(0x82, LARGE_PAYLOAD)), Found::Pass, "a new message inside a fragmented one");
         assert_eq!(scanner.scan(&frame(0x80, 10)), Found::Pass);
-        assert!(matches!(scanner.scan(&frame(0x82, TAKE_FROM)), Found::Take { .. }), "after the last fragment");
+        assert!(matches!(scanner.scan(&frame(0x82, LARGE_PAYLOAD)), Found::Take { .. }), "after the last fragment");
 
         let mut scanner = after_head();
         assert_eq!(scanner.scan(&frame(0x88, 2)), Found::Pass);
-        assert_eq!(scanner.scan(&frame(0x82, TAKE_FROM)), Found::Pass, "after the peer's close");
+        assert_eq!(scanner.scan(&frame(0x82, LARGE_PAYLOAD)), Found::Pass, "after the peer's close");
     }
 
     #[test]
@@ -287,13 +286,13 @@ mod tests {
         let text = frame(0x81, 70_000);
         assert_eq!(scanner.scan(&text[..30_000]), Found::Pass);
         let mut rest = text[30_000..].to_vec();
-        rest.extend_from_slice(&frame(0x82, TAKE_FROM)[..14]);
+        rest.extend_from_slice(&frame(0x82, LARGE_PAYLOAD)[..14]);
         assert_eq!(scanner.scan(&rest), Found::Until(text.len() - 30_000));
 
         let mut scanner = after_head();
         let mut bad = vec![0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        bad.extend_from_slice(&frame(0x82, TAKE_FROM));
+        bad.extend_from_slice(&frame(0x82, LARGE_PAYLOAD));
         assert_eq!(scanner.scan(&bad), Found::Pass);
-        assert_eq!(scanner.scan(&frame(0x82, TAKE_FROM)), Found::Pass);
+        assert_eq!(scanner.scan(&frame(0x82, LARGE_PAYLOAD)), Found::Pass);
     }
 }
