@@ -7,6 +7,9 @@
 //! they were written); a guest facing a full queue waits in an async host call, which a cancel drops like any other.
 //! At exit the command waits for the queue to empty ([`drained`]), except when the session was stopped: what a
 //! blocked stdout cannot take then is dropped, not waited for.
+//!
+//! A line editor that owns the terminal takes what guests write instead ([`write_through`]) and feeds them the lines
+//! typed ([`typed_lines`]).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -15,10 +18,11 @@ use std::pin::Pin;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
+use tokio::io::AsyncRead;
 use tokio::io::AsyncWrite;
 use tokio_tungstenite::tungstenite::Bytes;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::cli::{AsyncStdinStream, IsTerminal, StdinStream, StdoutStream};
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 /// Bytes written by guests and not yet by the writer thread, stdout and stderr together. A guest writes about this
 /// much ahead of the terminal or pipe at most (see [`GRANT`]); more waits.
@@ -31,12 +35,12 @@ const GRANT: usize = 4 << 10;
 
 /// The process's stdout, for a guest ([`SessionBuilder::inherit_stdio`](crate::SessionBuilder::inherit_stdio)).
 pub fn stdout() -> ProcessOutput {
-    ProcessOutput(Fd::Stdout)
+    ProcessOutput(Output::Stdout)
 }
 
 /// The process's stderr, for a guest.
 pub fn stderr() -> ProcessOutput {
-    ProcessOutput(Fd::Stderr)
+    ProcessOutput(Output::Stderr)
 }
 
 /// Resolves once everything guests wrote to stdout and stderr has been written out (or could not be).
@@ -54,15 +58,60 @@ pub async fn drained() {
 
 /// The process's stdout or stderr, written through the writer thread.
 #[derive(Clone, Copy, Debug)]
-pub struct ProcessOutput(Fd);
+pub struct ProcessOutput(Output);
 
+/// Which of the process's streams a guest wrote to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fd {
+pub enum Output {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
-impl Fd {
+/// Where guest output goes instead of the process's stdout and stderr (see [`write_through`]).
+pub type Sink = Box<dyn FnMut(Output, &[u8]) -> io::Result<()> + Send>;
+
+/// Set by [`write_through`]; the writer thread's only other lock.
+static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+
+fn sink() -> MutexGuard<'static, Option<Sink>> {
+    SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// From now on the writer thread hands what guests write to stdout and stderr to `sink`, in the order written and
+/// within the same bound, instead of writing it to the process's file descriptors: for a line editor that prints
+/// guest output above the line being typed. Guests started from then on are told that their stdout and stderr are
+/// not a terminal (so they draw no prompt of their own).
+pub fn write_through(new: Sink) {
+    *sink() = Some(new);
+}
+
+/// A guest's stdin fed with the lines a line editor reads from the terminal: it reads `lines`, and is a terminal to
+/// the guest (a person is typing), though its stdout is not (see [`write_through`]).
+pub fn typed_lines(lines: impl AsyncRead + Send + Sync + 'static) -> impl StdinStream {
+    TypedLines(AsyncStdinStream::new(lines))
+}
+
+struct TypedLines(AsyncStdinStream);
+
+impl IsTerminal for TypedLines {
+    fn is_terminal(&self) -> bool {
+        true
+    }
+}
+
+impl StdinStream for TypedLines {
+    fn p2_stream(&self) -> Box<dyn InputStream> {
+        self.0.p2_stream()
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncRead + Send + Sync> {
+        self.0.async_stream()
+    }
+}
+
+impl Output {
     fn index(self) -> usize {
         self as usize
     }
@@ -71,8 +120,8 @@ impl Fd {
     /// hold the lock that wsrun's own printing (and the exit) takes.
     fn write_out(self, bytes: &[u8]) -> io::Result<()> {
         let fd = match self {
-            Fd::Stdout => 1,
-            Fd::Stderr => 2,
+            Output::Stdout => 1,
+            Output::Stderr => 2,
         };
         // SAFETY: the process's stdout or stderr, open for its whole life; ManuallyDrop leaves it open.
         let mut file =
@@ -88,7 +137,7 @@ struct Queue {
 }
 
 struct State {
-    chunks: VecDeque<(Fd, Bytes)>,
+    chunks: VecDeque<(Output, Bytes)>,
     /// Bytes in `chunks`.
     queued: usize,
     /// The writer thread holds a chunk it is writing.
@@ -118,7 +167,7 @@ impl Queue {
     }
 
     /// Room for this many more bytes, or the error of an earlier write.
-    fn room(&self, fd: Fd) -> io::Result<usize> {
+    fn room(&self, fd: Output) -> io::Result<usize> {
         let state = self.lock();
         if let Some(kind) = state.failed[fd.index()] {
             return Err(kind.into());
@@ -126,7 +175,7 @@ impl Queue {
         Ok(state.room())
     }
 
-    fn push(&self, fd: Fd, bytes: Bytes) -> io::Result<()> {
+    fn push(&self, fd: Output, bytes: Bytes) -> io::Result<()> {
         let mut state = self.lock();
         if let Some(kind) = state.failed[fd.index()] {
             return Err(kind.into());
@@ -142,7 +191,7 @@ impl Queue {
     }
 
     /// Ready when there is room (or a failure to report), else registers `cx` to be woken when there is.
-    fn poll_room(&self, fd: Fd, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_room(&self, fd: Output, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.lock();
         if state.room() > 0 || state.failed[fd.index()].is_some() {
             return Poll::Ready(());
@@ -152,7 +201,7 @@ impl Queue {
     }
 
     /// Queue as much of `buf` as there is room for, checked and queued under one lock; wait when there is none.
-    fn poll_push(&self, fd: Fd, buf: &[u8], cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn poll_push(&self, fd: Output, buf: &[u8], cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let mut state = self.lock();
         if let Some(kind) = state.failed[fd.index()] {
             return Poll::Ready(Err(kind.into()));
@@ -183,7 +232,10 @@ impl Queue {
             };
             state.writing = true;
             drop(state);
-            let written = fd.write_out(&bytes);
+            let written = match sink().as_mut() {
+                Some(sink) => sink(fd, &bytes),
+                None => fd.write_out(&bytes),
+            };
             let mut state = self.lock();
             state.writing = false;
             state.queued -= bytes.len();
@@ -223,9 +275,12 @@ fn queue() -> &'static Queue {
 
 impl IsTerminal for ProcessOutput {
     fn is_terminal(&self) -> bool {
+        if sink().is_some() {
+            return false;
+        }
         match self.0 {
-            Fd::Stdout => io::IsTerminal::is_terminal(&io::stdout()),
-            Fd::Stderr => io::IsTerminal::is_terminal(&io::stderr()),
+            Output::Stdout => io::IsTerminal::is_terminal(&io::stdout()),
+            Output::Stderr => io::IsTerminal::is_terminal(&io::stderr()),
         }
     }
 }
@@ -252,7 +307,7 @@ fn failed(error: io::Error) -> StreamError {
 /// One guest stream of stdout or stderr, with what its last `check-write` permitted: WASI lets a guest write that
 /// much, no more, so the queue's bound holds (give or take a [`GRANT`] per stream) however much a guest writes.
 struct GuestStream {
-    fd: Fd,
+    fd: Output,
     permitted: usize,
 }
 

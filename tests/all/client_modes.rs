@@ -56,12 +56,15 @@ async fn binary_hex_and_base64_modes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_line_that_does_not_decode_is_reported_and_skipped() {
+async fn a_line_that_does_not_decode_is_reported_and_skipped_and_fails_the_run() {
     let server = Server::echo().await;
     let run = run_with_input(&[&server.url, "--hex"], b"zz\n01\n").await;
-    assert_eq!(run.code(), Some(0), "{run:?}");
+    // The rest goes on, but input was lost: the run fails at the end, saying how much.
+    assert_eq!(run.code(), Some(1), "{run:?}");
     assert_eq!(run.received(), ["< (binary) 01"]);
+    assert!(run.stdout.ends_with("Connection closed: 1000 (OK).\n"), "{run:?}");
     assert!(run.stderr.contains("not sent: not hex"), "{run:?}");
+    assert!(run.stderr.ends_with("wsrun: 1 input lines were not sent (each said why above)\n"), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -103,6 +103,9 @@ async fn a_redirect_to_another_origin_is_refused_naming_the_location() {
     let run = run_with_input(&[&server.url], b"a\n").await;
     assert_one_line_failure(&run, &format!("redirect to {}", elsewhere.url));
     assert!(run.stderr.contains("not allowed"), "{run:?}");
+    // The fix, named: the origin to allow.
+    let origin = elsewhere.url.trim_end_matches('/');
+    assert!(run.stderr.ends_with(&format!("(wsrun --allow {origin} would admit it)\n")), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,7 +145,7 @@ async fn a_redirect_without_location_is_an_http_error() {
 async fn a_silent_server_hits_the_open_timeout() {
     let (url, _accepted, _server) = servers::silent().await;
     let run = run_with_input(&["--open-timeout", "300ms", &url], b"").await;
-    assert_one_line_failure(&run, "timed out while opening the connection");
+    assert_one_line_failure(&run, "timed out while opening the connection (the limit is wsrun --open-timeout");
     assert!(run.elapsed < Duration::from_secs(3), "took {:?}", run.elapsed);
 }
 

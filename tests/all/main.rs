@@ -6,6 +6,7 @@
 mod proxy;
 mod raw;
 mod servers;
+mod terminal;
 mod tls;
 mod util;
 

@@ -48,6 +48,10 @@ async fn insecure_skips_verification_with_a_warning() {
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(run.received(), ["< hi"]);
     assert!(run.stderr.starts_with("wsrun: warning: --insecure"), "{run:?}");
+    // No TLS in sight (a ws:// URL, nothing else allowed): nothing to warn about.
+    let plain = Server::echo().await;
+    let run = run_with_input(&["--insecure", &plain.url], b"hi\n").await;
+    assert_eq!((run.code(), run.stderr.as_str()), (Some(0), ""), "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -46,6 +46,18 @@ async fn usage_errors_are_one_line_and_exit_2() {
         (&["compile", "echo", "-o"], "usage: wsrun compile GUEST -o FILE"),
         (&["compile", "echo", "--out", "x.cwasm"], "usage: wsrun compile GUEST -o FILE"),
         (&["compile", "nosuchguest", "-o", "x.cwasm"], "no guest named nosuchguest"),
+        // A host and port where a URL was meant, a URL of another scheme or out of range: each says the fix.
+        (&["127.0.0.1:8765"], "missing URL after the guest 127.0.0.1:8765: did you mean ws://127.0.0.1:8765/?"),
+        (&["http://127.0.0.1:9/x"], "http://127.0.0.1:9/x is not a WebSocket URL: did you mean ws://127.0.0.1:9/x?"),
+        (&["https://127.0.0.1:9/"], "did you mean wss://127.0.0.1:9/?"),
+        (&["ws://127.0.0.1:99999/"], "invalid URL ws://127.0.0.1:99999/: invalid port number"),
+        (&["ws://:9000/"], "invalid URL ws://:9000/"),
+        (&["echo", "ftp://127.0.0.1:9/"], "the scheme is ftp, not ws or wss"),
+        // Misspelled, or in the wrong place.
+        (&["--timout", "5s", url], "unknown option --timout; did you mean --timeout? (see wsrun --help)"),
+        (&[url, "--timeout", "5s"], "--timeout is a wsrun option: put it before the URL (wsrun --timeout ... URL)"),
+        (&["echo", url, "-v"], "-v is a wsrun option: put it before the URL"),
+        (&[url, "--sessions=3"], "--sessions is a wsrun option: put it before the URL"),
     ];
     for (args, needle) in cases {
         let run = run_with_input(args, b"").await;
@@ -54,7 +66,29 @@ async fn usage_errors_are_one_line_and_exit_2() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_bundled_guests_refuse_what_they_do_not_take() {
+    let url = "ws://127.0.0.1:9/";
+    // The echo guest takes the URL alone: an argument after it used to be ignored (a --duration meant for wsrun let
+    // it run for ten minutes).
+    let run = run_with_input(&["echo", url, "extra"], b"").await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert_eq!(run.stderr, "wsrun: echo: unexpected argument \"extra\" (usage: wsrun echo URL)\n");
+    // The client: a header the handshake sets, and a misspelled option.
+    let run = run_with_input(&[url, "-H", "Sec-WebSocket-Protocol: chat"], b"").await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(run.stderr.contains("use --protocol chat"), "{run:?}");
+    let run = run_with_input(&[url, "--protocl", "chat"], b"").await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(run.stderr.contains("unknown option --protocl; did you mean --protocol?"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn help_and_version_exit_0() {
+    for subcommand in ["compile", "report"] {
+        let run = run_with_input(&[subcommand, "--help"], b"").await;
+        assert_eq!(run.code(), Some(0), "{subcommand} --help: {run:?}");
+        assert!(run.stdout.starts_with(&format!("usage: wsrun {subcommand}")), "{run:?}");
+    }
     for flag in ["--help", "-h"] {
         let run = run_with_input(&[flag], b"").await;
         assert_eq!(run.code(), Some(0), "{run:?}");

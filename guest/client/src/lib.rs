@@ -65,7 +65,7 @@ impl Guest for Client {
             keepalive: options.keepalive,
         };
         let conn = Connection::connect(&options.url, &connect).map_err(|e| {
-            eprintln!("wsrun: could not connect to {}: {}", options.url, describe(&e));
+            eprintln!("wsrun: could not connect to {}: {}{}", options.url, describe(&e), fix(&e));
         })?;
         if out.opened(&conn.url(), conn.protocol().as_deref()).is_err() {
             return Ok(());
@@ -81,6 +81,7 @@ impl Guest for Client {
             closing: false,
             replied: false,
             lost: false,
+            not_sent: 0,
             quiet_since: None,
         }
         .run()
@@ -102,6 +103,8 @@ struct Session {
     replied: bool,
     /// The connection was lost rather than closed (keepalive timeout, transport error).
     lost: bool,
+    /// Input lines that could not be made into a message (invalid `--hex` or `--base64`): the run fails at the end.
+    not_sent: u64,
     /// While lingering after the end of stdin: since when (monotonic ns) the server has sent nothing, i.e. the end
     /// of stdin or the last text or binary message received, whichever is later.
     quiet_since: Option<u64>,
@@ -181,6 +184,7 @@ impl Session {
                     Ok(message) => message,
                     Err(e) => {
                         eprintln!("wsrun: not sent: {e}");
+                        self.not_sent += 1;
                         return None;
                     }
                 };
@@ -324,8 +328,12 @@ impl Session {
                         }
                     }
                     let _ = self.out.closed(&frame);
-                    // A closing handshake, whatever its code, is the session ending as agreed; a vanished peer is not.
-                    return Some(if frame.code == 1006 || self.lost { Err(()) } else { Ok(()) });
+                    if self.not_sent > 0 {
+                        eprintln!("wsrun: {} input lines were not sent (each said why above)", self.not_sent);
+                    }
+                    // A closing handshake, whatever its code, is the session ending as agreed; a vanished peer, or
+                    // input that never left, is not.
+                    return Some(if frame.code == 1006 || self.lost || self.not_sent > 0 { Err(()) } else { Ok(()) });
                 }
                 Err(e) => {
                     eprintln!("wsrun: {}", describe(&e));
@@ -349,3 +357,24 @@ fn utf8(line: &[u8]) -> Result<&str, String> {
 }
 
 wsrun_guest::export!(Client);
+
+/// The wsrun option that changes the outcome of a failed connect, when one does.
+fn fix(error: &ErrorCode) -> String {
+    match error {
+        ErrorCode::Timeout => " (the limit is wsrun --open-timeout, 10s unless set)".to_owned(),
+        ErrorCode::Denied(why) => match origin_in(why) {
+            Some(origin) => format!(" (wsrun --allow {origin} would admit it)"),
+            None => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
+/// The origin (`wss://host:port`) of the first `ws://` or `wss://` URL in `text`.
+fn origin_in(text: &str) -> Option<String> {
+    let start = text.find("ws://").into_iter().chain(text.find("wss://")).min()?;
+    let url = text[start..].split_whitespace().next()?;
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}

@@ -140,7 +140,20 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 let (name, text) = header
                     .split_once(':')
                     .ok_or_else(|| format!("invalid header {header:?}: expected 'Name: value'"))?;
-                options.headers.push(Header { name: name.trim().to_owned(), value: text.trim().to_owned() });
+                let name = name.trim();
+                match name.to_ascii_lowercase().as_str() {
+                    "sec-websocket-protocol" => {
+                        return Err(format!(
+                            "-H {name}: use --protocol {} (the handshake sets this header)",
+                            text.trim()
+                        ))
+                    }
+                    "host" => {
+                        return Err("-H Host: the Host header is the URL's host and port; put those in the URL".into())
+                    }
+                    _ => {}
+                }
+                options.headers.push(Header { name: name.to_owned(), value: text.trim().to_owned() });
             }
             "--protocol" => options.subprotocols.extend(value(arg)?.split(',').map(|p| p.trim().to_owned())),
             "--origin" => options.headers.push(Header { name: "Origin".into(), value: value(arg)? }),
@@ -171,7 +184,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--exit-on-eof" => options.on_eof = OnEof::Exit,
             "--no-close" => options.on_eof = OnEof::KeepOpen,
             "--commands" => options.commands = true,
-            other if other.starts_with('-') => return Err(format!("unknown option {other} (see wsrun client --help)")),
+            other if other.starts_with('-') => {
+                return Err(format!("unknown option {other}{} (see wsrun client --help)", did_you_mean(other)))
+            }
             other if url.is_none() => url = Some(other.to_owned()),
             other => return Err(format!("unexpected argument {other:?} (see wsrun client --help)")),
         }
@@ -222,6 +237,55 @@ fn size(text: &str) -> Result<u64, String> {
         _ => return Err(format!("invalid size unit in {text:?} (use K, M or G)")),
     };
     number.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// The client's options, for suggestions.
+const OPTIONS: &[&str] = &[
+    "--header",
+    "--protocol",
+    "--origin",
+    "--basic-auth",
+    "--ping-interval",
+    "--ping-timeout",
+    "--close-code",
+    "--close-reason",
+    "--binary",
+    "--hex",
+    "--base64",
+    "--jsonl",
+    "--once",
+    "--exit-on-eof",
+    "--no-close",
+    "--commands",
+    "--linger",
+    "--max-message-size",
+    "--help",
+];
+
+/// `; did you mean --protocol?` for a misspelled `--protocl`: the option at most two edits away, if one is.
+fn did_you_mean(name: &str) -> String {
+    let name = name.split_once('=').map_or(name, |(name, _)| name);
+    let closest = OPTIONS.iter().map(|option| (edits(name, option), option)).min();
+    match closest {
+        Some((distance, option)) if distance <= 2 => format!("; did you mean {option}?"),
+        _ => String::new(),
+    }
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions that turn `a` into `b`.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -376,6 +440,11 @@ mod tests {
     #[test]
     fn what_is_not_an_option() {
         assert_eq!(parse_args(&["--frobnicate"]).unwrap_err(), "unknown option --frobnicate (see wsrun client --help)");
+        let header = parse_args(&["-H", "Sec-WebSocket-Protocol: chat"]).unwrap_err();
+        assert_eq!(header, "-H Sec-WebSocket-Protocol: use --protocol chat (the handshake sets this header)");
+        assert!(parse_args(&["-H", "host: x"]).unwrap_err().contains("the Host header is the URL's host"));
+        let misspelled = parse_args(&["--protocl", "chat"]).unwrap_err();
+        assert_eq!(misspelled, "unknown option --protocl; did you mean --protocol? (see wsrun client --help)");
         assert_eq!(parse_args(&["extra"]).unwrap_err(), "unexpected argument \"extra\" (see wsrun client --help)");
         let no_url = parse(&["client".to_owned(), "--jsonl".to_owned()]);
         assert_eq!(no_url.err().unwrap(), "missing URL (see wsrun client --help)");

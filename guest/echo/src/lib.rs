@@ -8,10 +8,19 @@ struct Echo;
 
 impl Guest for Echo {
     fn run() -> Result<(), ()> {
-        let Some(url) = args().get(1).cloned() else {
-            eprintln!("wsrun: echo: usage: wsrun echo URL");
-            return Err(());
+        let (url, extra) = match &args()[..] {
+            [_, url, extra @ ..] => (url.clone(), extra.to_vec()),
+            _ => (String::new(), Vec::new()),
         };
+        if url.is_empty() || !extra.is_empty() {
+            // It takes nothing but the URL: an argument it ignored would be an option the user thinks is in force.
+            match extra.first() {
+                Some(first) => eprintln!("wsrun: echo: unexpected argument {first:?} (usage: wsrun echo URL)"),
+                None => eprintln!("wsrun: echo: usage: wsrun echo URL"),
+            }
+            wsrun_guest::wasi::cli::exit::exit_with_code(2);
+            return Err(());
+        }
         let conn = Connection::connect(&url, &ConnectOptions::default()).map_err(|e| {
             eprintln!("wsrun: echo: could not connect to {url}: {}", describe(&e));
         })?;

@@ -192,6 +192,7 @@ const CLIENT_OPTIONS: &[&str] = &[
     "--no-close",
     "--commands",
     "--linger",
+    "--max-message-size",
 ];
 
 /// `compile GUEST -o FILE`, when that is what was asked.
@@ -222,7 +223,15 @@ pub enum Command {
     New(Vec<String>),
     /// `wsrun report merge FILE...`, with the files.
     ReportMerge(Vec<String>),
+    /// A subcommand's `--help`: this text, on stdout.
+    Help(&'static str),
 }
+
+/// `wsrun compile --help`.
+const COMPILE_HELP: &str = "usage: wsrun compile GUEST -o FILE
+
+Compile GUEST (a bundled guest's name or a component file) ahead of time into FILE, native code for this machine and
+this wsrun. Run it with `wsrun --allow-precompiled FILE URL`: a precompiled guest is trusted like a program binary.";
 
 impl Args {
     /// The command asked for. A first argument that names a subcommand (`wit`, `new`, `compile`, `report`) is that
@@ -235,6 +244,7 @@ impl Args {
                 "new" => return Ok(Command::New(rest.to_vec())),
                 "compile" => {
                     return match rest {
+                        [flag] if flag == "--help" || flag == "-h" => Ok(Command::Help(COMPILE_HELP)),
                         [guest, flag, output] if flag == "-o" || flag == "--output" => {
                             Ok(Command::Compile(Compile { guest: guest.clone(), output: output.into() }))
                         }
@@ -243,6 +253,9 @@ impl Args {
                 }
                 "report" => {
                     return match rest.split_first() {
+                        Some((flag, _)) if flag == "--help" || flag == "-h" => {
+                            Ok(Command::Help(crate::sessions::USAGE))
+                        }
                         Some((merge, files)) if merge == "merge" => Ok(Command::ReportMerge(files.to_vec())),
                         _ => Err(crate::sessions::USAGE.to_owned()),
                     }
@@ -270,14 +283,81 @@ impl Args {
                     "{name} is an option of the client guest: put it after the URL (wsrun URL {name} ...; see wsrun client --help)"
                 ));
             }
-            return Err(format!("unknown option {first} (see wsrun --help)"));
+            let known: Vec<String> = host_options()
+                .chain(["--help", "--version"].into_iter().chain(CLIENT_OPTIONS.iter().copied()).map(str::to_owned))
+                .collect();
+            return Err(format!("unknown option {first}{} (see wsrun --help)", did_you_mean(name, &known)));
         }
-        if first.contains("://") {
-            return Ok(Invocation { guest: "client".into(), url: first.clone(), guest_args: rest.to_vec() });
+        let invocation = if first.contains("://") {
+            Invocation { guest: "client".into(), url: first.clone(), guest_args: rest.to_vec() }
+        } else {
+            let (url, guest_args) = rest.split_first().ok_or_else(|| match looks_like_an_address(first) {
+                true => format!("missing URL after the guest {first}: did you mean ws://{first}/?"),
+                false => format!("missing URL after the guest {first} (see wsrun --help)"),
+            })?;
+            Invocation { guest: first.clone(), url: url.clone(), guest_args: guest_args.to_vec() }
+        };
+        // `wsrun client --help`: the guest's own help, no URL.
+        if !invocation.url.starts_with('-') {
+            check_url(&invocation.url)?;
         }
-        let (url, guest_args) =
-            rest.split_first().ok_or_else(|| format!("missing URL after the guest {first} (see wsrun --help)"))?;
-        Ok(Invocation { guest: first.clone(), url: url.clone(), guest_args: guest_args.to_vec() })
+        if crate::bundled::NAMES.contains(&invocation.guest.as_str()) {
+            // A bundled guest has none of wsrun's options: one after the URL was meant for wsrun.
+            for arg in &invocation.guest_args {
+                let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
+                if !CLIENT_OPTIONS.contains(&name) && host_options().any(|option| option == name) {
+                    return Err(format!("{name} is a wsrun option: put it before the URL (wsrun {name} ... URL)"));
+                }
+            }
+        }
+        Ok(invocation)
+    }
+}
+
+/// wsrun's own options, long (`--timeout`) and short (`-v`).
+fn host_options() -> impl Iterator<Item = String> {
+    let command = <Args as clap::CommandFactory>::command();
+    let options: Vec<String> = command
+        .get_arguments()
+        .flat_map(|arg| {
+            let long = arg.get_long().map(|long| format!("--{long}"));
+            let short = arg.get_short().map(|short| format!("-{short}"));
+            long.into_iter().chain(short)
+        })
+        .collect();
+    options.into_iter()
+}
+
+/// `; did you mean --timeout?` for a misspelled `--timout`, or nothing when no option is close.
+pub fn did_you_mean(name: &str, known: &[String]) -> String {
+    let best =
+        known.iter().map(|option| (strsim::jaro_winkler(name, option), option)).max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((score, option)) if score > 0.85 => format!("; did you mean {option}?"),
+        _ => String::new(),
+    }
+}
+
+/// `127.0.0.1:8765`, `localhost:9000`: a host and port where a URL was meant.
+fn looks_like_an_address(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+/// The URL a session is for: a `ws://` or `wss://` URL with a host (the grant is its origin).
+fn check_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {text}: {e}"))?;
+    match url.scheme() {
+        "ws" | "wss" if url.host_str().is_some_and(|host| !host.is_empty()) => Ok(()),
+        "ws" | "wss" => Err(format!("invalid URL {text}: no host")),
+        "http" | "https" => {
+            let scheme = if url.scheme() == "http" { "ws" } else { "wss" };
+            let suggested = format!("{scheme}{}", &text[url.scheme().len()..]);
+            Err(format!("{text} is not a WebSocket URL: did you mean {suggested}?"))
+        }
+        other => Err(format!("invalid URL {text}: the scheme is {other}, not ws or wss")),
     }
 }
 

@@ -9,6 +9,7 @@ mod run;
 mod scaffold;
 mod sessions;
 mod signals;
+mod terminal;
 
 fn main() -> std::process::ExitCode {
     allocator::keep_large_blocks();

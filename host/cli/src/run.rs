@@ -17,7 +17,7 @@ use wsrun::{
 use crate::args::{self, Args, Command, Invocation};
 use crate::sessions::{self, report::MaxFailures};
 use crate::signals::{self, Signals};
-use crate::{bundled, logger, scaffold};
+use crate::{bundled, logger, scaffold, terminal};
 
 /// Exit code for usage, load and link errors.
 const EXIT_USAGE: u8 = 2;
@@ -82,12 +82,16 @@ fn run(args: Args) -> Result<ExitCode, String> {
         Command::Wit(rest) => scaffold::wit(&rest),
         Command::New(rest) => scaffold::new(&rest),
         Command::ReportMerge(files) => sessions::merge(&files, args.report.as_deref(), args.max_failures),
+        Command::Help(text) => {
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
 /// One session with this process's stdio, on a single-threaded runtime.
 fn one(args: &Args, invocation: Invocation, builder: RuntimeBuilder) -> Result<ExitCode, String> {
-    let settings = SessionSettings::new(args, &invocation, transport(args)?);
+    let settings = SessionSettings::new(args, &invocation, transport(args, &invocation.url)?);
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build();
     with_guest(
         tokio,
@@ -96,7 +100,10 @@ fn one(args: &Args, invocation: Invocation, builder: RuntimeBuilder) -> Result<E
         args,
         &invocation.guest,
         async |signals, program| {
-            let session = settings.session(&program).inherit_stdio();
+            let mut session = settings.session(&program).inherit_stdio();
+            if let Some(typed) = terminal::start() {
+                session = session.stdin(typed);
+            }
             signals.cancel_on_signal(session.cancel_handle());
             let outcome = session.run().await;
             drain_output(&outcome, signals).await;
@@ -107,7 +114,7 @@ fn one(args: &Args, invocation: Invocation, builder: RuntimeBuilder) -> Result<E
 
 /// `--sessions N`: the sessions on a multi-threaded runtime, with a pooling allocator sized for them.
 fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, sessions: u64) -> Result<ExitCode, String> {
-    let settings = SessionSettings::new(args, &invocation, transport(args)?);
+    let settings = SessionSettings::new(args, &invocation, transport(args, &invocation.url)?);
     let plan = sessions::Plan {
         sessions,
         ramp_up: args.ramp_up,
@@ -150,7 +157,7 @@ fn with_guest(
     let tokio = tokio.map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let code = tokio.block_on(async {
         let signals = Signals::watch()?;
-        let loaded = load_watching(&signals, builder, build_error, guest, args.allow_precompiled);
+        let loaded = load_watching(&signals, builder, build_error, guest, args);
         let Some((_runtime, program)) = loaded.await? else {
             return Ok(ExitCode::from(signals::EXIT_INTERRUPTED));
         };
@@ -225,9 +232,14 @@ async fn load_watching(
     builder: RuntimeBuilder,
     build_error: impl FnOnce(Error) -> String + Send + 'static,
     guest: &str,
-    allow_precompiled: bool,
+    args: &Args,
 ) -> Result<Option<(Runtime, Program)>, String> {
+    let allow_precompiled = args.allow_precompiled;
     let guest = guest.to_owned();
+    let guest_name = match !args.no_cache {
+        true => format!("{} (the first run; cached for the next ones)", wsrun::escape::escape(&guest)),
+        false => wsrun::escape::escape(&guest).into_owned(),
+    };
     // A thread of its own rather than tokio's blocking pool, whose idle thread would linger for seconds: a thread
     // that is gone by the time the signal comes is one fewer for the exit to stop.
     let (loaded, loading) = tokio::sync::oneshot::channel();
@@ -241,6 +253,7 @@ async fn load_watching(
             let _ = loaded.send(loaded_now);
         })
         .map_err(|e| format!("cannot start loading the guest: {e}"))?;
+    let _notice = Compiling::notice(guest_name);
     tokio::select! {
         biased;
         () = signals.first() => {
@@ -248,6 +261,48 @@ async fn load_watching(
             Ok(None)
         }
         loaded = loading => Ok(Some(loaded.map_err(|_| "loading the guest failed: the loading thread panicked".to_owned())??)),
+    }
+}
+
+/// On a terminal, a guest that takes more than a moment to load says so on stderr while it compiles (a Python or
+/// JavaScript guest's first run takes seconds; the compiled cache makes the next ones quick), with the time so far;
+/// the line is gone once it is loaded. Nothing on a pipe, or when it loads at once.
+struct Compiling {
+    task: tokio::task::JoinHandle<()>,
+    spinner: std::sync::Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>>,
+}
+
+impl Compiling {
+    /// Quick loads (a cache hit takes milliseconds) print nothing.
+    const AFTER: Duration = Duration::from_millis(300);
+
+    fn notice(guest: String) -> Option<Compiling> {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return None;
+        }
+        let spinner: std::sync::Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>> = Default::default();
+        let shown = spinner.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Compiling::AFTER).await;
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} wsrun: compiling {msg} ({elapsed})...")
+                    .expect("a valid template"),
+            );
+            bar.set_message(guest);
+            bar.enable_steady_tick(Duration::from_millis(100));
+            *shown.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+        });
+        Some(Compiling { task, spinner })
+    }
+}
+
+impl Drop for Compiling {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(bar) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -280,15 +335,19 @@ fn precompile(builder: RuntimeBuilder, compile: args::Compile) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// TLS trust and proxy from the flags (and, without --proxy, the environment).
-fn transport(args: &Args) -> Result<Transport, String> {
+/// TLS trust and proxy from the flags (and, without --proxy, the environment), for sessions that start at `url`.
+fn transport(args: &Args, url: &str) -> Result<Transport, String> {
     let mut tls = TlsSettings { insecure: args.insecure, ..TlsSettings::default() };
     for path in &args.cacert {
         let pem = std::fs::read(path).map_err(|e| format!("cannot read --cacert {}: {e}", path.display()))?;
         let certs = TlsSettings::read_pem(&pem).map_err(|e| format!("--cacert {}: {e}", path.display()))?;
         tls.extra_roots.extend(certs);
     }
-    if args.insecure {
+    // Only where TLS may be used: a wss:// URL, or an allowed origin (a redirect's) that may be wss://.
+    let tls_possible = url.starts_with("wss://")
+        || args.allow_any
+        || args.allow.iter().map(|pattern| pattern.to_string()).any(|p| p.starts_with("wss://") || !p.contains("://"));
+    if args.insecure && tls_possible {
         eprintln!("wsrun: warning: --insecure: TLS certificates are NOT verified; anyone on the path can read and change this session");
     }
     let proxy = match &args.proxy {
@@ -344,6 +403,7 @@ fn read_guest(guest: &str) -> Result<Cow<'static, [u8]>, String> {
 
 /// One line for outcomes the guest did not explain itself, and the exit code.
 fn report(program: &Program, outcome: &Outcome) -> u8 {
+    terminal::restore();
     let _ = std::io::stdout().flush();
     match outcome {
         Outcome::Exited(_) => {}

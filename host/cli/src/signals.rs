@@ -55,6 +55,7 @@ impl Signals {
                 // At least one more each wake-up, more when the handler saw several.
                 count.send_modify(|count| *count = (*count + 1).max(delivered.load(Ordering::SeqCst)));
                 if *count.borrow() > 1 {
+                    crate::terminal::restore();
                     say_interrupted();
                     std::process::exit(EXIT_INTERRUPTED.into());
                 }

@@ -42,6 +42,8 @@ pub fn start() -> Option<impl wsrun::StdinStream> {
     let typed = tokio::net::UnixStream::from_std(typed).ok()?;
     save();
     restore_on_panic();
+    // SAFETY: registers a function without arguments that only calls tcsetattr.
+    unsafe { libc::atexit(reset_at_exit) };
     PRINTING.lock().unwrap_or_else(|e| e.into_inner()).printer = Some(Box::new(printer));
     wsrun::stdio::write_through(Box::new(print_above));
     std::thread::Builder::new().name("wsrun-editor".into()).spawn(move || edit(editor, lines)).ok()?;
@@ -131,8 +133,20 @@ pub fn restore() {
             let _ = write_out(b"\r\n");
         }
     }
+    reset(settings);
+}
+
+fn reset(settings: &libc::termios) {
     // SAFETY: tcsetattr with settings tcgetattr gave for the same terminal.
     unsafe { libc::tcsetattr(0, libc::TCSANOW, settings) };
+}
+
+/// At the process's exit, the settings once more: the editor's thread may have switched to raw mode again after
+/// [`restore`] (a key pressed meanwhile).
+extern "C" fn reset_at_exit() {
+    if let Some(settings) = SAVED.get() {
+        reset(settings);
+    }
 }
 
 /// A panic restores the terminal before it is reported.
