@@ -62,6 +62,9 @@ fn edit(mut editor: DefaultEditor, mut lines: UnixStream) {
             Err(ReadlineError::Interrupted) => {
                 // SAFETY: raise(3) has no preconditions; wsrun's handler takes the signal as it takes a real one.
                 unsafe { libc::raise(libc::SIGINT) };
+                // The session is stopping: no new prompt. rustyline has put the terminal back in its usual mode,
+                // where a second Ctrl+C is the kernel's SIGINT, which exits at once.
+                break;
             }
             Err(_) => break,
         }
