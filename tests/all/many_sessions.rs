@@ -416,7 +416,8 @@ async fn sigterm_is_handled_like_ctrl_c() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_ctrl_c_exits_at_once_while_sessions_wait_for_their_close() {
     // A server that never answers a close frame: after the first Ctrl+C every session waits for the answer (up to a
-    // long --close-timeout); the second must not wait for them.
+    // long --close-timeout); the second must not wait for them. Each connection is counted once its echo has come
+    // back: the session is then connected on wsrun's side too (a Ctrl+C in the middle of a handshake sends no close).
     let (url, listener) = crate::raw::listen().await;
     let (events, mut seen) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -424,6 +425,8 @@ async fn a_second_ctrl_c_exits_at_once_while_sessions_wait_for_their_close() {
             let events = events.clone();
             tokio::spawn(async move {
                 crate::raw::upgrade(&mut tcp).await?;
+                tcp.write_all(&[0x81, 0x02, b'h', b'i']).await.ok()?;
+                crate::raw::read_frame(&mut tcp).await?;
                 let _ = events.send(None);
                 let _ = events.send(Some(crate::raw::read_close_code(&mut tcp).await?));
                 tokio::io::copy(&mut tcp, &mut tokio::io::sink()).await.ok()

@@ -239,33 +239,17 @@ fn size(text: &str) -> Result<u64, String> {
     number.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
 }
 
-/// The client's options, for suggestions.
-const OPTIONS: &[&str] = &[
-    "--header",
-    "--protocol",
-    "--origin",
-    "--basic-auth",
-    "--ping-interval",
-    "--ping-timeout",
-    "--close-code",
-    "--close-reason",
-    "--binary",
-    "--hex",
-    "--base64",
-    "--jsonl",
-    "--once",
-    "--exit-on-eof",
-    "--no-close",
-    "--commands",
-    "--linger",
-    "--max-message-size",
-    "--help",
-];
-
 /// `; did you mean --protocol?` for a misspelled `--protocl`: the option at most two edits away, if one is.
 fn did_you_mean(name: &str) -> String {
     let name = name.split_once('=').map_or(name, |(name, _)| name);
-    let closest = OPTIONS.iter().map(|option| (edits(name, option), option)).min();
+    // The options are those the help lists, first on their lines: one list, which cannot drift from the help.
+    let options = HELP
+        .lines()
+        .filter(|line| line.trim_start().starts_with('-'))
+        .flat_map(|line| line.split_whitespace().take(2))
+        .map(|word| word.trim_end_matches(','))
+        .filter(|word| word.starts_with("--"));
+    let closest = options.map(|option| (edits(name, option), option)).min();
     match closest {
         Some((distance, option)) if distance <= 2 => format!("; did you mean {option}?"),
         _ => String::new(),
