@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
@@ -75,6 +76,9 @@ pub type Sink = Box<dyn FnMut(Output, &[u8]) -> io::Result<()> + Send>;
 /// Set by [`write_through`]; the writer thread's only other lock.
 static SINK: Mutex<Option<Sink>> = Mutex::new(None);
 
+/// A sink is set: read without the lock, which the writer thread holds while the sink writes (and perhaps waits).
+static THROUGH_SINK: AtomicBool = AtomicBool::new(false);
+
 fn sink() -> MutexGuard<'static, Option<Sink>> {
     SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -85,6 +89,7 @@ fn sink() -> MutexGuard<'static, Option<Sink>> {
 /// not a terminal (so they draw no prompt of their own).
 pub fn write_through(new: Sink) {
     *sink() = Some(new);
+    THROUGH_SINK.store(true, Ordering::Release);
 }
 
 /// A guest's stdin fed with the lines a line editor reads from the terminal: it reads `lines`, and is a terminal to
@@ -275,7 +280,7 @@ fn queue() -> &'static Queue {
 
 impl IsTerminal for ProcessOutput {
     fn is_terminal(&self) -> bool {
-        if sink().is_some() {
+        if THROUGH_SINK.load(Ordering::Acquire) {
             return false;
         }
         match self.0 {

@@ -180,7 +180,7 @@ async fn two_hundred_echo_sessions_carry_what_the_server_counted() {
         ],
     );
     // Session s starts at 1 s * s/200: each request comes no sooner than its time after the first (less a margin
-    // for the first's own delay), and none more than a second late on a machine busy building.
+    // for the first's own delay: a busy machine may start the first few together), and none more than 3 s late.
     assert!(run.elapsed >= Duration::from_millis(995), "the starts were not spread over --ramp-up: {run:?}");
     let mut arrivals = arrivals.lock().unwrap().clone();
     arrivals.sort();
@@ -189,7 +189,7 @@ async fn two_hundred_echo_sessions_carry_what_the_server_counted() {
         let after = arrival.duration_since(arrivals[0]);
         let due = Duration::from_millis(5 * index as u64);
         assert!(
-            after + Duration::from_millis(100) >= due && after <= due + Duration::from_secs(1),
+            after + Duration::from_millis(500) >= due && after <= due + Duration::from_secs(3),
             "request {index} came {after:?} after the first, due at {due:?}"
         );
     }

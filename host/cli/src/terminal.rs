@@ -125,9 +125,11 @@ fn save() {
 /// no line was edited.
 pub fn restore() {
     let Some(settings) = SAVED.get() else { return };
-    let (editing, partial) = {
-        let mut printing = PRINTING.lock().unwrap_or_else(|e| e.into_inner());
-        (printing.printer.take().is_some(), std::mem::take(&mut printing.partial))
+    // Not waited for: the writer thread holds it while the printer takes a line, and the way out must not hang on a
+    // terminal that is not being read.
+    let (editing, partial) = match PRINTING.try_lock() {
+        Ok(mut printing) => (printing.printer.take().is_some(), std::mem::take(&mut printing.partial)),
+        Err(_) => (true, Vec::new()),
     };
     if editing {
         let _ = write_out(b"\r\x1b[K");
