@@ -301,11 +301,12 @@ impl Args {
         if !invocation.url.starts_with('-') {
             check_url(&invocation.url)?;
         }
-        if crate::bundled::NAMES.contains(&invocation.guest.as_str()) {
+        if crate::bundled::NAMES.contains(&invocation.guest.as_str()) && !invocation.guest_args.is_empty() {
             // A bundled guest has none of wsrun's options: one after the URL was meant for wsrun.
+            let host_options: Vec<String> = host_options().collect();
             for arg in &invocation.guest_args {
                 let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
-                if !CLIENT_OPTIONS.contains(&name) && host_options().any(|option| option == name) {
+                if !CLIENT_OPTIONS.contains(&name) && host_options.iter().any(|option| option == name) {
                     return Err(format!("{name} is a wsrun option: put it before the URL (wsrun {name} ... URL)"));
                 }
             }
