@@ -29,6 +29,13 @@ struct Printing {
     partial: Vec<u8>,
 }
 
+impl Printing {
+    /// Print through the editor no more: whether it was printing, and the unfinished line it held.
+    fn stop(&mut self) -> (bool, Vec<u8>) {
+        (self.printer.take().is_some(), std::mem::take(&mut self.partial))
+    }
+}
+
 /// Edit lines for the guest when stdin and stdout are both a terminal: the guest's stdin, or `None` (a pipe, a file:
 /// nothing changes). Must be called from within the async runtime the session runs on.
 pub fn start() -> Option<impl wsrun::StdinStream> {
@@ -101,9 +108,9 @@ fn write_out(bytes: &[u8]) -> std::io::Result<()> {
 /// No line is edited any more: the guest's output goes straight to the terminal, after what it left unfinished.
 /// Whether a line was being edited.
 fn stop_printing() -> bool {
+    // Held while the unfinished line is written, so the guest's next bytes come after it.
     let mut printing = PRINTING.lock().unwrap_or_else(|e| e.into_inner());
-    let editing = printing.printer.take().is_some();
-    let partial = std::mem::take(&mut printing.partial);
+    let (editing, partial) = printing.stop();
     if editing && !partial.is_empty() {
         let _ = write_out(&partial);
     }
@@ -128,7 +135,7 @@ pub fn restore() {
     // Not waited for: the writer thread holds it while the printer takes a line, and the way out must not hang on a
     // terminal that is not being read.
     let (editing, partial) = match PRINTING.try_lock() {
-        Ok(mut printing) => (printing.printer.take().is_some(), std::mem::take(&mut printing.partial)),
+        Ok(mut printing) => printing.stop(),
         Err(_) => (true, Vec::new()),
     };
     if editing {
