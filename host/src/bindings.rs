@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable },
     exports: { default: async },
     with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         "wasi": wasmtime_wasi::p2::bindings,
         "wsrun:ws/websocket.connection": crate::websocket::Connection,
     },

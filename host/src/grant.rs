@@ -1,4 +1,4 @@
-//! What a session may reach: the origins (scheme, host, port) its guest may connect to.
+//! What a session may reach: the origins (scheme, host, port) its guest may connect to or send HTTP requests to.
 
 use std::fmt;
 
@@ -8,9 +8,11 @@ use crate::origin::{host_matches, parse_ws_url, MAX_HOST_LEN};
 
 /// The network origins a session's guest may connect to. Deny by default: an empty grant allows nothing.
 ///
-/// The `wsrun` command grants the origin of the URL it was given. Every hop of a connection is checked against the
-/// grant (the guest's URL and each redirect's target); a proxy is the user's choice of route, not a destination, and
-/// is not checked: the target asked of it is.
+/// The `wsrun` command grants the origin of the URL it was given: that WebSocket origin only, not HTTP requests to
+/// the same host, which need a pattern of their own (`http://host:port`, `https://host`, or one without a scheme).
+/// Every hop of a connection is checked against the grant (the guest's URL and each redirect's target), and every
+/// HTTP request (the host follows no HTTP redirect: a guest that follows one makes a new request, checked again); a
+/// proxy is the user's choice of route, not a destination, and is not checked: the target asked of it is.
 #[derive(Clone, Debug, Default)]
 pub struct Grant {
     any: bool,
@@ -87,8 +89,9 @@ impl Grant {
 }
 
 impl OriginPattern {
-    /// Parse `[scheme://]host[:port]`, where host may hold `*` wildcards (`*.example.com`, `127.0.0.*`, `*`) and
-    /// IPv6 addresses are written in brackets (`[::1]:9000`). A pattern that looks like an address matches only
+    /// Parse `[scheme://]host[:port]`, where scheme is `ws`, `wss`, `http` or `https` (without one, the pattern matches
+    /// all four), host may hold `*` wildcards (`*.example.com`, `127.0.0.*`, `*`) and IPv6 addresses are written in
+    /// brackets (`[::1]:9000`). A pattern that looks like an address matches only
     /// addresses, a name pattern only names, a `*` label whole labels; without a port, any port of the host.
     pub fn parse(pattern: &str) -> Result<Self, PatternError> {
         let error = |why| PatternError { pattern: pattern.to_owned(), why };
@@ -97,8 +100,8 @@ impl OriginPattern {
             None => (None, pattern),
         };
         if let Some(scheme) = &scheme {
-            if scheme != "ws" && scheme != "wss" {
-                return Err(error("the scheme must be ws or wss"));
+            if !matches!(scheme.as_str(), "ws" | "wss" | "http" | "https") {
+                return Err(error("the scheme must be ws, wss, http or https"));
             }
         }
         let rest = rest.trim_end_matches('/');
@@ -174,6 +177,21 @@ mod tests {
     }
 
     #[test]
+    fn http_needs_a_pattern_of_its_own() {
+        let mut grant = Grant::origin_of_url("ws://127.0.0.1:9000/");
+        assert!(!grant.allows(&url("http://127.0.0.1:9000/token")), "the URL's origin is WebSocket only");
+        grant.allow(OriginPattern::parse("https://api.example.com").unwrap());
+        assert!(grant.allows(&url("https://api.example.com/v1")));
+        assert!(!grant.allows(&url("http://api.example.com/v1")));
+        assert!(!grant.allows(&url("wss://api.example.com/")));
+        grant.allow(OriginPattern::parse("*.example.org").unwrap());
+        for any in ["ws://a.example.org/", "wss://a.example.org/", "http://a.example.org/", "https://a.example.org/"] {
+            assert!(grant.allows(&url(any)), "{any}: a pattern without a scheme matches all four");
+        }
+        assert!(OriginPattern::parse("HTTP://x:80").unwrap().matches(&url("http://x/")), "default port of http");
+    }
+
+    #[test]
     fn a_long_host_is_refused_at_once() {
         let mut grant = Grant::none();
         grant.allow(OriginPattern::parse("*.*.*.*.example.com").unwrap());
@@ -188,7 +206,7 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_refused() {
-        for bad in ["http://x", "", "x:port", "[::1", "a/b"] {
+        for bad in ["ftp://x", "", "x:port", "[::1", "a/b"] {
             assert!(OriginPattern::parse(bad).is_err(), "{bad}");
         }
     }

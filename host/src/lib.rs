@@ -50,6 +50,7 @@ mod cancel;
 mod error;
 pub mod escape;
 pub mod grant;
+mod http;
 mod limits;
 pub mod origin;
 mod program;
@@ -63,12 +64,12 @@ pub mod websocket;
 pub use cancel::{CancelHandle, StopReason};
 pub use error::Error;
 pub use grant::{Grant, OriginPattern};
-pub use limits::{ConnectionLimits, Limits};
+pub use limits::{ConnectionLimits, HttpLimits, Limits};
 pub use program::Program;
 pub use runtime::{PoolLimits, Runtime, RuntimeBuilder};
 pub use session::{Outcome, SessionBuilder};
 pub use state::SessionState;
-pub use stats::SessionStats;
+pub use stats::{HttpStats, SessionStats};
 pub use websocket::{parse_proxy_url, Proxy, TlsSettings, Transport};
 
 /// The traits of a session's stdio, from wasmtime-wasi: implement them to give sessions stdio of your own

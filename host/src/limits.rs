@@ -11,6 +11,8 @@ pub struct Limits {
     pub memory: usize,
     /// Connections: how many, how large a message, how much queued, how long an opening.
     pub connections: ConnectionLimits,
+    /// Outgoing HTTP requests (`wasi:http/outgoing-handler`): how many at once, how large their bodies, how long.
+    pub http: HttpLimits,
     /// Wall-clock time the whole session may take; `None` for no limit.
     pub timeout: Option<Duration>,
     /// Once a close frame is sent on a connection (by the guest, or by the host when the session ends), how long
@@ -28,6 +30,7 @@ impl Default for Limits {
         Limits {
             memory: 256 << 20,
             connections: ConnectionLimits::default(),
+            http: HttpLimits::default(),
             timeout: None,
             close_wait: Duration::from_secs(1),
             fuel: None,
@@ -74,6 +77,40 @@ impl Default for ConnectionLimits {
             session_queued_bytes: 256 << 20,
             open_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Limits on the outgoing HTTP requests of one session. A guest's own `request-options` may ask for shorter times,
+/// never longer ones.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// Requests in flight at once: sent and not yet finished (the response body not read to its end or dropped).
+    /// One more fails at once with `connection-limit-reached`.
+    pub max_in_flight: usize,
+    /// The most bytes of one request's body; more fails the request with `HTTP-request-body-size`.
+    pub max_request_body: u64,
+    /// The most bytes of one response's body; more fails the body's stream with `HTTP-response-body-size`.
+    pub max_response_body: u64,
+    /// How long connecting may take (DNS, TCP, the proxy, TLS), as for a WebSocket connection: `connection-timeout`.
+    pub connect_timeout: Duration,
+    /// How long the whole exchange may take, from the request to the last byte of the response's body:
+    /// `HTTP-response-timeout`.
+    pub deadline: Duration,
+    /// How long the server may send nothing, waiting for the response's head or between bytes of its body:
+    /// `connection-read-timeout`.
+    pub between_bytes: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_in_flight: 4,
+            max_request_body: 16 << 20,
+            max_response_body: 64 << 20,
+            connect_timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+            between_bytes: Duration::from_secs(10),
         }
     }
 }

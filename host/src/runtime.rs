@@ -239,10 +239,12 @@ impl Runtime {
     }
 }
 
-/// Everything a guest may import: WASI 0.2 and `wsrun:ws/websocket`. Filesystem, sockets and the like are linked
-/// too, because ordinary guests import them even unused; each session grants them nothing.
+/// Everything a guest may import: WASI 0.2, `wasi:http/outgoing-handler` (through wsrun's sender, within the grant)
+/// and `wsrun:ws/websocket`. Filesystem, sockets and the like are linked too, because ordinary guests import them
+/// even unused; each session grants them nothing.
 fn link(linker: &mut Linker<SessionState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     crate::websocket::add_to_linker(linker)
 }
 

@@ -10,6 +10,7 @@ use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 use crate::cancel::{CancelHandle, StopReason};
 use crate::grant::Grant;
+use crate::http::HttpCtx;
 use crate::limits::{Limits, SessionLimiter};
 use crate::program::Program;
 use crate::state::SessionState;
@@ -183,6 +184,7 @@ impl SessionBuilder {
         let state = SessionState {
             wasi: wasi.build(),
             table,
+            http: HttpCtx::new(Arc::new(grant.clone()), transport.clone(), limits.http.clone(), stats.clone()),
             websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport)
                 .close_wait(limits.close_wait)
                 .stats(stats),

@@ -1,7 +1,10 @@
-//! The data of a session's store: WASI, the resource table, the WebSocket state and the store's limits.
+//! The data of a session's store: WASI, the resource table, the WebSocket and HTTP state and the store's limits.
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
+
+use crate::http::HttpCtx;
 
 use crate::limits::SessionLimiter;
 use crate::websocket::{WebsocketCtx, WebsocketCtxView, WebsocketView};
@@ -11,6 +14,7 @@ pub struct SessionState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) websocket: WebsocketCtx,
+    pub(crate) http: HttpCtx,
     pub(crate) limiter: SessionLimiter,
 }
 
@@ -23,5 +27,11 @@ impl WasiView for SessionState {
 impl WebsocketView for SessionState {
     fn websocket(&mut self) -> WebsocketCtxView<'_> {
         WebsocketCtxView { ctx: &mut self.websocket, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for SessionState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http.ctx, table: &mut self.table, hooks: &mut self.http.policy }
     }
 }

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How many connect times a session keeps: a guest that reconnects in a loop must not grow the host's memory.
+/// How many connect (and HTTP response) times a session keeps: a guest that reconnects in a loop must not grow the
+/// host's memory.
 const MAX_CONNECT_TIMES: usize = 1024;
 
 /// What one session's connections carried so far. Counted by the host as messages cross the component boundary:
@@ -21,6 +22,88 @@ pub struct SessionStats {
     failed_connects: AtomicU64,
     connect_times: Mutex<Vec<Duration>>,
     first_connected: OnceLock<Instant>,
+    http: HttpStats,
+}
+
+/// What one session's outgoing HTTP requests did: counted by the host's sender, bodies' bytes only.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    requests: AtomicU64,
+    failed: AtomicU64,
+    denied: AtomicU64,
+    statuses: [AtomicU64; 5],
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    response_times: Mutex<Vec<Duration>>,
+}
+
+impl HttpStats {
+    /// Requests the guest made (granted or not).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests that got no response: denied, or failed connecting, sending or reading the response's head.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Of the failed requests, those the grant refused.
+    pub fn denied(&self) -> u64 {
+        self.denied.load(Ordering::Relaxed)
+    }
+
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub fn statuses(&self) -> [u64; 5] {
+        std::array::from_fn(|class| self.statuses[class].load(Ordering::Relaxed))
+    }
+
+    /// Bytes of request bodies sent.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of response bodies received.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
+    }
+
+    /// How long each response took to arrive (from the request to its head), in order; the first 1024.
+    pub fn response_times(&self) -> Vec<Duration> {
+        self.response_times.lock().map(|times| times.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn requested(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn request_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn responded(&self, status: u16, took: Duration) {
+        if let Some(class) = (status / 100).checked_sub(1).filter(|class| *class < 5) {
+            self.statuses[usize::from(class)].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut times) = self.response_times.lock() {
+            if times.len() < MAX_CONNECT_TIMES {
+                times.push(took);
+            }
+        }
+    }
+
+    pub(crate) fn body_sent(&self, bytes: usize) {
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn body_received(&self, bytes: usize) {
+        self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
 }
 
 impl SessionStats {
@@ -62,6 +145,11 @@ impl SessionStats {
     /// When the session's first connection opened, if one did.
     pub fn first_connected(&self) -> Option<Instant> {
         self.first_connected.get().copied()
+    }
+
+    /// The session's outgoing HTTP requests.
+    pub fn http(&self) -> &HttpStats {
+        &self.http
     }
 
     pub(crate) fn sent(&self, bytes: usize) {

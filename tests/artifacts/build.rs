@@ -17,6 +17,7 @@ const RUST_GUESTS: &[&str] = &[
     "test-no-run",
     "test-sockets",
     "scenario",
+    "token-then-connect",
     // The bundled guests too, for the embedding tests, examples and benchmarks (the library bundles nothing).
     "echo",
     "client",

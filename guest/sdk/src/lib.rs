@@ -20,6 +20,7 @@ wit_bindgen::generate!({
 mod connect;
 mod describe;
 mod escape;
+pub mod http;
 mod io;
 
 pub use connect::connect_to_url_arg;

@@ -40,6 +40,11 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub open_timeout: Duration,
 
+    /// How long one HTTP request of the guest may take, from sending it to the last byte of the response's body
+    /// (connecting within --open-timeout, the server silent at most 10 s at a time).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub http_timeout: Duration,
+
     /// When the guest is done or stopped, how long to wait for each peer's close frame; after a server's close, how
     /// long it has to end the connection.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
@@ -50,9 +55,10 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub stall_timeout: Duration,
 
-    /// Also let the guest connect to origins matching PATTERN: [ws://|wss://]host[:port], where host may hold `*`
-    /// wildcards (`*.example.com`, `127.0.0.*`): an address pattern matches only addresses, a `*` label whole
-    /// labels; without a port, every port. Repeatable. The origin of URL is always allowed; redirects are checked.
+    /// Also let the guest connect to origins matching PATTERN: [ws://|wss://|http://|https://]host[:port], where
+    /// host may hold `*` wildcards (`*.example.com`, `127.0.0.*`): an address pattern matches only addresses, a `*`
+    /// label whole labels; without a port, every port; without a scheme, all four. Repeatable. The WebSocket origin of
+    /// URL is always allowed (HTTP requests only by a pattern); redirects are checked.
     #[arg(long = "allow", value_name = "PATTERN", value_parser = OriginPattern::parse)]
     pub allow: Vec<OriginPattern>,
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use wsrun::{
-    ConnectionLimits, Error, Grant, Limits, Outcome, Program, Proxy, Runtime, RuntimeBuilder, SessionBuilder,
-    TlsSettings, Transport,
+    ConnectionLimits, Error, Grant, HttpLimits, Limits, Outcome, Program, Proxy, Runtime, RuntimeBuilder,
+    SessionBuilder, TlsSettings, Transport,
 };
 
 use crate::args::{self, Args, Command, Invocation};
@@ -193,6 +193,11 @@ impl SessionSettings {
                 session_queued_bytes: args.max_session_queued_bytes,
                 open_timeout: args.open_timeout,
                 stall_timeout: args.stall_timeout,
+            },
+            http: HttpLimits {
+                connect_timeout: args.open_timeout,
+                deadline: args.http_timeout,
+                ..HttpLimits::default()
             },
         };
         let mut grant = Grant::origin_of_url(&invocation.url);

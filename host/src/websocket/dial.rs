@@ -1,7 +1,6 @@
 //! Opening a connection: URL checks, the grant at every hop, DNS, TCP, TLS, the handshake and redirects, all
 //! under one time limit. Each failure becomes the `error-code` that names its cause.
 
-use std::io;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -13,7 +12,7 @@ use url::Url;
 
 use super::errors::from_transport;
 use super::net::halves::WsStream;
-use super::net::transport::Transport;
+use super::net::transport::{is_tls_error, Transport};
 use super::net::wire::{Wire, READ_BUFFER};
 use super::net::LARGE_PAYLOAD;
 use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HttpResponse};
@@ -194,19 +193,13 @@ fn request(url: &Url, options: &ConnectOptions, credentials: bool) -> Result<Req
 
 /// One hop: resolve, connect (perhaps through the proxy), then the TLS and WebSocket handshakes.
 async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &Transport) -> Result<Hop, ErrorCode> {
-    let tls = transport.tls_config(url)?;
-    let tcp = transport.connect(url).await?;
-    let result = match super::net::transport::secure(url, tcp, tls).await {
-        Ok(stream) => {
-            tokio_tungstenite::client_async_with_config(
-                request,
-                Wire::new(stream, config.max_message_size.unwrap_or(usize::MAX)),
-                Some(config),
-            )
-            .await
-        }
-        Err(e) => Err(WsProtocolError::Io(e)),
-    };
+    let stream = transport.open(url).await?;
+    let result = tokio_tungstenite::client_async_with_config(
+        request,
+        Wire::new(stream, config.max_message_size.unwrap_or(usize::MAX)),
+        Some(config),
+    )
+    .await;
     match result {
         Ok((mut stream, response)) => {
             stream.get_mut().opened();
@@ -227,10 +220,6 @@ async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &
 
 fn is_redirect(status: StatusCode) -> bool {
     matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
-}
-
-fn is_tls_error(error: &io::Error) -> bool {
-    error.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) || error.kind() == io::ErrorKind::InvalidData
 }
 
 fn http_response(response: &tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>) -> HttpResponse {

@@ -40,7 +40,8 @@ pub enum Proxy {
     None,
     /// Tunnel every connection through this HTTP proxy (`http://[user:pass@]host:port`).
     Always(Url),
-    /// Follow the host's environment, as curl does: `https_proxy` for wss, `http_proxy` for ws (either case),
+    /// Follow the host's environment, as curl does: `https_proxy` for wss and https, `http_proxy` for ws and http
+    /// (either case),
     /// except for hosts in `no_proxy`.
     FromEnvironment {
         /// The proxy for `ws://` URLs.
@@ -84,7 +85,7 @@ impl Proxy {
                 if bypass {
                     return None;
                 }
-                if url.scheme() == "wss" {
+                if is_secure(url) {
                     https.as_ref()
                 } else {
                     http.as_ref()
@@ -120,14 +121,35 @@ impl Transport {
         }
     }
 
-    /// The TLS configuration for `url`: one for `wss://`, none for `ws://`.
+    /// A stream to the host of `url`: TCP, through the proxy when one applies, inside TLS for `wss://` and
+    /// `https://`.
+    pub(crate) async fn open(&self, url: &Url) -> Result<Stream, ErrorCode> {
+        let tls = self.tls_config(url)?;
+        let tcp = self.connect(url).await?;
+        secure(url, tcp, tls).await.map_err(|e| match is_tls_error(&e) {
+            true => ErrorCode::Tls(e.to_string()),
+            false => ErrorCode::Io(e.to_string()),
+        })
+    }
+
+    /// The TLS configuration for `url`: one for `wss://` and `https://`, none for `ws://` and `http://`.
     pub(crate) fn tls_config(&self, url: &Url) -> Result<Option<Arc<rustls::ClientConfig>>, ErrorCode> {
-        if url.scheme() != "wss" {
+        if !is_secure(url) {
             return Ok(None);
         }
         let config = self.inner.tls_config.get_or_init(|| self.inner.tls.client_config());
         config.clone().map(Some).map_err(ErrorCode::Tls)
     }
+}
+
+/// Whether `url` is reached over TLS.
+fn is_secure(url: &Url) -> bool {
+    matches!(url.scheme(), "wss" | "https")
+}
+
+/// Whether an error of a TLS stream (or of its handshake) came from TLS rather than the socket.
+pub(crate) fn is_tls_error(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) || error.kind() == io::ErrorKind::InvalidData
 }
 
 /// Resolve the host of `url` and connect to the first address that answers.
@@ -159,12 +181,8 @@ async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
     })
 }
 
-/// `tcp` to the host of `url` as the WebSocket layer gets it: inside TLS with `config`, or as it is without.
-pub(crate) async fn secure(
-    url: &Url,
-    tcp: TcpStream,
-    config: Option<Arc<rustls::ClientConfig>>,
-) -> Result<Stream, io::Error> {
+/// `tcp` to the host of `url` as the layer above gets it: inside TLS with `config`, or as it is without.
+async fn secure(url: &Url, tcp: TcpStream, config: Option<Arc<rustls::ClientConfig>>) -> Result<Stream, io::Error> {
     let Some(config) = config else { return Ok(MaybeTlsStream::Plain(tcp)) };
     // rustls takes IPv6 addresses without their brackets.
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');

@@ -1,0 +1,265 @@
+//! Sending one request: the URL and the grant, the transport, HTTP/1.1 over one connection, the limits of time.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http::{Method, Request, Response, Uri};
+use http_body_util::BodyExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{timeout_at, Instant};
+use url::Url;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
+
+use super::body::{RequestBody, ResponseBody};
+use crate::bindings::websocket::ErrorCode;
+use crate::grant::Grant;
+use crate::limits::HttpLimits;
+use crate::stats::SessionStats;
+use crate::websocket::Transport;
+
+/// The most bytes of a response's head (status line and headers) hyper buffers; more is
+/// `HTTP-response-header-section-size`. hyper's own floor is 8 KiB.
+const MAX_RESPONSE_HEAD: usize = 64 << 10;
+/// The most header lines in a response's head.
+const MAX_RESPONSE_HEADERS: usize = 100;
+
+/// What a request is sent with, owned so that the sending future outlives the call that made it.
+pub(super) struct Exchange {
+    pub grant: Arc<Grant>,
+    pub transport: Transport,
+    pub limits: HttpLimits,
+    pub stats: Arc<SessionStats>,
+}
+
+type Sent = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
+/// Send `request` if the grant allows its origin, and return the response's head with its body, and the future that
+/// drives the connection while the guest reads that body.
+pub(super) async fn send(
+    request: Request<WasiBody>,
+    options: Option<RequestOptions>,
+    exchange: Exchange,
+    permit: OwnedSemaphorePermit,
+) -> Result<(Response<WasiBody>, Sent), Error> {
+    let stats = exchange.stats.clone();
+    let result = exchange.send(request, options, permit).await;
+    if result.is_err() {
+        stats.http().request_failed();
+    }
+    result
+}
+
+impl Exchange {
+    async fn send(
+        self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(Response<WasiBody>, Sent), Error> {
+        let started = Instant::now();
+        let url = target(request.uri())?;
+        if *request.method() == Method::CONNECT {
+            return Err(Error::HttpRequestMethodInvalid);
+        }
+        if !self.grant.allows(&url) {
+            log::debug!("denied: an HTTP request to {url} is not allowed for this session");
+            self.stats.http().refused();
+            return Err(Error::HttpRequestDenied);
+        }
+        let times = Times::new(&self.limits, options, started);
+
+        let connect = timeout_at(times.connect, self.transport.open(&url));
+        let stream = connect.await.map_err(|_| Error::ConnectionTimeout)?.map_err(|e| connect_error(&url, e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(MAX_RESPONSE_HEAD)
+            .max_headers(MAX_RESPONSE_HEADERS)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| response_error(&url, e))?;
+
+        let (mut head, body) = request.into_parts();
+        // Origin-form: the scheme and authority went to the transport (and the Host header), not the request line.
+        head.uri = Uri::builder()
+            .path_and_query(head.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .build()
+            .map_err(|_| Error::HttpRequestUriInvalid)?;
+        let body = RequestBody::new(body, self.limits.max_request_body, self.stats.clone());
+        let request = Request::from_parts(head, body);
+
+        // hyper's connection future does the reading and writing: it is driven beside the request until the
+        // response's head is in, then handed back to be driven while the guest reads the body.
+        let mut connection = Box::pin(connection);
+        let mut connection_ended = false;
+        let response = sender.send_request(request);
+        tokio::pin!(response);
+        let waited = timeout_at(times.first_byte, async {
+            loop {
+                tokio::select! {
+                    response = &mut response => break response,
+                    ended = &mut connection, if !connection_ended => {
+                        connection_ended = true;
+                        ended?;
+                    }
+                }
+            }
+        });
+        let response = match waited.await {
+            Err(_) if times.first_byte == times.deadline => return Err(Error::HttpResponseTimeout),
+            Err(_) => return Err(Error::ConnectionReadTimeout),
+            Ok(response) => response.map_err(|e| response_error(&url, e))?,
+        };
+        drop(sender);
+        self.stats.http().responded(response.status().as_u16(), started.elapsed());
+
+        let deadline = times.deadline;
+        let body = ResponseBody::new(self.limits.max_response_body, times.between_bytes, deadline, self.stats, permit);
+        let response = response.map(|incoming| body.reading(incoming).boxed_unsync());
+        let driven: Sent = Box::new(async move {
+            if connection_ended {
+                return Ok(());
+            }
+            match timeout_at(deadline, connection).await {
+                Err(_) => Err(Error::HttpResponseTimeout),
+                Ok(ended) => ended.map_err(|e| response_error(&url, e)),
+            }
+        });
+        Ok((response, driven))
+    }
+}
+
+/// The times an exchange must keep: the guest's `request-options`, clamped to the session's limits.
+struct Times {
+    connect: Instant,
+    first_byte: Instant,
+    between_bytes: Duration,
+    deadline: Instant,
+}
+
+impl Times {
+    fn new(limits: &HttpLimits, options: Option<RequestOptions>, started: Instant) -> Self {
+        let options = options.unwrap_or_default();
+        let clamp = |asked: Option<Duration>, limit: Duration| asked.map_or(limit, |asked| asked.min(limit));
+        let deadline = started + limits.deadline;
+        let within = |after: Duration| (started + after).min(deadline);
+        Times {
+            connect: within(clamp(options.connect_timeout, limits.connect_timeout)),
+            first_byte: within(clamp(options.first_byte_timeout, limits.between_bytes)),
+            between_bytes: clamp(options.between_bytes_timeout, limits.between_bytes),
+            deadline,
+        }
+    }
+}
+
+/// The URL a request goes to: `http` or `https`, a host, no user information.
+fn target(uri: &Uri) -> Result<Url, Error> {
+    let scheme = uri.scheme().ok_or(Error::HttpRequestUriInvalid)?;
+    if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {
+        return Err(Error::HttpProtocolError);
+    }
+    let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
+    // The default sender copies user information into the Host header; here it is refused, as for WebSocket URLs.
+    if authority.as_str().contains('@') || authority.host().is_empty() {
+        return Err(Error::HttpRequestUriInvalid);
+    }
+    let url = Url::parse(&format!("{scheme}://{authority}/")).map_err(|_| Error::HttpRequestUriInvalid)?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::HttpRequestUriInvalid);
+    }
+    Ok(url)
+}
+
+/// What a failure to reach the server means to the guest; the details go to the debug log.
+fn connect_error(url: &Url, error: ErrorCode) -> Error {
+    log::debug!("HTTP request to {url}: {error:?}");
+    match error {
+        ErrorCode::Dns(why) => Error::DnsError { rcode: Some(why), info_code: None },
+        ErrorCode::Refused(_) => Error::ConnectionRefused,
+        ErrorCode::Timeout => Error::ConnectionTimeout,
+        ErrorCode::Tls(why) if why.contains("certificate") || why.contains("Certificate") => Error::TlsCertificateError,
+        ErrorCode::Tls(_) => Error::TlsProtocolError,
+        ErrorCode::InvalidUrl(_) => Error::HttpRequestUriInvalid,
+        ErrorCode::Proxy(what) => Error::InternalError(Some(format!("proxy: {what}"))),
+        ErrorCode::Io(_) => Error::ConnectionTerminated,
+        other => Error::InternalError(Some(format!("{other:?}"))),
+    }
+}
+
+/// What a failure of hyper's while reading a response's body means to the guest.
+pub(super) fn response_error_of_body(error: hyper::Error) -> Error {
+    log::debug!("HTTP response body: {error}");
+    wire_error(error)
+}
+
+/// What a failure of hyper's means to the guest: a limit of ours that it carried up, or what went wrong on the wire.
+fn response_error(url: &Url, error: hyper::Error) -> Error {
+    log::debug!("HTTP request to {url}: {error}");
+    wire_error(error)
+}
+
+fn wire_error(error: hyper::Error) -> Error {
+    let ours = std::error::Error::source(&error).and_then(|source| source.downcast_ref::<Error>());
+    match ours {
+        Some(Error::HttpRequestBodySize(size)) => return Error::HttpRequestBodySize(*size),
+        Some(Error::HttpResponseBodySize(size)) => return Error::HttpResponseBodySize(*size),
+        Some(Error::HttpResponseTimeout) => return Error::HttpResponseTimeout,
+        Some(Error::ConnectionReadTimeout) => return Error::ConnectionReadTimeout,
+        _ => {}
+    }
+    if error.is_timeout() {
+        Error::HttpResponseTimeout
+    } else if error.is_incomplete_message() {
+        Error::HttpResponseIncomplete
+    } else if error.is_parse_too_large() {
+        Error::HttpResponseHeaderSectionSize(None)
+    } else if error.is_closed() || error.is_canceled() || error.is_body_write_aborted() {
+        Error::ConnectionTerminated
+    } else {
+        Error::HttpProtocolError
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_with_a_host_and_no_user_are_sent() {
+        let uri = |text: &str| text.parse::<Uri>().unwrap();
+        assert_eq!(target(&uri("http://127.0.0.1:8080/a?b")).unwrap().as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(target(&uri("https://example.com/")).unwrap().as_str(), "https://example.com/");
+        assert!(matches!(target(&uri("http://user:pw@example.com/")), Err(Error::HttpRequestUriInvalid)));
+        assert!(matches!(target(&uri("http://user@example.com/")), Err(Error::HttpRequestUriInvalid)));
+        assert!(matches!(target(&uri("ftp://example.com/")), Err(Error::HttpProtocolError)));
+        assert!(matches!(target(&uri("/relative")), Err(Error::HttpRequestUriInvalid)));
+    }
+
+    #[test]
+    fn the_guests_times_are_clamped_to_the_limits() {
+        let limits = HttpLimits {
+            connect_timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+            between_bytes: Duration::from_secs(5),
+            ..HttpLimits::default()
+        };
+        let started = Instant::now();
+        let asked = RequestOptions {
+            connect_timeout: Some(Duration::from_secs(600)),
+            first_byte_timeout: Some(Duration::from_secs(1)),
+            between_bytes_timeout: Some(Duration::from_secs(600)),
+        };
+        let times = Times::new(&limits, Some(asked), started);
+        assert_eq!(times.connect - started, Duration::from_secs(10));
+        assert_eq!(times.first_byte - started, Duration::from_secs(1));
+        assert_eq!(times.between_bytes, Duration::from_secs(5));
+        assert_eq!(times.deadline - started, Duration::from_secs(30));
+        let short = HttpLimits { deadline: Duration::from_secs(2), ..limits };
+        let times = Times::new(&short, None, started);
+        assert_eq!(
+            (times.connect - started, times.first_byte - started),
+            (Duration::from_secs(2), Duration::from_secs(2))
+        );
+    }
+}
