@@ -107,7 +107,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_in_flight: 4,
             max_request_body: 16 << 20,
-            max_response_body: 64 << 20,
+            max_response_body: 16 << 20,
             connect_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(30),
             between_bytes: Duration::from_secs(10),

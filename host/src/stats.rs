@@ -77,9 +77,9 @@ impl HttpStats {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counted as failed too, by whoever sees the request end.
     pub(crate) fn refused(&self) {
         self.denied.fetch_add(1, Ordering::Relaxed);
-        self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn request_failed(&self) {

@@ -3,6 +3,7 @@
 // Tables of test cases and the test servers' handshake callbacks read best as they are written.
 #![allow(clippy::type_complexity, clippy::result_large_err)]
 
+mod http_server;
 mod proxy;
 mod raw;
 mod servers;
@@ -23,6 +24,7 @@ mod embedding;
 mod end_of_input;
 mod grant;
 mod hostile_peers;
+mod http;
 mod limits;
 mod load_errors;
 mod many_sessions;

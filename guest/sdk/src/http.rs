@@ -62,8 +62,12 @@ pub enum HttpError {
     InvalidUrl(String),
     /// A header the host does not let a guest set, or an invalid name or value.
     Header(String),
-    /// The host's or the network's answer: `HTTP-request-denied`, `connection-refused`, a body or time limit, ...
+    /// The host's or the network's answer: `HTTP-request-denied`, `connection-refused`, a time limit, ...
     Code(ErrorCode),
+    /// Reading or writing a body failed, in the host's words ("HTTP response body size exceeds limit: 16777216
+    /// bytes", "connection read timeout", "HTTP response timeout"): wasmtime-wasi-http 48 gives a body's failures
+    /// no `error-code`.
+    Body(String),
 }
 
 impl fmt::Display for HttpError {
@@ -75,6 +79,7 @@ impl fmt::Display for HttpError {
                 write!(f, "not allowed for this session (HTTP-request-denied)")
             }
             HttpError::Code(code) => write!(f, "{}", crate::escape(&format!("{code:?}"))),
+            HttpError::Body(why) => write!(f, "the body failed: {}", crate::escape(why)),
         }
     }
 }
@@ -214,10 +219,10 @@ fn read_body(body: &IncomingBody) -> Result<Vec<u8>, HttpError> {
 
 fn stream_error(error: StreamError) -> HttpError {
     match error {
-        StreamError::LastOperationFailed(error) => HttpError::Code(
-            crate::wasi::http::types::http_error_code(&error)
-                .unwrap_or_else(|| ErrorCode::InternalError(Some(error.to_debug_string()))),
-        ),
+        StreamError::LastOperationFailed(error) => match crate::wasi::http::types::http_error_code(&error) {
+            Some(code) => HttpError::Code(code),
+            None => HttpError::Body(error.to_debug_string()),
+        },
         StreamError::Closed => HttpError::Code(ErrorCode::HttpResponseIncomplete),
     }
 }

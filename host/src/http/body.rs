@@ -142,3 +142,22 @@ impl Body for Reading {
         self.incoming.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_body_past_the_limit_is_cut_and_one_within_it_counted() {
+        let body = |text: &'static str| Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync();
+        let stats = Arc::new(SessionStats::default());
+        let mut over = RequestBody::new(body("0123456789"), 5, stats.clone());
+        let error = over.frame().await.expect("a frame").unwrap_err();
+        assert!(matches!(error, Error::HttpRequestBodySize(Some(5))), "{error:?}");
+        let within = RequestBody::new(body("01234"), 5, stats.clone());
+        assert_eq!(within.collect().await.unwrap().to_bytes(), "01234");
+        assert_eq!(stats.http().bytes_sent(), 5);
+    }
+}

@@ -79,3 +79,38 @@ impl WasiHttpHooks for HttpPolicy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+
+    use super::*;
+
+    fn request(url: &str) -> http::Request<WasiBody> {
+        let body = Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
+        http::Request::builder().uri(url).body(body).unwrap()
+    }
+
+    fn send(policy: &mut HttpPolicy, url: &str) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
+        let sent = Pin::from(policy.send_request(request(url), None, Box::new(async { Ok(()) })));
+        Box::pin(async move { sent.await.map(drop) })
+    }
+
+    #[tokio::test]
+    async fn a_request_past_the_in_flight_limit_fails_at_once_and_a_finished_one_frees_its_place() {
+        let limits = HttpLimits { max_in_flight: 1, ..HttpLimits::default() };
+        let stats = Arc::new(SessionStats::default());
+        let mut http = HttpCtx::new(Arc::new(Grant::none()), Transport::default(), limits, stats.clone());
+        let first = send(&mut http.policy, "http://127.0.0.1:9/");
+        let second = send(&mut http.policy, "http://127.0.0.1:9/");
+        assert!(matches!(second.await, Err(Error::ConnectionLimitReached)));
+        drop(first);
+        let third = send(&mut http.policy, "http://127.0.0.1:9/");
+        assert!(matches!(third.await, Err(Error::HttpRequestDenied)), "the place was freed; the grant refuses it");
+        let counted = stats.http();
+        assert_eq!((counted.requests(), counted.failed(), counted.denied()), (3, 2, 1));
+    }
+}

@@ -75,6 +75,7 @@ impl Exchange {
         let stream = connect.await.map_err(|_| Error::ConnectionTimeout)?.map_err(|e| connect_error(&url, e))?;
         let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(MAX_RESPONSE_HEAD)
+            .max_header_size(MAX_RESPONSE_HEAD)
             .max_headers(MAX_RESPONSE_HEADERS)
             .handshake(TokioIo::new(stream))
             .await
@@ -112,6 +113,13 @@ impl Exchange {
             Ok(response) => response.map_err(|e| response_error(&url, e))?,
         };
         drop(sender);
+        // hyper checks the head's size only while it is incomplete: one that arrived whole in a read is checked here.
+        let head_size: usize =
+            response.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+        if head_size > MAX_RESPONSE_HEAD {
+            log::debug!("HTTP request to {url}: a response head of {head_size} bytes");
+            return Err(Error::HttpResponseHeaderSectionSize(Some(head_size.try_into().unwrap_or(u32::MAX))));
+        }
         self.stats.http().responded(response.status().as_u16(), started.elapsed());
 
         let deadline = times.deadline;
@@ -208,9 +216,12 @@ fn wire_error(error: hyper::Error) -> Error {
         Some(Error::ConnectionReadTimeout) => return Error::ConnectionReadTimeout,
         _ => {}
     }
+    let cut_short = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
     if error.is_timeout() {
         Error::HttpResponseTimeout
-    } else if error.is_incomplete_message() {
+    } else if error.is_incomplete_message() || cut_short {
         Error::HttpResponseIncomplete
     } else if error.is_parse_too_large() {
         Error::HttpResponseHeaderSectionSize(None)
