@@ -222,3 +222,22 @@ async fn ctrl_c_stops_a_request_the_server_never_answers() {
     assert!(signalled.elapsed() < Duration::from_secs(2), "{:?}", signalled.elapsed());
     within(BOUND, "wsrun to leave the request's connection", http.gone.recv()).await;
 }
+
+#[tokio::test]
+async fn a_load_run_counts_the_requests() {
+    let http = token_server().await;
+    let url = format!("{}/token", http.origin);
+    let report =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("http-report-{}.json", std::process::id()));
+    let mut args = vec!["--sessions", "3", "--report", report.to_str().unwrap(), "--allow", &http.origin];
+    args.extend([TOKEN_THEN_CONNECT, NO_WEBSOCKET, "--token-url", &url, "--no-connect", "--body", "abc"]);
+    let run = run_with_input(&args, b"").await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let line = run.stdout.lines().find(|line| line.starts_with("  http ")).unwrap_or_else(|| panic!("{run:?}"));
+    assert!(line.contains("3 requests: 3 2xx, 0 failed (0 denied); response p50 "), "{line}");
+    assert!(line.ends_with("bodies 9 B sent, 21 B received"), "{line}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["http"]["requests"], 3, "{json}");
+    assert_eq!(json["http"]["statuses"][1], 3, "{json}");
+    let _ = std::fs::remove_file(report);
+}

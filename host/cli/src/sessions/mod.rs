@@ -19,7 +19,7 @@ use wsrun::{Outcome, Program, SessionBuilder};
 use crate::signals::{self, Signals};
 use progress::{Progress, Tally};
 pub use report::Shard;
-use report::{histogram, record, MaxFailures, Outcomes, Report, Traffic};
+use report::{histogram, record, HttpTraffic, MaxFailures, Outcomes, Report, Traffic};
 pub use shard::shard_from;
 
 /// Exit code of a run whose failures passed `--max-failures`.
@@ -77,6 +77,8 @@ struct Ended {
     connected_after: Option<Duration>,
     traffic: Traffic,
     connect_times: Vec<Duration>,
+    http: HttpTraffic,
+    response_times: Vec<Duration>,
 }
 
 /// Run the plan's sessions, made by `session`, on the current (multi-threaded) runtime. `Err` is a usage or setup
@@ -165,6 +167,8 @@ impl Ended {
             connected_after: None,
             traffic: Traffic::default(),
             connect_times: Vec::new(),
+            http: HttpTraffic::default(),
+            response_times: Vec::new(),
         }
     }
 }
@@ -237,6 +241,8 @@ async fn one_session(
             bytes_received: stats.bytes_received(),
         },
         connect_times: stats.connect_times(),
+        http: HttpTraffic::of(stats.http()),
+        response_times: stats.http().response_times(),
     }
 }
 
@@ -251,7 +257,8 @@ fn is_failure(outcome: &Outcome) -> bool {
 fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<Ended>) -> Report {
     let mut outcomes = Outcomes::default();
     let mut traffic = Traffic::default();
-    let (mut connect_us, mut duration_us) = (histogram(), histogram());
+    let (mut connect_us, mut duration_us, mut http_us) = (histogram(), histogram(), histogram());
+    let mut http = HttpTraffic::default();
     let mut first_trap = None;
     let (mut last_connected, mut sessions_connected) = (Duration::ZERO, 0);
     for session in &ended {
@@ -262,6 +269,10 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
         }
         for took in &session.connect_times {
             record(&mut connect_us, *took);
+        }
+        http.add(&session.http);
+        for took in &session.response_times {
+            record(&mut http_us, *took);
         }
         let Some(outcome) = &session.outcome else {
             outcomes.not_started += 1;
@@ -304,6 +315,8 @@ fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<End
         interrupted: false,
         connect_us,
         duration_us,
+        http,
+        http_us,
     }
 }
 

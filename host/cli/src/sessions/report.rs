@@ -35,6 +35,9 @@ pub struct Report {
     pub interrupted: bool,
     pub connect_us: Histogram<u64>,
     pub duration_us: Histogram<u64>,
+    /// The guests' outgoing HTTP requests, and how long their responses took to arrive.
+    pub http: HttpTraffic,
+    pub http_us: Histogram<u64>,
 }
 
 /// Which part of the sessions a process ran: those whose index `s` has `s % count == index`.
@@ -84,6 +87,43 @@ pub struct Traffic {
     pub bytes_sent: u64,
     pub messages_received: u64,
     pub bytes_received: u64,
+}
+
+/// What the sessions' outgoing HTTP requests did (see `wsrun::HttpStats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpTraffic {
+    pub requests: u64,
+    /// Got no response: denied, or failed connecting, sending, or reading the response's head.
+    pub failed: u64,
+    pub denied: u64,
+    /// Responses by status class: 1xx to 5xx.
+    pub statuses: [u64; 5],
+    pub body_bytes_sent: u64,
+    pub body_bytes_received: u64,
+}
+
+impl HttpTraffic {
+    pub fn of(stats: &wsrun::HttpStats) -> Self {
+        HttpTraffic {
+            requests: stats.requests(),
+            failed: stats.failed(),
+            denied: stats.denied(),
+            statuses: stats.statuses(),
+            body_bytes_sent: stats.bytes_sent(),
+            body_bytes_received: stats.bytes_received(),
+        }
+    }
+
+    pub fn add(&mut self, other: &HttpTraffic) {
+        self.requests += other.requests;
+        self.failed += other.failed;
+        self.denied += other.denied;
+        for (mine, theirs) in self.statuses.iter_mut().zip(other.statuses) {
+            *mine += theirs;
+        }
+        self.body_bytes_sent += other.body_bytes_sent;
+        self.body_bytes_received += other.body_bytes_received;
+    }
 }
 
 impl Traffic {
@@ -218,6 +258,8 @@ impl Report {
         self.interrupted |= other.interrupted;
         self.connect_us.add(&other.connect_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
         self.duration_us.add(&other.duration_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
+        self.http.add(&other.http);
+        self.http_us.add(&other.http_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
         Ok(())
     }
 
@@ -277,6 +319,25 @@ impl Report {
         let _ = writeln!(text, "  duration   {}", percentile_line(&self.duration_us));
         let _ = writeln!(text, "  sent       {} messages, {}", t.messages_sent, bytes(t.bytes_sent));
         let _ = writeln!(text, "  received   {} messages, {}", t.messages_received, bytes(t.bytes_received));
+        let h = &self.http;
+        if h.requests > 0 {
+            let classes: Vec<String> = (1..=5)
+                .zip(h.statuses)
+                .filter(|&(class, count)| count > 0 || class == 2)
+                .map(|(class, count)| format!("{count} {class}xx"))
+                .collect();
+            let _ = writeln!(
+                text,
+                "  http       {} requests: {}, {} failed ({} denied); response {}; bodies {} sent, {} received",
+                h.requests,
+                classes.join(", "),
+                h.failed,
+                h.denied,
+                percentile_line(&self.http_us),
+                bytes(h.body_bytes_sent),
+                bytes(h.body_bytes_received)
+            );
+        }
         let started = self.sessions - self.outcomes.not_started;
         if started > 0 && self.peak_rss_bytes > 0 {
             let mut line = format!(
@@ -324,10 +385,16 @@ impl Report {
             peak_rss_bytes: self.peak_rss_bytes,
             peak_pss_bytes: self.peak_pss_bytes,
             interrupted: self.interrupted,
-            histograms: Histograms { connect_us: encode(&self.connect_us)?, duration_us: encode(&self.duration_us)? },
+            http: self.http,
+            histograms: Histograms {
+                connect_us: encode(&self.connect_us)?,
+                duration_us: encode(&self.duration_us)?,
+                http_us: Some(encode(&self.http_us)?),
+            },
             percentiles: Percentiles {
                 connect_us: Quantiles::of(&self.connect_us),
                 duration_us: Quantiles::of(&self.duration_us),
+                http_us: Some(Quantiles::of(&self.http_us)),
             },
         };
         serde_json::to_string_pretty(&file).map_err(|e| e.to_string())
@@ -353,6 +420,8 @@ impl Report {
             interrupted: file.interrupted,
             connect_us: decode(&file.histograms.connect_us)?,
             duration_us: decode(&file.histograms.duration_us)?,
+            http: file.http,
+            http_us: file.histograms.http_us.as_deref().map_or_else(|| Ok(histogram()), decode)?,
         })
     }
 }
@@ -375,6 +444,9 @@ struct ReportFile {
     peak_rss_bytes: u64,
     peak_pss_bytes: u64,
     interrupted: bool,
+    /// Absent from the reports of a wsrun without outgoing HTTP: none then.
+    #[serde(default)]
+    http: HttpTraffic,
     histograms: Histograms,
     percentiles: Percentiles,
 }
@@ -383,12 +455,16 @@ struct ReportFile {
 struct Histograms {
     connect_us: String,
     duration_us: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http_us: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Percentiles {
     connect_us: Quantiles,
     duration_us: Quantiles,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http_us: Option<Quantiles>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -508,6 +584,18 @@ mod tests {
             interrupted: false,
             connect_us: histogram(),
             duration_us,
+            http: HttpTraffic {
+                requests: 2,
+                failed: 1,
+                denied: 1,
+                statuses: [0, 1, 0, 0, 0],
+                ..HttpTraffic::default()
+            },
+            http_us: {
+                let mut http_us = histogram();
+                http_us.record(1500).unwrap();
+                http_us
+            },
         }
     }
 
@@ -520,6 +608,28 @@ mod tests {
             (3, original.shard, &original.outcomes, original.traffic)
         );
         assert_eq!(read.duration_us, original.duration_us);
+        assert_eq!((read.http, &read.http_us), (original.http, &original.http_us));
+    }
+
+    #[test]
+    fn a_report_of_a_wsrun_without_http_still_reads() {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&report(Shard::WHOLE, &[10]).to_json().unwrap()).unwrap();
+        let file = json.as_object_mut().unwrap();
+        file.remove("http");
+        file["histograms"].as_object_mut().unwrap().remove("http_us");
+        file["percentiles"].as_object_mut().unwrap().remove("http_us");
+        let read = Report::from_json(&json.to_string()).unwrap();
+        assert_eq!((read.http, read.http_us.len()), (HttpTraffic::default(), 0));
+    }
+
+    #[test]
+    fn the_summary_shows_http_only_when_there_was_some() {
+        let with = report(Shard::WHOLE, &[10]).summary(MaxFailures::Count(0));
+        assert!(with.contains("  http       2 requests: 1 2xx, 1 failed (1 denied); response p50 1.5 ms"), "{with}");
+        let mut without = report(Shard::WHOLE, &[10]);
+        without.http = HttpTraffic::default();
+        assert!(!without.summary(MaxFailures::Count(0)).contains("http"));
     }
 
     #[test]
@@ -531,6 +641,7 @@ mod tests {
             (4, Shard::WHOLE, 4, 6)
         );
         assert_eq!(merged.duration_us.len(), 4);
+        assert_eq!((merged.http.requests, merged.http.statuses[1], merged.http_us.len()), (4, 2, 2));
         assert_eq!(merged.duration_us.max(), merged.duration_us.highest_equivalent(400_000));
     }
 
