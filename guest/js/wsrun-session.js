@@ -89,16 +89,23 @@ export const exit = (code) => exitWithCode(code);
  *     export const run = guest(() => { ... });
  */
 export function guest(body) {
+  const failed = (e) => {
+    console.error(`wsrun: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    if (e instanceof Error && e.stack) {
+      console.error(e.stack.trimEnd());
+    }
+    exit(1);
+  };
   return {
     run() {
       try {
-        body();
-      } catch (e) {
-        console.error(`wsrun: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
-        if (e instanceof Error && e.stack) {
-          console.error(e.stack.trimEnd());
+        const done = body();
+        // An async body (one that awaits fetch, say): the host waits for it, and its failure is reported alike.
+        if (done && typeof done.then === 'function') {
+          return done.catch(failed);
         }
-        exit(1);
+      } catch (e) {
+        failed(e);
       }
     },
   };

@@ -1,15 +1,17 @@
 """A small Pythonic layer over wsrun's `websocket` interface: a WebSocket class with send, recv(timeout=...),
 close(), close_status and iteration over messages, plus the guest's arguments and exit code and close codes in
-words. The generated bindings (wit_world) are used as they are, never edited. This file is also the helper of
+words, and `http_request` for the HTTP call that often comes first (a token, the URL to connect to). The generated bindings (wit_world) are used as they are, never edited. This file is also the helper of
 `wsrun new python` projects (the wsrun binary embeds it)."""
 
 import re
 import sys
 import traceback
-from typing import Callable, Iterator, List, Optional, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from componentize_py_types import Err
-from wit_world.imports import environment, exit as wasi_exit, monotonic_clock, poll
+from componentize_py_types import Err, Ok
+from wit_world.imports import environment, exit as wasi_exit, monotonic_clock, outgoing_handler, poll
+from wit_world.imports import types as http
+from wit_world.imports.streams import StreamError_Closed, StreamError_LastOperationFailed
 from wit_world.imports.websocket import (
     ConnectOptions,
     Connection,
@@ -156,3 +158,116 @@ class WebSocket:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class HttpError(Exception):
+    """An HTTP request failed. `code` is the wasi:http `error-code` (`ErrorCode_HttpRequestDenied` when the grant
+    refused it, ...), or None when the host gave only words (a body's failures)."""
+
+    def __init__(self, code, text: Optional[str] = None):
+        self.code = code
+        super().__init__(text if text is not None else type(code).__name__.removeprefix("ErrorCode_"))
+
+
+class HttpResponse:
+    """A whole response: `status`, `headers` (lower-case names, in order) and `body` (bytes)."""
+
+    def __init__(self, status: int, headers: List[Tuple[str, bytes]], body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of header `name` (any case), decoded."""
+        for key, value in self.headers:
+            if key == name.lower():
+                return value.decode("utf-8", "replace")
+        return None
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+_METHODS = {
+    "GET": http.Method_Get, "HEAD": http.Method_Head, "POST": http.Method_Post, "PUT": http.Method_Put,
+    "DELETE": http.Method_Delete, "OPTIONS": http.Method_Options, "PATCH": http.Method_Patch,
+}
+
+
+def http_request(method: str, url: str, headers: Optional[Dict[str, str]] = None, body: Data = b"",
+                 timeout: Optional[float] = None) -> HttpResponse:
+    """Send one request through the host and read the whole response, blocking. The host sends it only within the
+    session's grant (`wsrun --allow http://host:port`), follows no redirect (a 3xx comes back; following it is a
+    new request, checked again) and bounds bodies and times. Raises HttpError."""
+    match = re.match(r"^(https?)://([^/?#]+)([^#]*)", url, re.IGNORECASE)
+    if not match:
+        raise HttpError(None, f"invalid URL {url!r}: expected http:// or https:// and a host")
+    scheme, authority, path = match.group(1).lower(), match.group(2), match.group(3) or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    payload = body.encode() if isinstance(body, str) else body
+    fields = http.Fields()
+    try:
+        for name, value in (headers or {}).items():
+            fields.append(name, value.encode())
+        if payload or method.upper() in ("POST", "PUT", "PATCH"):
+            if not any(name.lower() == "content-length" for name in (headers or {})):
+                fields.append("content-length", str(len(payload)).encode())
+    except Err as e:
+        raise HttpError(None, f"header refused: {type(e.value).__name__}")
+    request = http.OutgoingRequest(fields)
+    request.set_method(_METHODS.get(method.upper(), lambda: http.Method_Other(method.upper()))())
+    request.set_scheme(http.Scheme_Https() if scheme == "https" else http.Scheme_Http())
+    request.set_authority(authority)
+    request.set_path_with_query(path)
+    outgoing = request.body()
+    options = None
+    if timeout is not None:
+        options = http.RequestOptions()
+        nanos = int(timeout * 1e9)
+        options.set_connect_timeout(nanos)
+        options.set_first_byte_timeout(nanos)
+        options.set_between_bytes_timeout(nanos)
+    try:
+        pending = outgoing_handler.handle(request, options)
+    except Err as e:
+        raise HttpError(e.value)
+    # Written once the request is on its way: the host takes the body as it goes out.
+    with outgoing.write() as stream:
+        try:
+            for at in range(0, len(payload), 4096):
+                stream.blocking_write_and_flush(payload[at:at + 4096])
+        except Err as e:
+            raise _stream_error(e.value)
+    try:
+        http.OutgoingBody.finish(outgoing, None)
+    except Err as e:
+        raise HttpError(e.value)
+    pending.subscribe().block()
+    result = pending.get()
+    if result is None or isinstance(result, Err) or isinstance(result.value, Err):
+        code = result.value.value if result is not None and isinstance(result.value, Err) else None
+        raise HttpError(code, None if code is not None else "no response")
+    response = result.value.value
+    status = response.status()
+    response_headers = [(name.lower(), value) for name, value in response.headers().entries()]
+    incoming = response.consume()
+    chunks = []
+    with incoming.stream() as body_stream:
+        while True:
+            try:
+                chunks.append(body_stream.blocking_read(65536))
+            except Err as e:
+                if isinstance(e.value, StreamError_Closed):
+                    break
+                raise _stream_error(e.value)
+    http.IncomingBody.finish(incoming)
+    return HttpResponse(status, response_headers, b"".join(chunks))
+
+
+def _stream_error(error) -> HttpError:
+    if isinstance(error, StreamError_LastOperationFailed):
+        code = http.http_error_code(error.value)
+        # wasmtime-wasi-http 48 gives a body's failures no error-code: its words, then.
+        return HttpError(code, None if code is not None else f"the body failed: {error.value.to_debug_string()}")
+    return HttpError(None, "the body ended early")

@@ -7,8 +7,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use wsrun::{Outcome, Runtime};
-use wsrun_test_artifacts::{ECHO, JS_ECHO, JS_SCENARIO, PY_ECHO, PY_SCENARIO, SCENARIO};
+use wsrun_test_artifacts::{ECHO, JS_ECHO, JS_SCENARIO, JS_TOKEN, PY_ECHO, PY_SCENARIO, PY_TOKEN, SCENARIO};
 
+use crate::http_server::{HttpServer, Reply};
 use crate::servers::{self, Server, Ws};
 use crate::util::{run_with_input_within, within, Running, BOUND};
 
@@ -81,6 +82,25 @@ async fn errors_show_the_scripts_traceback(guest: &str, mode: &str, first_line: 
     assert!(!run.stderr.contains("trapped"), "an exception is not a trap: {run:?}");
 }
 
+/// POST for a token over HTTP (granted), then the WebSocket with it; and the same request denied without the grant,
+/// reaching nothing.
+async fn http_then_websocket(guest: &str, failure: &str) {
+    let http = HttpServer::start(|seen| Reply::Text(format!("tok-{}", String::from_utf8_lossy(&seen.body)))).await;
+    let ws = Server::echo().await;
+    let token_url = format!("{}/token", http.origin);
+    let run = run_script(&["--allow", &http.origin, guest, &ws.url, &token_url, "me"]).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.contains("HTTP 200 (6 bytes)\n< hello\n"), "{run:?}");
+    let seen = http.requests();
+    assert_eq!((seen[0].method.as_str(), &seen[0].body[..]), ("POST", &b"me"[..]), "{seen:?}");
+    assert_eq!(ws.requests()[0]["authorization"], "Bearer tok-me");
+
+    let denied = run_script(&[guest, &ws.url, &token_url, "me"]).await;
+    assert_eq!(denied.code(), Some(1), "{denied:?}");
+    assert!(denied.stderr.contains(failure), "{denied:?}");
+    assert_eq!(http.requests().len(), 1, "the denied request reached the server");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn python_guests() {
     // One after the other: the first start of each component compiles it (seconds); the rest hit the cache.
@@ -90,6 +110,7 @@ async fn python_guests() {
     let first = "wsrun: ValueError: invalid literal for int() with base 10: 'not a number'";
     errors_show_the_scripts_traceback(PY_ECHO, "raise", first, &["Traceback", "echo.py\", line", "in check_input"])
         .await;
+    http_then_websocket(PY_TOKEN, "token_then_connect.py: HTTP: HttpRequestDenied").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -99,6 +120,7 @@ async fn javascript_guests() {
     ctrl_c_stops_a_spinning_script(JS_ECHO).await;
     let first = r#"wsrun: TypeError: bad input: "not a number" is not a number"#;
     errors_show_the_scripts_traceback(JS_ECHO, "throw", first, &["checkInput@echo.js:"]).await;
+    http_then_websocket(JS_TOKEN, "token.js: HTTP: TypeError").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,10 +24,11 @@ const RUST_GUESTS: &[&str] = &[
 ];
 
 /// Scripted guests: output name, and the module (Python) or file (JS) that is the guest.
-const PYTHON_GUESTS: &[(&str, &str)] = &[("py-echo", "echo"), ("py-scenario", "scenario")];
-const JS_GUESTS: &[(&str, &str)] = &[("js-echo", "echo.js"), ("js-scenario", "scenario.js")];
-const PYTHON_SOURCES: &[&str] = &["wsrun_session.py", "echo.py", "scenario.py"];
-const JS_SOURCES: &[&str] = &["wsrun-session.js", "echo.js", "scenario.js", "package-lock.json"];
+const PYTHON_GUESTS: &[(&str, &str)] =
+    &[("py-echo", "echo"), ("py-scenario", "scenario"), ("py-token", "token_then_connect")];
+const JS_GUESTS: &[(&str, &str)] = &[("js-echo", "echo.js"), ("js-scenario", "scenario.js"), ("js-token", "token.js")];
+const PYTHON_SOURCES: &[&str] = &["wsrun_session.py", "echo.py", "scenario.py", "token_then_connect.py"];
+const JS_SOURCES: &[&str] = &["wsrun-session.js", "echo.js", "scenario.js", "token.js", "package-lock.json"];
 
 /// Hand-written components: output name and the text file under `wat/`.
 const WAT_GUESTS: &[(&str, &str)] = &[("multi-memory", "multi-memory.wat"), ("hostile-names", "hostile-names.wat")];
@@ -110,7 +111,8 @@ fn componentize_js(root: &Path, out: &Path, name: &str, file: &str) -> PathBuf {
         .current_dir(&dir)
         .arg("--wit")
         .arg(root.join("wit"))
-        .args(["-n", WORLD, "--disable", "http", "fetch-event", "-o"])
+        // `fetch` stays: it is built on wasi:http, which the host links for every guest.
+        .args(["-n", WORLD, "--disable", "fetch-event", "-o"])
         .arg(&output)
         .arg(file);
     run(command, "componentize-js", name);

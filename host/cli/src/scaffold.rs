@@ -20,6 +20,7 @@ const WIT: &[(&str, &str)] = &[
     ("deps/filesystem/filesystem.wit", include_str!("../../../wit/deps/filesystem/filesystem.wit")),
     ("deps/io/io.wit", include_str!("../../../wit/deps/io/io.wit")),
     ("deps/random/random.wit", include_str!("../../../wit/deps/random/random.wit")),
+    ("deps/http/http.wit", include_str!("../../../wit/deps/http/http.wit")),
     ("deps/sockets/sockets.wit", include_str!("../../../wit/deps/sockets/sockets.wit")),
 ];
 
