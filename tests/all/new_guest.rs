@@ -114,6 +114,11 @@ async fn new_writes_the_wit_and_the_helpers_of_the_bundled_guests() {
     assert_is_the_wit(&dir.path().join("rusty/wit"));
     let lib = std::fs::read_to_string(dir.path().join("rusty/src/lib.rs")).unwrap();
     assert!(lib.contains(r#"path: "wit""#), "the bindings come from the project's own wit/: {lib}");
+    for helper in ["http.rs", "describe.rs", "escape.rs", "defaults.rs"] {
+        let written = std::fs::read_to_string(dir.path().join("rusty/src").join(helper)).unwrap();
+        let source = std::fs::read_to_string(repository().join("guest/sdk/src").join(helper)).unwrap();
+        assert!(written == source, "rust: src/{helper} differs from the SDK's");
+    }
     for project in ["python", "javascript", "rusty"] {
         for file in files_under(&dir.path().join(project)) {
             let text = std::fs::read_to_string(dir.path().join(project).join(&file)).unwrap();
@@ -175,6 +180,7 @@ async fn wit_writes_the_package_into_a_new_or_empty_directory_only() {
 /// The tests that build components (slow, every core busy).
 mod scripting {
     use super::*;
+    use crate::http_server::{HttpServer, Reply};
     use crate::servers::Server;
     use crate::util::{run_with_input_within, within};
 
@@ -272,10 +278,24 @@ mod scripting {
         let run = run_with_input_within(&[wasm, &url, "hello"], b"", RUN_BOUND).await;
         assert_eq!(run.code(), Some(1), "{run:?}");
         assert_eq!(run.stderr.lines().count(), 1, "one line: {run:?}");
-        let line = format!("wsrun: {name}: could not connect to {url}: refused");
-        assert!(run.stderr.starts_with(&line), "expected {line:?}: {run:?}");
+        let line = format!("wsrun: {name}: could not connect to {url}: ");
+        assert!(run.stderr.starts_with(&line) && run.stderr.contains("refused"), "expected {line:?}: {run:?}");
         assert_eq!(run.stdout, "", "{run:?}");
         drop(socket);
+
+        // The HTTP call first: a token POSTed for, then the WebSocket opened with it; without the grant, refused.
+        let http = HttpServer::start(|_| Reply::Text("tok-42".into())).await;
+        let server = Server::echo().await;
+        let token_url = format!("{}/token", http.origin);
+        let args = [wasm, &server.url, "--token-url", &token_url, "hello"];
+        let run = run_with_input_within(&[&["--allow", &http.origin][..], &args].concat(), b"", RUN_BOUND).await;
+        assert_eq!((run.code(), run.stdout.as_str()), (Some(0), "< hello\nConnection closed: 1000 (OK).\n"), "{run:?}");
+        assert_eq!(server.requests()[0]["authorization"], "Bearer tok-42");
+        assert_eq!(http.requests()[0].method, "POST");
+        let run = run_with_input_within(&args, b"", RUN_BOUND).await;
+        let line = format!("wsrun: {name}: {token_url}: ");
+        assert!(run.code() == Some(1) && run.stderr.starts_with(&line), "expected {line:?}: {run:?}");
+        assert_eq!(http.requests().len(), 1, "the denied request reached the server");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -18,6 +18,7 @@ wit_bindgen::generate!({
 });
 
 mod connect;
+mod defaults;
 mod describe;
 mod escape;
 pub mod http;
@@ -31,16 +32,3 @@ pub use io::{args, Stdout};
 pub use wsrun::ws::websocket::{
     CloseFrame, ConnectOptions, Connection, ErrorCode, Header, HttpResponse, Keepalive, Message,
 };
-
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        ConnectOptions {
-            headers: Vec::new(),
-            subprotocols: Vec::new(),
-            open_timeout_ms: None,
-            max_message_size: None,
-            control_frames: false,
-            keepalive: None,
-        }
-    }
-}

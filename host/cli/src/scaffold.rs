@@ -43,6 +43,11 @@ const TEMPLATES: &[Template] = &[
         files: &[
             ("Cargo.toml", include_str!("../templates/rust/Cargo.toml.template")),
             ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
+            // The SDK's own helpers, one source for both.
+            ("src/http.rs", include_str!("../../../guest/sdk/src/http.rs")),
+            ("src/describe.rs", include_str!("../../../guest/sdk/src/describe.rs")),
+            ("src/escape.rs", include_str!("../../../guest/sdk/src/escape.rs")),
+            ("src/defaults.rs", include_str!("../../../guest/sdk/src/defaults.rs")),
             ("README.md", include_str!("../templates/rust/README.md")),
             (".gitignore", include_str!("../templates/rust/gitignore")),
         ],

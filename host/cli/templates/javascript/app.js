@@ -1,5 +1,8 @@
 // {{name}}: a wsrun guest. It connects to its URL, sends its other arguments (or, without any, the lines of its
-// stdin) as text messages, printing the reply to each, then closes the connection.
+// stdin) as text messages, printing the reply to each, then closes the connection. With `--token-url URL` after the
+// WebSocket URL, it first POSTs to that URL (with the runtime's own fetch) and connects with the answer as a bearer
+// token (the HTTP call most real sessions begin with; wsrun must grant its origin:
+// `wsrun --allow http://127.0.0.1:8080 ...`).
 //
 //     wsrun {{name}}.wasm ws://127.0.0.1:9000/ hello world
 //
@@ -7,11 +10,28 @@
 
 import { WebSocket, WebSocketError, args, describeClose, exit, guest, stdinLines } from './wsrun-session.js';
 
-export const run = guest(() => {
-  const [, url, ...messages] = args();
+export const run = guest(async () => {
+  let [, url, ...messages] = args();
+  const headers = {};
+  if (messages[0] === '--token-url' && messages.length > 1) {
+    const tokenUrl = messages[1];
+    messages = messages.slice(2);
+    let response;
+    try {
+      response = await fetch(tokenUrl, { method: 'POST' });
+    } catch (e) {
+      console.error(`wsrun: {{name}}: ${tokenUrl}: ${e}`);
+      exit(1);
+    }
+    if (response.status !== 200) {
+      console.error(`wsrun: {{name}}: ${tokenUrl} answered HTTP ${response.status}`);
+      exit(1);
+    }
+    headers.authorization = `Bearer ${(await response.text()).trim()}`;
+  }
   let ws;
   try {
-    ws = new WebSocket(url);
+    ws = new WebSocket(url, { headers });
   } catch (e) {
     fail(e, `could not connect to ${url}: `);
   }
