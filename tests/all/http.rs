@@ -205,22 +205,42 @@ async fn requests_go_through_the_proxy() {
 }
 
 #[tokio::test]
-async fn ctrl_c_stops_a_request_the_server_never_answers() {
-    let mut http = HttpServer::start(|_| Reply::Silent).await;
-    let url = format!("{}/hang", http.origin);
-    let wsrun = Running::spawn(&["--allow", &http.origin, TOKEN_THEN_CONNECT, NO_WEBSOCKET, "--token-url", &url]);
-    within(BOUND, "the request to reach the server", async {
-        while http.requests().is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+async fn ctrl_c_stops_a_request_the_server_never_answers_and_a_body_that_never_ends() {
+    let replies: [(&str, fn() -> Reply); 2] = [
+        ("no answer", || Reply::Silent),
+        ("a body trickling", || Reply::Endless { chunk: b"x".to_vec(), every: Duration::from_millis(500) }),
+    ];
+    for (what, reply) in replies {
+        let mut http = HttpServer::start(move |_| reply()).await;
+        let url = format!("{}/hang", http.origin);
+        let wsrun = Running::spawn(&["--allow", &http.origin, TOKEN_THEN_CONNECT, NO_WEBSOCKET, "--token-url", &url]);
+        within(BOUND, "the request to reach the server", async {
+            while http.requests().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let signalled = Instant::now();
+        wsrun.signal(libc::SIGINT);
+        let run = wsrun.finish().await;
+        assert_eq!(run.code(), Some(130), "{what}: {run:?}");
+        assert!(signalled.elapsed() < Duration::from_secs(2), "{what}: {:?}", signalled.elapsed());
+        if what == "no answer" {
+            within(BOUND, "wsrun to leave the request's connection", http.gone.recv()).await;
         }
-    })
-    .await;
-    let signalled = Instant::now();
-    wsrun.signal(libc::SIGINT);
-    let run = wsrun.finish().await;
-    assert_eq!(run.code(), Some(130), "{run:?}");
-    assert!(signalled.elapsed() < Duration::from_secs(2), "{:?}", signalled.elapsed());
-    within(BOUND, "wsrun to leave the request's connection", http.gone.recv()).await;
+    }
+}
+
+#[tokio::test]
+async fn the_session_timeout_stops_a_request() {
+    let http = HttpServer::start(|_| Reply::Silent).await;
+    let url = format!("{}/hang", http.origin);
+    let args = ["--timeout", "500ms", "--allow", &http.origin, TOKEN_THEN_CONNECT, NO_WEBSOCKET, "--token-url", &url];
+    let run = run_with_input(&args, b"").await;
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("timed out after"), "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
 }
 
 #[tokio::test]
