@@ -89,6 +89,29 @@ async fn jsonl_reports_every_event() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn keepalive_pongs_report_their_round_trip_time() {
+    let server = Server::echo().await;
+    let mut wsrun = Running::spawn(&[&server.url, "--jsonl", "--ping-interval", "100ms"]);
+    wsrun.wait_for_line(r#"{"time":"#).await;
+    within(BOUND, "a keepalive pong", async {
+        while !wsrun.stdout_so_far().contains(r#""event":"pong""#) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    wsrun.end_input(b"").await;
+    let run = wsrun.finish().await;
+    let pong: serde_json::Value = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "pong")
+        .unwrap_or_else(|| panic!("no pong event: {}", run.stdout));
+    assert_eq!(pong["data"].as_str().map(str::len), Some(16), "the host's 8-byte timestamp: {pong}");
+    assert!(pong["rtt_ms"].as_f64().is_some_and(|ms| (0.0..2000.0).contains(&ms)), "{pong}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ping_command_reports_the_round_trip_time() {
     let server = Server::echo().await;
     let run = run_with_input(&[&server.url, "--commands", "--jsonl"], b"/ping hello\n").await;
@@ -185,7 +208,8 @@ async fn exit_on_eof_sends_the_close_and_does_not_wait_for_the_server() {
     let run = run_with_input(&["--close-timeout", "200ms", &url, "--exit-on-eof"], b"x\n").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_eq!(within(BOUND, "the client's close frame", closes.recv()).await, Some(1000), "{run:?}");
-    assert!(!run.stdout.contains("Connection closed"), "{run:?}");
+    // The close it sent is said, as every other way out says how the connection ended.
+    assert!(run.stdout.ends_with("Connection closed: 1000 (OK).\n"), "{run:?}");
     assert_eq!(run.stderr, "", "{run:?}");
     // The linger time (1 s) would come first without --exit-on-eof.
     assert!(run.elapsed < Duration::from_secs(3), "{run:?}");

@@ -23,7 +23,7 @@ use wsrun_guest::{args, describe, CloseFrame, ConnectOptions, Connection, ErrorC
 use commands::Command;
 use lines::LineSplitter;
 use options::{Encoding, OnEof, Options, Parsed};
-use output::{Gone, Output};
+use output::{Gone, Output, PongOf};
 
 /// How much of stdin to take in one read.
 const STDIN_CHUNK: u64 = 64 * 1024;
@@ -267,7 +267,19 @@ impl Session {
                 self.quiet_since = Some(monotonic_clock::now());
                 None
             }
-            OnEof::Exit => self.close(self.options.close_code, &self.options.close_reason.clone()).or(Some(Ok(()))),
+            // What has arrived is shown, then the close is sent and said; replies still on their way are not waited for
+            // (the host finishes the closing handshake after the guest).
+            OnEof::Exit => {
+                if let Some(end) = self.drain() {
+                    return Some(end);
+                }
+                let (code, reason) = (self.options.close_code, self.options.close_reason.clone());
+                if let Some(end) = self.close(code, &reason) {
+                    return Some(end);
+                }
+                let _ = self.out.closed(&CloseFrame { code, reason });
+                Some(Ok(()))
+            }
             OnEof::KeepOpen => None,
         }
     }
@@ -302,11 +314,14 @@ impl Session {
                     if self.replied && self.options.once {
                         continue;
                     }
-                    let rtt = match &message {
-                        Message::Pong(payload) => self.answered_ping(payload),
-                        _ => None,
+                    let pong = match &message {
+                        Message::Pong(payload) => match self.answered_ping(payload) {
+                            Some(ms) => PongOf::Own(ms),
+                            None => keepalive_rtt(payload).map_or(PongOf::Unknown, PongOf::Keepalive),
+                        },
+                        _ => PongOf::Unknown,
                     };
-                    if self.out.received(&message, rtt).is_err() {
+                    if self.out.received(&message, pong).is_err() {
                         return Some(Ok(()));
                     }
                     if self.options.once && matches!(message, Message::Text(_) | Message::Binary(_)) {
@@ -350,6 +365,17 @@ impl Session {
         let (_, sent_at) = self.pings.remove(index);
         Some(monotonic_clock::now().saturating_sub(sent_at) as f64 / 1e6)
     }
+}
+
+/// The round trip of a pong that echoes one of the host's keepalive pings: they carry the host's wall-clock time
+/// at sending (8 bytes, nanoseconds since the Unix epoch, big-endian), the clock the guest reads too.
+fn keepalive_rtt(payload: &[u8]) -> Option<f64> {
+    let sent = u64::from_be_bytes(payload.try_into().ok()?);
+    let now = wsrun_guest::wasi::clocks::wall_clock::now();
+    let now = now.seconds.checked_mul(1_000_000_000)?.checked_add(u64::from(now.nanoseconds))?;
+    // A clock that stepped back, or a payload that is not the host's: no figure rather than a wrong one.
+    let rtt = now.checked_sub(sent).filter(|ns| *ns < 60_000_000_000)?;
+    Some(rtt as f64 / 1e6)
 }
 
 fn utf8(line: &[u8]) -> Result<&str, String> {

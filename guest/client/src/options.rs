@@ -40,7 +40,8 @@ Input and output:
       --base64                 lines are base64, sent as binary; binary shown in base64
       --jsonl                  print one JSON object per event (open, message, ping, pong, close)
   -1, --once                   send stdin, print the first reply, close (at once)
-      --exit-on-eof            at the end of stdin, close and exit without waiting for the server
+      --exit-on-eof            at the end of stdin, print what has arrived, close and exit: replies still on
+                               their way are not waited for
       --no-close               at the end of stdin, keep the connection open until the server closes
       --commands               accept /commands even when stdin is not a terminal
   -h, --help                   this help

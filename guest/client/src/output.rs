@@ -17,6 +17,17 @@ pub struct Output {
     prompt: bool,
 }
 
+/// Which ping a pong answers, and how long it took.
+#[derive(Clone, Copy, Debug)]
+pub enum PongOf {
+    /// A ping of the user's (`/ping`): shown in every mode.
+    Own(f64),
+    /// One of the host's keepalive pings: an event with `--jsonl`, nothing for a person otherwise.
+    Keepalive(f64),
+    /// Neither (a peer's unsolicited pong): as a keepalive one, without a time.
+    Unknown,
+}
+
 /// Stdout is gone (a closed pipe): nobody is reading, so the guest should stop quietly.
 pub struct Gone;
 
@@ -37,8 +48,8 @@ impl Output {
         }
     }
 
-    /// A message from the peer. `rtt_ms` is set for a pong that answers our ping.
-    pub fn received(&self, message: &Message, rtt_ms: Option<f64>) -> Result<(), Gone> {
+    /// A message from the peer; `pong` says what a pong answers.
+    pub fn received(&self, message: &Message, pong: PongOf) -> Result<(), Gone> {
         if self.jsonl {
             let fields = match message {
                 Message::Text(text) => format!(r#""type":"text","data":{}"#, json_string(text)),
@@ -47,7 +58,10 @@ impl Output {
                 }
                 Message::Ping(payload) => return self.event("ping", &format!(r#""data":"{}""#, hex(payload))),
                 Message::Pong(payload) => {
-                    let rtt = rtt_ms.map_or(String::new(), |ms| format!(r#","rtt_ms":{ms:.3}"#));
+                    let rtt = match pong {
+                        PongOf::Own(ms) | PongOf::Keepalive(ms) => format!(r#","rtt_ms":{ms:.3}"#),
+                        PongOf::Unknown => String::new(),
+                    };
                     return self.event("pong", &format!(r#""data":"{}"{rtt}"#, hex(payload)));
                 }
             };
@@ -56,9 +70,9 @@ impl Output {
         let line = match message {
             Message::Text(text) => format!("< {}", escape(text)),
             Message::Binary(bytes) => format!("< (binary) {}", self.encode(bytes)),
-            Message::Pong(_) => match rtt_ms {
-                Some(ms) => format!("< (pong) {ms:.2} ms"),
-                None => return Ok(()),
+            Message::Pong(_) => match pong {
+                PongOf::Own(ms) => format!("< (pong) {ms:.2} ms"),
+                PongOf::Keepalive(_) | PongOf::Unknown => return Ok(()),
             },
             // The host has answered it; a person has no use for it.
             Message::Ping(_) => return Ok(()),

@@ -127,7 +127,7 @@ impl Reader {
                     // A writer busy with a large send is skipped this time rather than waited for.
                     if let Some(mut writer) = self.state.writer.try_lock() {
                         if let Some(sink) = writer.as_mut() {
-                            let _ = sink.send(WireMessage::Ping(Vec::new().into())).await;
+                            let _ = sink.send(WireMessage::Ping(keepalive_payload().to_vec().into())).await;
                         }
                     }
                     Flow::Next
@@ -255,4 +255,12 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// What a keepalive ping carries: the host's wall-clock time when it was sent, in nanoseconds since the Unix epoch,
+/// 8 bytes big-endian (the WIT documents it), so a guest that receives control frames can time the pong that
+/// echoes it against its own wall clock.
+fn keepalive_payload() -> [u8; 8] {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(now.as_nanos()).unwrap_or(u64::MAX).to_be_bytes()
 }
