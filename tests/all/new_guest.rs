@@ -165,6 +165,22 @@ async fn wit_writes_the_package_into_a_new_or_empty_directory_only() {
     let run = wsrun_in(dir.path(), &["wit"]).await;
     assert_usage_error(&run, "not empty");
     assert_eq!(std::fs::read_to_string(dir.path().join("wit/world.wit")).unwrap(), "mine\n");
+    // --update: the files wsrun writes are rewritten (an edited one, a missing one, one that is a link, replaced and
+    // not followed); a file of the project's own stays.
+    let wit = dir.path().join("wit");
+    std::fs::remove_file(wit.join("deps/http/http.wit")).unwrap();
+    std::fs::write(wit.join("mine.wit"), "package me:mine;\n").unwrap();
+    std::fs::write(dir.path().join("outside.txt"), "untouched\n").unwrap();
+    std::fs::remove_file(wit.join("websocket.wit")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside.txt"), wit.join("websocket.wit")).unwrap();
+    let run = wsrun_in(dir.path(), &["wit", "--update"]).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.contains(": 3 of "), "three files rewritten: {run:?}");
+    std::fs::remove_file(wit.join("mine.wit")).unwrap();
+    assert_is_the_wit(&wit);
+    assert_eq!(std::fs::read_to_string(dir.path().join("outside.txt")).unwrap(), "untouched\n");
+    let run = wsrun_in(dir.path(), &["wit", "wit", "--force"]).await;
+    assert!(run.code() == Some(0) && run.stdout.contains(": 0 of "), "nothing to rewrite: {run:?}");
     // An empty directory, and one that does not exist yet (with its parents).
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     for target in ["empty", "deep/er/wit"] {

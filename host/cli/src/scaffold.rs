@@ -84,10 +84,13 @@ const TEMPLATES: &[Template] = &[
 ];
 
 const WIT_USAGE: &str = "\
-Usage: wsrun wit [DIR]
+Usage: wsrun wit [--update] [DIR]
 
 Write the WIT package this wsrun hosts (the client world, the websocket interface and the WASI 0.2 packages they
 use) into DIR (default: ./wit), for generating a guest's bindings. DIR must be new or empty.
+
+  --update   DIR is a project's wit/ from an earlier wsrun: rewrite the files wsrun writes (each replaced whole,
+             never written through a link), leave any other file there alone (alias: --force)
 ";
 
 const NEW_USAGE: &str = "\
@@ -101,17 +104,32 @@ wit/ (as `wsrun wit` writes it), a README and one build command. NAME must not e
 
 /// `wsrun wit [DIR]`. `Err` is a usage error (one line, exit 2).
 pub fn wit(args: &[String]) -> Result<ExitCode, String> {
-    let dir = match args {
-        [] => Path::new("wit"),
-        [flag] if flag == "-h" || flag == "--help" => {
-            print!("{WIT_USAGE}");
-            return Ok(ExitCode::SUCCESS);
+    let mut dir = None;
+    let mut update = false;
+    for arg in args {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{WIT_USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            "--update" | "--force" => update = true,
+            path if !path.starts_with('-') && dir.is_none() => dir = Some(Path::new(path)),
+            _ => return Err("usage: wsrun wit [--update] [DIR]".to_owned()),
         }
-        [dir] if !dir.starts_with('-') => Path::new(dir),
-        _ => return Err("usage: wsrun wit [DIR]".to_owned()),
-    };
-    write_wit(dir)?;
-    println!("Wrote the WIT package {} to {}/ (world client).", package(), dir.display());
+    }
+    let dir = dir.unwrap_or(Path::new("wit"));
+    if update {
+        let rewritten = update_wit(dir)?;
+        println!(
+            "Updated the WIT package {} in {}/: {rewritten} of {} files rewritten, the others already the same.",
+            package(),
+            dir.display(),
+            WIT.len()
+        );
+    } else {
+        write_wit(dir)?;
+        println!("Wrote the WIT package {} to {}/ (world client).", package(), dir.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -196,6 +214,24 @@ fn write_wit(dir: &Path) -> Result<(), String> {
         ));
     }
     WIT.iter().try_for_each(|(path, text)| write_file(&dir.join(path), text))
+}
+
+/// Rewrite the files of [`WIT`] in `dir` that differ from this wsrun's (or are missing); how many were.
+fn update_wit(dir: &Path) -> Result<usize, String> {
+    let mut rewritten = 0;
+    for (path, text) in WIT {
+        let path = dir.join(path);
+        if fs::read_to_string(&path).is_ok_and(|old| old == *text) {
+            continue;
+        }
+        // A new file renamed over the old one: a link there is replaced, not followed.
+        let fresh = path.with_extension("wit.new");
+        let _ = fs::remove_file(&fresh);
+        write_file(&fresh, text)?;
+        fs::rename(&fresh, &path).map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+        rewritten += 1;
+    }
+    Ok(rewritten)
 }
 
 /// Write a new file (never over an existing one), with its directories.
