@@ -112,8 +112,8 @@ async fn new_writes_the_wit_and_the_helpers_of_the_bundled_guests() {
     let run = wsrun_in(dir.path(), &["new", "rust", "rusty"]).await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert_is_the_wit(&dir.path().join("rusty/wit"));
-    let lib = std::fs::read_to_string(dir.path().join("rusty/src/lib.rs")).unwrap();
-    assert!(lib.contains(r#"path: "wit""#), "the bindings come from the project's own wit/: {lib}");
+    let main = std::fs::read_to_string(dir.path().join("rusty/src/main.rs")).unwrap();
+    assert!(main.contains(r#"path: "wit""#), "the bindings come from the project's own wit/: {main}");
     for helper in ["http.rs", "describe.rs", "escape.rs", "defaults.rs"] {
         let written = std::fs::read_to_string(dir.path().join("rusty/src").join(helper)).unwrap();
         let source = std::fs::read_to_string(repository().join("guest/sdk/src").join(helper)).unwrap();
@@ -318,16 +318,38 @@ mod scripting {
     async fn a_new_rust_guest_builds_and_runs() {
         let _alone = one_at_a_time().await;
         let dir = TempDir::new("new-rust");
-        let command = "cargo build --release --target wasm32-wasip2";
+        let command = "cargo build --release";
         let project = new_project(dir.path(), "rust", "my-demo", command).await;
         let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
-        // A crate name's `-` is a `_` in the file cargo writes.
-        assert!(readme.contains("target/wasm32-wasip2/release/my_demo.wasm"), "{readme}");
+        assert!(readme.contains("target/wasm32-wasip2/release/my-demo.wasm"), "{readme}");
         // The same command, with a target directory that outlives the test so that later runs build only the
         // guest, not wit-bindgen again.
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("templates");
         build(&project, command, &[("CARGO_TARGET_DIR", &target)]).await;
-        the_starter_works("my-demo", &target.join("wasm32-wasip2/release/my_demo.wasm")).await;
+        the_starter_works("my-demo", &target.join("wasm32-wasip2/release/my-demo.wasm")).await;
+
+        // `cargo run -- URL ...` builds it and runs it under the wsrun on PATH (the project's cargo runner).
+        let server = Server::echo().await;
+        let wsrun_dir = Path::new(env!("CARGO_BIN_EXE_wsrun")).parent().unwrap();
+        let path = format!("{}:{}", wsrun_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let output = tokio::process::Command::new("cargo")
+            .args(["run", "--release", "--quiet", "--", &server.url, "via cargo run"])
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("PATH", path)
+            .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"))
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS")
+            .kill_on_drop(true)
+            .output();
+        let output = within(BUILD_BOUND, "cargo run", output).await.expect("run cargo");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            stdout,
+            "< via cargo run\nConnection closed: 1000 (OK).\n",
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -42,7 +42,8 @@ const TEMPLATES: &[Template] = &[
         summary: "bindings by wit-bindgen 0.57; needs the wasm32-wasip2 target (rustup)",
         files: &[
             ("Cargo.toml", include_str!("../templates/rust/Cargo.toml.template")),
-            ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
+            ("src/main.rs", include_str!("../templates/rust/src/main.rs")),
+            (".cargo/config.toml", include_str!("../templates/rust/cargo/config.toml")),
             // The SDK's own helpers, one source for both.
             ("src/http.rs", include_str!("../../../guest/sdk/src/http.rs")),
             ("src/describe.rs", include_str!("../../../guest/sdk/src/describe.rs")),
@@ -51,8 +52,8 @@ const TEMPLATES: &[Template] = &[
             ("README.md", include_str!("../templates/rust/README.md")),
             (".gitignore", include_str!("../templates/rust/gitignore")),
         ],
-        build: "cargo build --release --target wasm32-wasip2",
-        wasm: "target/wasm32-wasip2/release/{{crate}}.wasm",
+        build: "cargo build --release",
+        wasm: "target/wasm32-wasip2/release/{{name}}.wasm",
     },
     Template {
         language: "python",

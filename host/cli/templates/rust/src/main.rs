@@ -4,14 +4,28 @@
 //! real sessions begin with; wsrun must grant its origin: `wsrun --allow http://127.0.0.1:8080 ...`).
 //!
 //! ```text
-//! wsrun target/wasm32-wasip2/release/{{crate}}.wasm ws://127.0.0.1:9000/ hello world
+//! cargo run --release -- ws://127.0.0.1:9000/ hello world
 //! ```
 //!
-//! The bindings are generated from `wit/` (`wit/websocket.wit` documents every function and error). The other files
+//! A program for `wasm32-wasip2` (`.cargo/config.toml` picks the target, and runs what it builds under `wsrun`):
+//! `main` is the guest's `wasi:cli/run`. The bindings of the interfaces wsrun adds to WASI are generated from `wit/`
+//! (`wit/websocket.wit` documents every function and error). The other files
 //! of `src/` are helpers from wsrun's Rust SDK: `http.rs` (blocking HTTP requests), `describe.rs` (errors and close
 //! codes in words), `escape.rs` (a peer's text made safe to print), `defaults.rs` (connect options).
 
-wit_bindgen::generate!({ path: "wit", world: "wsrun:ws/client", generate_all });
+// What wsrun gives beyond WASI, which Rust's std already speaks (arguments, stdio, clocks, `main` as `run`).
+wit_bindgen::generate!({
+    inline: "
+        package local:guest;
+        world guest {
+            import wsrun:ws/websocket@0.1.0;
+            import wasi:http/outgoing-handler@0.2.12;
+        }
+    ",
+    path: "wit",
+    world: "local:guest/guest",
+    generate_all,
+});
 
 // What this guest does not use of them is left in, for the next change.
 #[allow(dead_code)]
@@ -25,43 +39,43 @@ mod http;
 
 use describe::describe;
 use escape::escape;
-use exports::wasi::cli::run::Guest;
-use wasi::cli::environment::get_arguments;
 use wsrun::ws::websocket::{CloseFrame, ConnectOptions, Connection, ErrorCode, Header, Message};
 
-struct Starter;
-
-impl Guest for Starter {
-    fn run() -> Result<(), ()> {
-        // [guest name, URL, guest args...]
-        let args = get_arguments();
-        let Some((url, mut messages)) = args.get(1..).and_then(<[String]>::split_first) else {
-            return fail("usage: wsrun GUEST URL [--token-url HTTP_URL] [MESSAGE...]".to_owned());
-        };
-        let mut options = ConnectOptions::default();
-        if let [flag, token_url, rest @ ..] = messages {
-            if flag == "--token-url" {
-                let token = match http::post(token_url, "text/plain", b"") {
-                    Ok(response) if response.status == 200 => response.text().trim().to_owned(),
-                    Ok(response) => return fail(format!("{token_url} answered HTTP {}", response.status)),
-                    Err(e) => return fail(format!("{token_url}: {e}")),
-                };
-                options.headers.push(Header { name: "authorization".into(), value: format!("Bearer {token}") });
-                messages = rest;
-            }
-        }
-        let conn = match Connection::connect(url, &options) {
-            Ok(conn) => conn,
-            Err(e) => return fail(format!("could not connect to {url}: {}", describe(&e))),
-        };
-        if let Err(e) = session(&conn, messages) {
-            return fail(describe(&e));
-        }
-        if let Some(frame) = conn.close_status() {
-            println!("Connection closed: {frame}.");
-        }
-        Ok(())
+fn main() {
+    if run().is_err() {
+        std::process::exit(1);
     }
+}
+
+fn run() -> Result<(), ()> {
+    // [guest name, URL, guest args...]
+    let args: Vec<String> = std::env::args().collect();
+    let Some((url, mut messages)) = args.get(1..).and_then(<[String]>::split_first) else {
+        return fail("usage: wsrun GUEST URL [--token-url HTTP_URL] [MESSAGE...]".to_owned());
+    };
+    let mut options = ConnectOptions::default();
+    if let [flag, token_url, rest @ ..] = messages {
+        if flag == "--token-url" {
+            let token = match http::post(token_url, "text/plain", b"") {
+                Ok(response) if response.status == 200 => response.text().trim().to_owned(),
+                Ok(response) => return fail(format!("{token_url} answered HTTP {}", response.status)),
+                Err(e) => return fail(format!("{token_url}: {e}")),
+            };
+            options.headers.push(Header { name: "authorization".into(), value: format!("Bearer {token}") });
+            messages = rest;
+        }
+    }
+    let conn = match Connection::connect(url, &options) {
+        Ok(conn) => conn,
+        Err(e) => return fail(format!("could not connect to {url}: {}", describe(&e))),
+    };
+    if let Err(e) = session(&conn, messages) {
+        return fail(describe(&e));
+    }
+    if let Some(frame) = conn.close_status() {
+        println!("Connection closed: {frame}.");
+    }
+    Ok(())
 }
 
 /// Each message, then its reply (stop early if the server closes); then the closing handshake.
@@ -102,5 +116,3 @@ fn fail(why: String) -> Result<(), ()> {
     eprintln!("wsrun: {{name}}: {why}");
     Err(())
 }
-
-export!(Starter);
