@@ -1,5 +1,9 @@
 //! The compiled-guest cache: compiled components on disk, so a guest that takes seconds to compile (a Python or JS
-//! one) starts at once the second time.
+//! one) starts at once the second time; and compiled functions, so a guest changed since (a Python or JS guest
+//! whose script changed, its interpreter not) compiles only what changed.
+//!
+//! Functions live at `<dir>/functions/<sha256 of cranelift's key>`, entries of the same format; cranelift's key
+//! covers the function, the target and the compiler's settings, and the entry its version.
 //!
 //! Entries live at `<dir>/engine-<hash of wasmtime's version and code settings>/<sha256 of the component>.cwasm`;
 //! each holds a header and the SHA-256 of the compiled code. Entries are written to a temporary file and renamed
@@ -100,12 +104,66 @@ impl Cache {
         match component
             .serialize()
             .map_err(|e| e.to_string())
-            .and_then(|code| store(&path, &code).map_err(|e| e.to_string()))
+            .and_then(|code| store(&path, &code, true).map_err(|e| e.to_string()))
         {
             Ok(()) => log::debug!("compiled cache stored: {}", path.display()),
             Err(why) => log::debug!("compiled cache: cannot store {}: {why}", path.display()),
         }
         Ok(component)
+    }
+}
+
+/// Compiled functions for wasmtime's incremental compilation, under the same rules as the compiled guests.
+#[derive(Debug)]
+pub(crate) struct FunctionCache {
+    /// `<root>/functions`.
+    dir: PathBuf,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+impl FunctionCache {
+    /// The function cache under `root`, created private; `Err` says why it must not be used.
+    pub(crate) fn open(root: &Path) -> Result<Self, String> {
+        let dir = root.join("functions");
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let user = effective_user();
+        check_ancestors(root, user)?;
+        check_private(root, user)?;
+        check_private(&dir, user)?;
+        Ok(FunctionCache { dir, hits: Default::default(), misses: Default::default() })
+    }
+
+    /// Functions found in the cache and functions compiled, so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
+
+    fn path(&self, key: &[u8]) -> PathBuf {
+        self.dir.join(hex(&Sha256::digest(key)))
+    }
+}
+
+impl wasmtime::CacheStore for FunctionCache {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        // Private, as `Cache`'s entries are; a torn or corrupt one is a miss, and is written again.
+        let found = read_private(&self.path(key)).ok().flatten().and_then(|entry| {
+            let (digest, code) = entry.strip_prefix(MAGIC)?.split_at_checked(32)?;
+            (Sha256::digest(code).as_slice() == digest).then(|| code.to_vec())
+        });
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        found.map(std::borrow::Cow::Owned)
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        // Thousands per guest: not synced one by one (a torn entry fails its digest and is compiled again).
+        store(&self.path(key), &value, false).is_ok()
     }
 }
 
@@ -204,8 +262,9 @@ fn effective_user() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Write an entry atomically and private: a new 0600 temporary file beside it, then a rename.
-fn store(path: &Path, code: &[u8]) -> std::io::Result<()> {
+/// Write an entry atomically and private: a new 0600 temporary file beside it (synced when `durable`), then a
+/// rename.
+fn store(path: &Path, code: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let unique = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -213,7 +272,10 @@ fn store(path: &Path, code: &[u8]) -> std::io::Result<()> {
     let written = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
         file.write_all(&entry(code))?;
-        file.sync_all()
+        if durable {
+            file.sync_all()?;
+        }
+        Ok(())
     })();
     match written.and_then(|()| fs::rename(&temporary, path)) {
         Ok(()) => Ok(()),

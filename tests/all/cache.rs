@@ -15,10 +15,10 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The cache entries under `dir`.
+/// The compiled guests under `dir` (not the compiled functions).
 fn entries(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for engine in std::fs::read_dir(dir).unwrap().flatten() {
+    for engine in std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.file_name() != "functions") {
         for entry in std::fs::read_dir(engine.path()).unwrap().flatten() {
             found.push(entry.path());
         }
@@ -49,6 +49,42 @@ async fn the_second_start_is_a_cache_hit() {
     assert!(second.stderr.contains("compiled cache hit"), "{second:?}");
     assert!(!second.stderr.contains("stored"), "it compiled again: {second:?}");
     assert_eq!(entries(&dir).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_compiled_again_takes_its_functions_from_the_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::echo().await;
+    let dir = fresh_dir("functions");
+    let flag = ["--cache-dir", dir.to_str().unwrap()];
+    // (hits, compiled) of the debug line.
+    let counts = |run: &Run| -> (u64, u64) {
+        let line = run.stderr.lines().find_map(|l| l.strip_prefix("wsrun: debug: compiled functions: "));
+        let line = line.unwrap_or_else(|| panic!("no count of compiled functions: {run:?}"));
+        let numbers: Vec<u64> = line.split(' ').filter_map(|word| word.parse().ok()).collect();
+        (numbers[0], numbers[1])
+    };
+    let first = exit_code_guest(&flag, &server).await;
+    assert_eq!(first.code(), Some(42), "{first:?}");
+    // (Identical functions within the guest are compiled once and found for the others.)
+    assert!(counts(&first).1 > 100, "{first:?}");
+    // The compiled guest gone (as for a guest changed since), its functions are still there.
+    std::fs::remove_file(entries(&dir).remove(0)).unwrap();
+    let again = exit_code_guest(&flag, &server).await;
+    assert_eq!(again.code(), Some(42), "{again:?}");
+    // (A few, wasmtime's trampolines among them, are compiled every time.)
+    let (hits, compiled) = counts(&again);
+    assert!(hits > 100 && compiled * 4 < counts(&first).1, "{again:?}");
+    // Private like the compiled guests: and not used at all when others may write them.
+    let functions = dir.join("functions");
+    assert_eq!(std::fs::metadata(&functions).unwrap().permissions().mode() & 0o777, 0o700);
+    for entry in std::fs::read_dir(&functions).unwrap().flatten() {
+        assert_eq!(entry.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{:?}", entry.path());
+    }
+    std::fs::set_permissions(&functions, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let refused = exit_code_guest(&flag, &server).await;
+    assert!(refused.stderr.contains("not caching compiled functions in"), "{refused:?}");
+    assert_eq!(refused.code(), Some(42), "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
