@@ -1,7 +1,7 @@
 """The token-then-connect flow in Python: POST for a token, then open the WebSocket with it as a bearer token,
 send one message and print the reply.
 
-`wsrun --allow http://HOST:PORT py-token.wasm WS_URL TOKEN_URL [BODY]`"""
+`wsrun --allow http://HOST:PORT py-token.wasm WS_URL TOKEN_URL [BODY]`: a POST of BODY, or a GET without one."""
 
 import sys
 
@@ -14,7 +14,10 @@ class Run(exports.Run):
     def run(self) -> None:
         url, token_url, *rest = args()[1:]
         try:
-            response = http_request("POST", token_url, {"content-type": "text/plain"}, rest[0] if rest else "")
+            if rest:
+                response = http_request("POST", token_url, {"content-type": "text/plain"}, rest[0])
+            else:
+                response = http_request("GET", token_url)
         except HttpError as e:
             print(f"token_then_connect.py: HTTP: {e}", file=sys.stderr)
             raise SystemExit(1)

@@ -82,8 +82,8 @@ async fn errors_show_the_scripts_traceback(guest: &str, mode: &str, first_line: 
     assert!(!run.stderr.contains("trapped"), "an exception is not a trap: {run:?}");
 }
 
-/// POST for a token over HTTP (granted), then the WebSocket with it; and the same request denied without the grant,
-/// reaching nothing.
+/// POST for a token over HTTP (granted), then the WebSocket with it; a GET likewise; and the same request denied
+/// without the grant, reaching nothing.
 async fn http_then_websocket(guest: &str, failure: &str) {
     let http = HttpServer::start(|seen| Reply::Text(format!("tok-{}", String::from_utf8_lossy(&seen.body)))).await;
     let ws = Server::echo().await;
@@ -95,10 +95,17 @@ async fn http_then_websocket(guest: &str, failure: &str) {
     assert_eq!((seen[0].method.as_str(), &seen[0].body[..]), ("POST", &b"me"[..]), "{seen:?}");
     assert_eq!(ws.requests()[0]["authorization"], "Bearer tok-me");
 
+    let ws = Server::echo().await;
+    let run = run_script(&["--allow", &http.origin, guest, &ws.url, &format!("{token_url}?as=get")]).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let seen = http.requests();
+    assert_eq!((seen[1].method.as_str(), seen[1].path.as_str()), ("GET", "/token?as=get"), "{seen:?}");
+    assert_eq!(ws.requests()[0]["authorization"], "Bearer tok-");
+
     let denied = run_script(&[guest, &ws.url, &token_url, "me"]).await;
     assert_eq!(denied.code(), Some(1), "{denied:?}");
     assert!(denied.stderr.contains(failure), "{denied:?}");
-    assert_eq!(http.requests().len(), 1, "the denied request reached the server");
+    assert_eq!(http.requests().len(), 2, "the denied request reached the server");
 }
 
 #[tokio::test(flavor = "multi_thread")]
