@@ -96,7 +96,9 @@ impl Exchange {
         let mut connection_ended = false;
         let response = sender.send_request(request);
         tokio::pin!(response);
-        let waited = timeout_at(times.first_byte, async {
+        // The server's silence is timed from the request's sending, not from the start of connecting.
+        let first_byte = (Instant::now() + times.first_byte).min(times.deadline);
+        let waited = timeout_at(first_byte, async {
             loop {
                 tokio::select! {
                     response = &mut response => break response,
@@ -108,7 +110,7 @@ impl Exchange {
             }
         });
         let response = match waited.await {
-            Err(_) if times.first_byte == times.deadline => return Err(Error::HttpResponseTimeout),
+            Err(_) if first_byte == times.deadline => return Err(Error::HttpResponseTimeout),
             Err(_) => return Err(Error::ConnectionReadTimeout),
             Ok(response) => response.map_err(|e| response_error(&url, e))?,
         };
@@ -141,7 +143,8 @@ impl Exchange {
 /// The times an exchange must keep: the guest's `request-options`, clamped to the session's limits.
 struct Times {
     connect: Instant,
-    first_byte: Instant,
+    /// From the request's sending (after connecting) to the response's head.
+    first_byte: Duration,
     between_bytes: Duration,
     deadline: Instant,
 }
@@ -154,7 +157,7 @@ impl Times {
         let within = |after: Duration| (started + after).min(deadline);
         Times {
             connect: within(clamp(options.connect_timeout, limits.connect_timeout)),
-            first_byte: within(clamp(options.first_byte_timeout, limits.between_bytes)),
+            first_byte: clamp(options.first_byte_timeout, limits.between_bytes),
             between_bytes: clamp(options.between_bytes_timeout, limits.between_bytes),
             deadline,
         }
@@ -263,14 +266,15 @@ mod tests {
         };
         let times = Times::new(&limits, Some(asked), started);
         assert_eq!(times.connect - started, Duration::from_secs(10));
-        assert_eq!(times.first_byte - started, Duration::from_secs(1));
+        assert_eq!(times.first_byte, Duration::from_secs(1));
         assert_eq!(times.between_bytes, Duration::from_secs(5));
         assert_eq!(times.deadline - started, Duration::from_secs(30));
         let short = HttpLimits { deadline: Duration::from_secs(2), ..limits };
         let times = Times::new(&short, None, started);
+        // The wait for the head is cut by the deadline where it is used, from the request's sending.
         assert_eq!(
-            (times.connect - started, times.first_byte - started),
-            (Duration::from_secs(2), Duration::from_secs(2))
+            (times.connect - started, times.first_byte, times.deadline - started),
+            (Duration::from_secs(2), Duration::from_secs(5), Duration::from_secs(2))
         );
     }
 }
