@@ -49,16 +49,7 @@ impl Cache {
         let mut settings = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut settings);
         // wasmtime's compatibility hash covers its own version as well as the settings that change code.
-        let dir = root.join(format!("engine-{:016x}", settings.finish()));
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let user = effective_user();
-        check_ancestors(root, user)?;
-        check_private(root, user)?;
-        check_private(&dir, user)?;
+        let dir = private_dir(root, &format!("engine-{:016x}", settings.finish()))?;
         Ok(Cache { dir })
     }
 
@@ -125,16 +116,7 @@ pub(crate) struct FunctionCache {
 impl FunctionCache {
     /// The function cache under `root`, created private; `Err` says why it must not be used.
     pub(crate) fn open(root: &Path) -> Result<Self, String> {
-        let dir = root.join("functions");
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let user = effective_user();
-        check_ancestors(root, user)?;
-        check_private(root, user)?;
-        check_private(&dir, user)?;
+        let dir = private_dir(root, "functions")?;
         Ok(FunctionCache { dir, hits: Default::default(), misses: Default::default() })
     }
 
@@ -217,6 +199,21 @@ fn read_private(path: &Path) -> Result<Option<Vec<u8>>, String> {
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
     file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
     Ok(Some(bytes))
+}
+
+/// `root/name`, created private (0700) with `root`, once `root`, its ancestors and it are checked safe to trust.
+fn private_dir(root: &Path, name: &str) -> Result<PathBuf, String> {
+    let dir = root.join(name);
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let user = effective_user();
+    check_ancestors(root, user)?;
+    check_private(root, user)?;
+    check_private(&dir, user)?;
+    Ok(dir)
 }
 
 /// `dir` is owned by `user` and no one else may write it.

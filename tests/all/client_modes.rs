@@ -88,6 +88,15 @@ async fn jsonl_reports_every_event() {
     assert_eq!((events[4]["code"].as_u64(), events[4]["name"].as_str()), (Some(1000), Some("OK")));
 }
 
+/// The first `pong` event of a `--jsonl` run.
+fn first_pong(run: &crate::util::Run) -> serde_json::Value {
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "pong")
+        .unwrap_or_else(|| panic!("no pong event: {}", run.stdout))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn keepalive_pongs_report_their_round_trip_time() {
     let server = Server::echo().await;
@@ -101,12 +110,7 @@ async fn keepalive_pongs_report_their_round_trip_time() {
     .await;
     wsrun.end_input(b"").await;
     let run = wsrun.finish().await;
-    let pong: serde_json::Value = run
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|e| e["event"] == "pong")
-        .unwrap_or_else(|| panic!("no pong event: {}", run.stdout));
+    let pong = first_pong(&run);
     assert_eq!(pong["data"].as_str().map(str::len), Some(16), "the host's 8-byte timestamp: {pong}");
     assert!(pong["rtt_ms"].as_f64().is_some_and(|ms| (0.0..2000.0).contains(&ms)), "{pong}");
 }
@@ -116,12 +120,7 @@ async fn ping_command_reports_the_round_trip_time() {
     let server = Server::echo().await;
     let run = run_with_input(&[&server.url, "--commands", "--jsonl"], b"/ping hello\n").await;
     assert_eq!(run.code(), Some(0), "{run:?}");
-    let pong: serde_json::Value = run
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|e| e["event"] == "pong")
-        .unwrap_or_else(|| panic!("no pong event: {}", run.stdout));
+    let pong = first_pong(&run);
     assert_eq!(pong["data"], "68656c6c6f");
     assert!(pong["rtt_ms"].as_f64().is_some_and(|ms| (0.0..2000.0).contains(&ms)), "{pong}");
 
