@@ -145,17 +145,13 @@ impl RuntimeBuilder {
         // A guest changed since its last compile (a Python or JS guest whose script changed, its interpreter not)
         // compiles only the functions that changed: 4-5 s instead of 10-12 for a Python one (BENCHMARKS.md). Its
         // directory is checked first: one that must not be used is said once, and neither cache is used.
-        let mut cache_root = self.cache;
-        let functions = cache_root.as_ref().and_then(|root| match FunctionCache::open(root) {
+        let functions = self.cache.as_ref().and_then(|root| match FunctionCache::open(root) {
             Ok(functions) => Some(Arc::new(functions)),
             Err(why) => {
                 log::warn!("not using the compiled cache in {}: {why}; guests are compiled without it", root.display());
                 None
             }
         });
-        if functions.is_none() {
-            cache_root = None;
-        }
         if let Some(functions) = &functions {
             config.enable_incremental_compilation(functions.clone()).map_err(|e| Error::Engine(format!("{e:#}")))?;
         }
@@ -163,7 +159,7 @@ impl RuntimeBuilder {
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
-        let cache = cache_root.and_then(|root| match Cache::open(&root, &engine) {
+        let cache = self.cache.filter(|_| functions.is_some()).and_then(|root| match Cache::open(&root, &engine) {
             Ok(cache) => Some(cache),
             Err(why) => {
                 log::warn!("not using the compiled cache in {}: {why}; guests are compiled without it", root.display());

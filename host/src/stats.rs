@@ -70,7 +70,7 @@ impl HttpStats {
 
     /// How long each response took to arrive (from the request to its head), in order; the first 1024.
     pub fn response_times(&self) -> Vec<Duration> {
-        self.response_times.lock().map(|times| times.clone()).unwrap_or_default()
+        kept(&self.response_times)
     }
 
     pub(crate) fn requested(&self) {
@@ -90,11 +90,7 @@ impl HttpStats {
         if let Some(class) = (status / 100).checked_sub(1).filter(|class| *class < 5) {
             self.statuses[usize::from(class)].fetch_add(1, Ordering::Relaxed);
         }
-        if let Ok(mut times) = self.response_times.lock() {
-            if times.len() < MAX_CONNECT_TIMES {
-                times.push(took);
-            }
-        }
+        keep(&self.response_times, took);
     }
 
     pub(crate) fn body_sent(&self, bytes: usize) {
@@ -139,7 +135,7 @@ impl SessionStats {
 
     /// How long each successful opening took (DNS, TCP, TLS, handshake and redirects), in order; the first 1024.
     pub fn connect_times(&self) -> Vec<Duration> {
-        self.connect_times.lock().map(|times| times.clone()).unwrap_or_default()
+        kept(&self.connect_times)
     }
 
     /// When the session's first connection opened, if one did.
@@ -165,14 +161,24 @@ impl SessionStats {
     pub(crate) fn connected(&self, took: Duration) {
         self.connects.fetch_add(1, Ordering::Relaxed);
         let _ = self.first_connected.set(Instant::now());
-        if let Ok(mut times) = self.connect_times.lock() {
-            if times.len() < MAX_CONNECT_TIMES {
-                times.push(took);
-            }
-        }
+        keep(&self.connect_times, took);
     }
 
     pub(crate) fn connect_failed(&self) {
         self.failed_connects.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Add `took` to a session's list of times, unless it holds [`MAX_CONNECT_TIMES`] already.
+fn keep(times: &Mutex<Vec<Duration>>, took: Duration) {
+    if let Ok(mut times) = times.lock() {
+        if times.len() < MAX_CONNECT_TIMES {
+            times.push(took);
+        }
+    }
+}
+
+/// A copy of a session's list of times.
+fn kept(times: &Mutex<Vec<Duration>>) -> Vec<Duration> {
+    times.lock().map(|times| times.clone()).unwrap_or_default()
 }

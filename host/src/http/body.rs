@@ -14,17 +14,35 @@ use wasmtime_wasi_http::{Error, WasiBody};
 
 use crate::stats::SessionStats;
 
+/// How many more body bytes one direction of an exchange may carry.
+struct Budget {
+    left: u64,
+    limit: u64,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Self {
+        Budget { left: limit, limit }
+    }
+
+    /// Take a frame's data from the budget: its size, or `Err(limit)` when it does not fit.
+    fn spend(&mut self, frame: &Frame<Bytes>) -> Result<usize, u64> {
+        let size = frame.data_ref().map_or(0, Bytes::len);
+        self.left = self.left.checked_sub(size as u64).ok_or(self.limit)?;
+        Ok(size)
+    }
+}
+
 /// The guest's request body on its way out: at most `limit` bytes.
 pub(super) struct RequestBody {
     inner: WasiBody,
-    left: u64,
-    limit: u64,
+    budget: Budget,
     stats: Arc<SessionStats>,
 }
 
 impl RequestBody {
     pub(super) fn new(inner: WasiBody, limit: u64, stats: Arc<SessionStats>) -> Self {
-        RequestBody { inner, left: limit, limit, stats }
+        RequestBody { inner, budget: Budget::new(limit), stats }
     }
 }
 
@@ -37,14 +55,12 @@ impl Body for RequestBody {
             Poll::Ready(Some(Ok(frame))) => frame,
             other => return other,
         };
-        if let Some(data) = frame.data_ref() {
-            let size = data.len() as u64;
-            if size > self.left {
-                log::debug!("HTTP request body over the session's limit of {} bytes", self.limit);
-                return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(self.limit)))));
+        match self.budget.spend(&frame) {
+            Ok(size) => self.stats.http().body_sent(size),
+            Err(limit) => {
+                log::debug!("HTTP request body over the session's limit of {limit} bytes");
+                return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(limit)))));
             }
-            self.left -= size;
-            self.stats.http().body_sent(data.len());
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -58,10 +74,11 @@ impl Body for RequestBody {
     }
 }
 
-/// The limits a response's body is read within, until it is given the body itself.
+/// A response's body as the guest reads it: at most `limit` bytes, by the deadline, the server never silent longer
+/// than `between_bytes`.
 pub(super) struct ResponseBody {
-    left: u64,
-    limit: u64,
+    incoming: hyper::body::Incoming,
+    budget: Budget,
     between_bytes: Duration,
     idle: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
@@ -70,64 +87,57 @@ pub(super) struct ResponseBody {
     _permit: OwnedSemaphorePermit,
 }
 
-/// A response's body as the guest reads it.
-pub(super) struct Reading {
-    incoming: hyper::body::Incoming,
-    limits: ResponseBody,
+/// What a response's body is read within.
+pub(super) struct ResponseLimits {
+    pub limit: u64,
+    pub between_bytes: Duration,
+    pub deadline: Instant,
 }
 
 impl ResponseBody {
     pub(super) fn new(
-        limit: u64,
-        between_bytes: Duration,
-        deadline: Instant,
+        incoming: hyper::body::Incoming,
+        limits: ResponseLimits,
         stats: Arc<SessionStats>,
         permit: OwnedSemaphorePermit,
     ) -> Self {
         ResponseBody {
-            left: limit,
-            limit,
-            between_bytes,
-            idle: Box::pin(tokio::time::sleep(between_bytes)),
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            incoming,
+            budget: Budget::new(limits.limit),
+            between_bytes: limits.between_bytes,
+            idle: Box::pin(tokio::time::sleep(limits.between_bytes)),
+            deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
             stats,
             _permit: permit,
         }
     }
-
-    pub(super) fn reading(self, incoming: hyper::body::Incoming) -> Reading {
-        Reading { incoming, limits: self }
-    }
 }
 
-impl Body for Reading {
+impl Body for ResponseBody {
     type Data = Bytes;
     type Error = Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = &mut *self;
-        if this.limits.deadline.as_mut().poll(cx).is_ready() {
+        if this.deadline.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Error::HttpResponseTimeout)));
         }
         match Pin::new(&mut this.incoming).poll_frame(cx) {
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(super::sender::response_error_of_body(error)))),
             Poll::Ready(Some(Ok(frame))) => {
-                let limits = &mut this.limits;
-                if let Some(data) = frame.data_ref() {
-                    let size = data.len() as u64;
-                    if size > limits.left {
-                        log::debug!("HTTP response body over the session's limit of {} bytes", limits.limit);
-                        return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(limits.limit)))));
+                match this.budget.spend(&frame) {
+                    Ok(size) => this.stats.http().body_received(size),
+                    Err(limit) => {
+                        log::debug!("HTTP response body over the session's limit of {limit} bytes");
+                        return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(limit)))));
                     }
-                    limits.left -= size;
-                    limits.stats.http().body_received(data.len());
                 }
-                let next = Instant::now() + limits.between_bytes;
-                limits.idle.as_mut().reset(next);
+                let next = Instant::now() + this.between_bytes;
+                this.idle.as_mut().reset(next);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Pending => match this.limits.idle.as_mut().poll(cx) {
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
                 Poll::Pending => Poll::Pending,
             },

@@ -13,7 +13,7 @@ use url::Url;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
-use super::body::{RequestBody, ResponseBody};
+use super::body::{RequestBody, ResponseBody, ResponseLimits};
 use crate::bindings::websocket::ErrorCode;
 use crate::grant::Grant;
 use crate::limits::HttpLimits;
@@ -125,8 +125,9 @@ impl Exchange {
         self.stats.http().responded(response.status().as_u16(), started.elapsed());
 
         let deadline = times.deadline;
-        let body = ResponseBody::new(self.limits.max_response_body, times.between_bytes, deadline, self.stats, permit);
-        let response = response.map(|incoming| body.reading(incoming).boxed_unsync());
+        let limits =
+            ResponseLimits { limit: self.limits.max_response_body, between_bytes: times.between_bytes, deadline };
+        let response = response.map(|incoming| ResponseBody::new(incoming, limits, self.stats, permit).boxed_unsync());
         let driven: Sent = Box::new(async move {
             if connection_ended {
                 return Ok(());
@@ -175,11 +176,7 @@ fn target(uri: &Uri) -> Result<Url, Error> {
     if authority.as_str().contains('@') || authority.host().is_empty() {
         return Err(Error::HttpRequestUriInvalid);
     }
-    let url = Url::parse(&format!("{scheme}://{authority}/")).map_err(|_| Error::HttpRequestUriInvalid)?;
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::HttpRequestUriInvalid);
-    }
-    Ok(url)
+    Url::parse(&format!("{scheme}://{authority}/")).map_err(|_| Error::HttpRequestUriInvalid)
 }
 
 /// What a failure to reach the server means to the guest; the details go to the debug log.
