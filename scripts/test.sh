@@ -19,4 +19,4 @@ cargo build --release --workspace --bins --tests --examples
 cargo test --release --workspace -- --skip scripting::
 cargo test --release -p wsrun-cli --test all -- scripting::
 # The client guest's own unit tests run natively (it is plain Rust apart from its bindings).
-(cd guest && CARGO_TARGET_DIR=../target/guest-native cargo test -p client)
+(cd guest && CARGO_TARGET_DIR=../target/guest-native cargo test -p client -p wsrun-guest)

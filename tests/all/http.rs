@@ -97,6 +97,8 @@ async fn a_redirect_comes_back_to_the_guest_and_following_it_elsewhere_is_denied
             )
             .into_bytes(),
         ),
+        // As real servers write it (python's http.server for a directory, say): a path, resolved by the guest.
+        "/relative" => Reply::Raw(b"HTTP/1.1 301 Moved\r\nLocation: /token\r\nContent-Length: 0\r\n\r\n".to_vec()),
         _ => Reply::Text("tok".into()),
     })
     .await;
@@ -112,6 +114,13 @@ async fn a_redirect_comes_back_to_the_guest_and_following_it_elsewhere_is_denied
     assert!(run.stdout.contains("following the redirect to http://localhost:"), "{run:?}");
     assert_http_error(&run, "HTTP-request-denied");
     assert_eq!(http.requests().len(), 2, "only the two requests to /moved: {:?}", http.requests());
+
+    let relative = format!("{}/relative", http.origin);
+    let run = fetch(&[&http.origin], NO_WEBSOCKET, &["--token-url", &relative, "--no-connect", "--follow"]).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.contains("following the redirect to /token\n") && run.stdout.contains("body: tok"), "{run:?}");
+    let paths: Vec<String> = http.requests().iter().map(|seen| seen.path.clone()).collect();
+    assert_eq!(paths[2..], ["/relative", "/token"], "{paths:?}");
 }
 
 #[tokio::test]

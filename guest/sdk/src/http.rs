@@ -227,6 +227,31 @@ fn stream_error(error: StreamError) -> HttpError {
     }
 }
 
+/// A redirect's `Location` as an absolute URL, resolved against `base`, the URL that answered (RFC 3986, 5.2:
+/// absolute, scheme-relative `//host/path`, absolute-path `/path`, query `?q` and relative-path `path` forms; dot
+/// segments are left for the server).
+pub fn resolve(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_owned();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    if let Some(network_path) = location.strip_prefix("//") {
+        return format!("{scheme}://{network_path}");
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    if location.starts_with('?') {
+        let path = if path.is_empty() { "/" } else { path };
+        return format!("{scheme}://{authority}{path}{location}");
+    }
+    let directory = path.rfind('/').map_or("/", |end| &path[..=end]);
+    format!("{scheme}://{authority}{directory}{location}")
+}
+
 /// `http[s]://authority/path?query` in its three parts (the path at least `/`, the fragment dropped).
 fn split_url(url: &str) -> Result<(Scheme, String, String), HttpError> {
     let invalid = |why: &str| HttpError::InvalidUrl(format!("{url}: {why}"));
@@ -246,4 +271,20 @@ fn split_url(url: &str) -> Result<(Scheme, String, String), HttpError> {
     }
     let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
     Ok((scheme, authority.to_owned(), path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    #[test]
+    fn a_location_resolves_against_the_url_that_answered() {
+        let base = "http://127.0.0.1:8080/a/b?q=1";
+        assert_eq!(resolve(base, "https://other/x"), "https://other/x");
+        assert_eq!(resolve(base, "//other:81/x"), "http://other:81/x");
+        assert_eq!(resolve(base, "/sub/"), "http://127.0.0.1:8080/sub/");
+        assert_eq!(resolve(base, "?r=2"), "http://127.0.0.1:8080/a/b?r=2");
+        assert_eq!(resolve(base, "c"), "http://127.0.0.1:8080/a/c");
+        assert_eq!(resolve("http://h", "c"), "http://h/c");
+    }
 }

@@ -105,7 +105,7 @@ fn fetch(options: &Options, url: &str, out: &Stdout) -> Result<Response, HttpErr
         match response.redirect() {
             Some(location) if options.follow => {
                 let _ = out.line(&format!("following the redirect to {}", escape(location)));
-                url = location.to_owned();
+                url = wsrun_guest::http::resolve(&url, location);
             }
             _ => return Ok(response),
         }
