@@ -11,6 +11,7 @@ set -euo pipefail
 
 debian_packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc)
 componentize_py_version=0.25.1
+websockets_version=15.0.1
 
 have_rustup_target() {
     local sysroot
@@ -58,6 +59,11 @@ script_guests() {
         python3 -m pip install -q "componentize-py==$componentize_py_version"
     fi
     echo "setup: $(componentize-py --version)"
+    # The compression tests' peer: a real python-websockets server.
+    if ! python3 -c 'import websockets, sys; sys.exit(websockets.__version__ != "'"$websockets_version"'")' 2>/dev/null; then
+        python3 -m pip install -q "websockets==$websockets_version"
+    fi
+    echo "setup: python-websockets $websockets_version"
     if [ ! -x guest/js/node_modules/.bin/componentize-js ]; then
         (cd guest/js && npm ci --no-audit --no-fund --loglevel=error)
     fi

@@ -3,7 +3,7 @@
 // codes in words. The bindings componentize-js generates from wit/ are used as they are. This file is also the
 // helper of `wsrun new javascript` projects (the wsrun binary embeds it).
 
-import { Connection } from 'wsrun:ws/websocket@0.1.0';
+import { Connection } from 'wsrun:ws/websocket@0.2.0';
 import { getArguments } from 'wasi:cli/environment@0.2.12';
 import { exitWithCode } from 'wasi:cli/exit@0.2.12';
 import { getStdin } from 'wasi:cli/stdin@0.2.12';
@@ -129,6 +129,7 @@ export class WebSocket {
       maxMessageSize: undefined,
       controlFrames: false,
       keepalive: undefined,
+      compression: 'offer',
     };
     this.conn = host(() => Connection.connect(url, options));
   }

@@ -13,6 +13,7 @@ from wit_world.imports import environment, exit as wasi_exit, monotonic_clock, o
 from wit_world.imports import types as http
 from wit_world.imports.streams import StreamError_Closed, StreamError_LastOperationFailed
 from wit_world.imports.websocket import (
+    Compression,
     ConnectOptions,
     Connection,
     Header,
@@ -102,6 +103,7 @@ class WebSocket:
             max_message_size=None,
             control_frames=False,
             keepalive=None,
+            compression=Compression.OFFER,
         )
         try:
             self._conn = Connection.connect(url, options)

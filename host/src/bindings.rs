@@ -33,6 +33,7 @@ impl Default for websocket::ConnectOptions {
             max_message_size: None,
             control_frames: false,
             keepalive: None,
+            compression: websocket::Compression::Offer,
         }
     }
 }

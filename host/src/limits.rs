@@ -65,6 +65,9 @@ pub struct ConnectionLimits {
     /// message), while it goes on sending or the guest waits to send, before the host ends the connection with 1008
     /// and the guest gets a `limit` error. What waits to be written is bounded either way.
     pub stall_timeout: Duration,
+    /// Whether connections may offer compression (permessage-deflate) when the guest asks for it, as it does by
+    /// default; `false` turns it off for every connection of the session.
+    pub compression: bool,
 }
 
 impl Default for ConnectionLimits {
@@ -77,6 +80,7 @@ impl Default for ConnectionLimits {
             session_queued_bytes: 256 << 20,
             open_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(10),
+            compression: true,
         }
     }
 }

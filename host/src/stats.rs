@@ -18,6 +18,8 @@ pub struct SessionStats {
     bytes_sent: AtomicU64,
     messages_received: AtomicU64,
     bytes_received: AtomicU64,
+    wire_bytes_sent: AtomicU64,
+    wire_bytes_received: AtomicU64,
     connects: AtomicU64,
     failed_connects: AtomicU64,
     connect_times: Mutex<Vec<Duration>>,
@@ -123,6 +125,17 @@ impl SessionStats {
         self.bytes_received.load(Ordering::Relaxed)
     }
 
+    /// Bytes written to the session's WebSocket connections: frames and handshakes as they went on the wire,
+    /// compressed where compression was agreed on (before TLS).
+    pub fn wire_bytes_sent(&self) -> u64 {
+        self.wire_bytes_sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read from the session's WebSocket connections, as for [`SessionStats::wire_bytes_sent`].
+    pub fn wire_bytes_received(&self) -> u64 {
+        self.wire_bytes_received.load(Ordering::Relaxed)
+    }
+
     /// Connections opened (handshake done).
     pub fn connects(&self) -> u64 {
         self.connects.load(Ordering::Relaxed)
@@ -156,6 +169,14 @@ impl SessionStats {
     pub(crate) fn received(&self, bytes: usize) {
         self.messages_received.fetch_add(1, Ordering::Relaxed);
         self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn wire_sent(&self, bytes: usize) {
+        self.wire_bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn wire_received(&self, bytes: usize) {
+        self.wire_bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn connected(&self, took: Duration) {

@@ -5,6 +5,7 @@
 
 mod http_server;
 mod proxy;
+mod python_server;
 mod raw;
 mod servers;
 mod terminal;
@@ -19,6 +20,7 @@ mod cancel;
 mod client;
 mod client_input;
 mod client_modes;
+mod compression;
 mod connect_errors;
 mod embedding;
 mod end_of_input;

@@ -383,13 +383,13 @@ mod scripting {
             dir.path().join("app.py"),
             r#"from wit_world import exports
 from wit_world.imports import environment
-from wit_world.imports.websocket import ConnectOptions, Connection, Message_Text
+from wit_world.imports.websocket import Compression, ConnectOptions, Connection, Message_Text
 
 
 class Run(exports.Run):
     def run(self) -> None:
         url, text = environment.get_arguments()[1:3]
-        conn = Connection.connect(url, ConnectOptions([], [], None, None, False, None))
+        conn = Connection.connect(url, ConnectOptions([], [], None, None, False, None, Compression.OFFER))
         conn.send(Message_Text(text))
         print(f"got {conn.receive().value}")
         conn.close(1000, "bye")

@@ -18,7 +18,7 @@ mod output;
 use wsrun_guest::wasi::cli::{exit, stdin, terminal_stdin, terminal_stdout};
 use wsrun_guest::wasi::clocks::monotonic_clock;
 use wsrun_guest::wasi::io::poll;
-use wsrun_guest::{args, describe, CloseFrame, ConnectOptions, Connection, ErrorCode, Guest, Message};
+use wsrun_guest::{args, describe, CloseFrame, Compression, ConnectOptions, Connection, ErrorCode, Guest, Message};
 
 use commands::Command;
 use lines::LineSplitter;
@@ -63,11 +63,12 @@ impl Guest for Client {
             max_message_size: options.max_message_size,
             control_frames: true,
             keepalive: options.keepalive,
+            compression: Compression::Offer,
         };
         let conn = Connection::connect(&options.url, &connect).map_err(|e| {
             eprintln!("wsrun: could not connect to {}: {}{}", options.url, describe(&e), fix(&e));
         })?;
-        if out.opened(&conn.url(), conn.protocol().as_deref()).is_err() {
+        if out.opened(&conn.url(), conn.protocol().as_deref(), conn.compressed()).is_err() {
             return Ok(());
         }
         let commands = options.commands || interactive;

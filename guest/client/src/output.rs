@@ -36,15 +36,22 @@ impl Output {
         Output { out: Stdout::get(), jsonl, binary, prompt: prompt && !jsonl }
     }
 
-    pub fn opened(&self, url: &str, protocol: Option<&str>) -> Result<(), Gone> {
+    pub fn opened(&self, url: &str, protocol: Option<&str>, compressed: bool) -> Result<(), Gone> {
         if self.jsonl {
             let protocol = protocol.map_or("null".to_owned(), json_string);
-            return self.event("open", &format!(r#""url":{},"protocol":{protocol}"#, json_string(url)));
+            let fields = format!(r#""url":{},"protocol":{protocol},"compressed":{compressed}"#, json_string(url));
+            return self.event("open", &fields);
         }
-        let url = escape(url);
-        match protocol {
-            Some(protocol) => self.line(&format!("Connected to {url} (subprotocol {}).", escape(protocol))),
-            None => self.line(&format!("Connected to {url}.")),
+        let mut notes = Vec::new();
+        if let Some(protocol) = protocol {
+            notes.push(format!("subprotocol {}", escape(protocol)));
+        }
+        if compressed {
+            notes.push("compressed".to_owned());
+        }
+        match notes.is_empty() {
+            true => self.line(&format!("Connected to {}.", escape(url))),
+            false => self.line(&format!("Connected to {} ({}).", escape(url), notes.join(", "))),
         }
     }
 

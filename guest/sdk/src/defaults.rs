@@ -1,6 +1,6 @@
 //! `connect-options` asking for nothing special, as the WIT documents it: `ConnectOptions { headers, ..Default::default() }`.
 
-use crate::ConnectOptions;
+use crate::{Compression, ConnectOptions};
 
 impl Default for ConnectOptions {
     fn default() -> Self {
@@ -11,6 +11,7 @@ impl Default for ConnectOptions {
             max_message_size: None,
             control_frames: false,
             keepalive: None,
+            compression: Compression::Offer,
         }
     }
 }

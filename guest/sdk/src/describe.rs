@@ -31,7 +31,11 @@ impl fmt::Display for Described<'_> {
                     Some(location) if (300..400).contains(&response.status) => {
                         write!(f, " (Location: {})", location.value)
                     }
-                    _ => Ok(()),
+                    // The server's own explanation, as curl would show it: the body's first line, cut.
+                    _ => match first_line(&response.body) {
+                        Some(line) => write!(f, ": {line}"),
+                        None => Ok(()),
+                    },
                 }
             }
             ErrorCode::TooManyRedirects(last) => write!(f, "too many redirects (last: {last})"),
@@ -42,6 +46,17 @@ impl fmt::Display for Described<'_> {
             ErrorCode::Io(why) => write!(f, "{why}"),
         }
     }
+}
+
+/// The first non-empty line of a response body, at most 200 characters (with `...` when cut).
+fn first_line(body: &[u8]) -> Option<String> {
+    const MOST: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
+    Some(match line.char_indices().nth(MOST) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_owned(),
+    })
 }
 
 impl fmt::Display for CloseFrame {

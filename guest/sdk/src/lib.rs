@@ -30,5 +30,5 @@ pub use escape::{escape, is_unsafe};
 pub use exports::wasi::cli::run::Guest;
 pub use io::{args, Stdout};
 pub use wsrun::ws::websocket::{
-    CloseFrame, ConnectOptions, Connection, ErrorCode, Header, HttpResponse, Keepalive, Message,
+    CloseFrame, Compression, ConnectOptions, Connection, ErrorCode, Header, HttpResponse, Keepalive, Message,
 };

@@ -55,6 +55,11 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub stall_timeout: Duration,
 
+    /// Do not offer compression (permessage-deflate, offered by default as browsers and python-websockets do) on
+    /// any connection, whatever the guest asks.
+    #[arg(long)]
+    pub no_compression: bool,
+
     /// Also let the guest connect to origins matching PATTERN: [ws://|wss://|http://|https://]host[:port], where
     /// host may hold `*` wildcards (`*.example.com`, `127.0.0.*`): an address pattern matches only addresses, a `*`
     /// label whole labels; without a port, every port; without a scheme, all four. Repeatable. The WebSocket origin of

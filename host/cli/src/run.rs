@@ -193,6 +193,7 @@ impl SessionSettings {
                 session_queued_bytes: args.max_session_queued_bytes,
                 open_timeout: args.open_timeout,
                 stall_timeout: args.stall_timeout,
+                compression: !args.no_compression,
             },
             http: HttpLimits {
                 connect_timeout: args.open_timeout,

@@ -244,7 +244,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
     written.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// `wsrun:ws@0.1.0`, from world.wit's `package` line.
+/// `wsrun:ws@0.2.0`, from world.wit's `package` line.
 fn package() -> &'static str {
     WIT[0].1.lines().find_map(|line| line.strip_prefix("package ")?.strip_suffix(';')).unwrap_or("wsrun:ws")
 }
@@ -278,7 +278,7 @@ mod tests {
         let mut embedded: Vec<_> = WIT.iter().map(|(path, _)| path.to_string()).collect();
         embedded.sort();
         assert_eq!(embedded, on_disk, "add the new file of wit/ to WIT");
-        assert_eq!(package(), "wsrun:ws@0.1.0");
+        assert_eq!(package(), "wsrun:ws@0.2.0");
     }
 
     #[test]

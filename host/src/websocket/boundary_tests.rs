@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message as WireMessage;
 use wasmtime::component::{Resource, ResourceTable};
 
 use super::{Connection, Transport, WebsocketCtx, WebsocketCtxView};
-use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HostConnection, Keepalive, Message};
+use crate::bindings::websocket::{Compression, ConnectOptions, ErrorCode, Header, HostConnection, Keepalive, Message};
 use crate::grant::{Grant, OriginPattern};
 use crate::limits::ConnectionLimits;
 
@@ -100,6 +100,7 @@ fn random_options(rng: &mut Rng) -> ConnectOptions {
         control_frames: rng.below(2) == 0,
         keepalive: (rng.below(4) == 0)
             .then(|| Keepalive { interval_ms: rng.below(50) as u32, timeout_ms: rng.below(100) as u32 }),
+        compression: if rng.below(2) == 0 { Compression::Offer } else { Compression::Off },
     }
 }
 

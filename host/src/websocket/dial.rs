@@ -1,24 +1,28 @@
 //! Opening a connection: URL checks, the grant at every hop, DNS, TCP, TLS, the handshake and redirects, all
 //! under one time limit. Each failure becomes the `error-code` that names its cause.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame as WireCloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Error as WsProtocolError;
 use url::Url;
 
 use super::errors::from_transport;
+use super::net::extension::{self, Deflate};
 use super::net::halves::WsStream;
 use super::net::transport::{is_tls_error, Transport};
 use super::net::wire::{Wire, READ_BUFFER};
 use super::net::LARGE_PAYLOAD;
-use crate::bindings::websocket::{ConnectOptions, ErrorCode, Header, HttpResponse};
+use crate::bindings::websocket::{Compression, ConnectOptions, ErrorCode, Header, HttpResponse};
 use crate::grant::Grant;
 use crate::limits::ConnectionLimits;
 use crate::origin::parse_ws_url;
+use crate::stats::SessionStats;
 
 /// What tungstenite gathers before it writes to the socket (its default).
 const WRITE_BUFFER: usize = 128 << 10;
@@ -28,6 +32,9 @@ const WRITE_BUFFER: usize = 128 << 10;
 /// by default, it grew without end with the pongs to a peer that pings and never reads; bounded, tungstenite keeps
 /// one pong waiting, for the last ping (RFC 6455, 5.5.3 allows it).
 const MAX_WRITE_BUFFER: usize = WRITE_BUFFER + 2 * LARGE_PAYLOAD;
+
+/// How much of a refusal's body the guest gets (`http-response.body`).
+const MAX_REFUSAL_BODY: usize = 4 << 10;
 
 /// How many redirects are followed, as python-websockets does.
 const MAX_REDIRECTS: usize = 10;
@@ -70,13 +77,15 @@ pub(crate) struct Dialed {
     pub protocol: Option<String>,
     /// The largest message either side may send on it.
     pub max_message: usize,
+    /// Compression, when the server took the offer.
+    pub deflate: Option<Deflate>,
 }
 
 /// What one hop ended with, short of an error.
 // One per hop, moved once into `Dialed`: boxing the stream would cost an allocation per connection for nothing.
 #[allow(clippy::large_enum_variant)]
 enum Hop {
-    Open(WsStream, Response),
+    Open(WsStream, Response, Option<Deflate>),
     Redirect(String),
 }
 
@@ -87,7 +96,9 @@ pub(crate) async fn dial(
     grant: &Grant,
     limits: &ConnectionLimits,
     transport: &Transport,
+    stats: &Arc<SessionStats>,
 ) -> Result<Dialed, ErrorCode> {
+    let offer = limits.compression && options.compression == Compression::Offer;
     let mut current = parse_ws_url(url).map_err(ErrorCode::InvalidUrl)?;
     let timeout = options
         .open_timeout_ms
@@ -113,18 +124,18 @@ pub(crate) async fn dial(
             // Credentials go only to the origin the guest named: a redirect elsewhere (granted or not) gets the other
             // headers, as curl and browsers do; a guest that means to send them there connects there itself.
             let credentials = current.origin() == first.origin();
-            let request = request(&current, options, credentials)?;
+            let request = request(&current, options, credentials, offer)?;
             // Boxed: the handshake's future is about 10 KiB, and inline it deepens the guest's stack (`connect` runs
             // on it), whose pages then stay resident for the session's life: 165 KiB per idle session at 10,000
             // sessions without the box, 158 with it.
-            match Box::pin(open(&current, request, config, transport)).await? {
-                Hop::Open(stream, response) => {
+            match Box::pin(open(&current, request, config, transport, stats, offer)).await? {
+                Hop::Open(stream, response, deflate) => {
                     let protocol = response
                         .headers()
                         .get("sec-websocket-protocol")
                         .and_then(|value| value.to_str().ok())
                         .map(str::to_owned);
-                    return Ok(Dialed { stream, url: current, protocol, max_message });
+                    return Ok(Dialed { stream, url: current, protocol, max_message, deflate });
                 }
                 Hop::Redirect(location) => current = follow(&current, &location)?,
             }
@@ -155,8 +166,8 @@ fn follow(current: &Url, location: &str) -> Result<Url, ErrorCode> {
 const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "cookie"];
 
 /// The handshake request for `url` with the guest's headers (without its credentials, unless `credentials`) and
-/// subprotocols.
-fn request(url: &Url, options: &ConnectOptions, credentials: bool) -> Result<Request, ErrorCode> {
+/// subprotocols, offering compression if `offer`.
+fn request(url: &Url, options: &ConnectOptions, credentials: bool, offer: bool) -> Result<Request, ErrorCode> {
     let mut request = url.as_str().into_client_request().map_err(|e| ErrorCode::InvalidUrl(format!("{url}: {e}")))?;
     let headers = request.headers_mut();
     let size: usize = options.headers.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>()
@@ -188,22 +199,44 @@ fn request(url: &Url, options: &ConnectOptions, credentials: bool) -> Result<Req
             .map_err(|_| ErrorCode::InvalidArgument(format!("invalid subprotocols {offered:?}")))?;
         headers.insert("sec-websocket-protocol", value);
     }
+    if offer {
+        headers.insert("sec-websocket-extensions", HeaderValue::from_static(extension::OFFER));
+    }
     Ok(request)
 }
 
-/// One hop: resolve, connect (perhaps through the proxy), then the TLS and WebSocket handshakes.
-async fn open(url: &Url, request: Request, config: WebSocketConfig, transport: &Transport) -> Result<Hop, ErrorCode> {
+/// One hop: resolve, connect (perhaps through the proxy), then the TLS and WebSocket handshakes, and the check of
+/// the extensions the server accepted (compression, if it was offered).
+async fn open(
+    url: &Url,
+    request: Request,
+    config: WebSocketConfig,
+    transport: &Transport,
+    stats: &Arc<SessionStats>,
+    offered: bool,
+) -> Result<Hop, ErrorCode> {
     let stream = transport.open(url).await?;
-    let result = tokio_tungstenite::client_async_with_config(
-        request,
-        Wire::new(stream, config.max_message_size.unwrap_or(usize::MAX)),
-        Some(config),
-    )
-    .await;
+    let wire = Wire::new(stream, config.max_message_size.unwrap_or(usize::MAX), stats.clone());
+    let result = tokio_tungstenite::client_async_with_config(request, wire, Some(config)).await;
     match result {
         Ok((mut stream, response)) => {
-            stream.get_mut().opened();
-            Ok(Hop::Open(stream, response))
+            let extensions = response.headers().get_all("sec-websocket-extensions").iter();
+            let accepted = extensions
+                .map(|value| value.to_str().map_err(|_| "the server's Sec-WebSocket-Extensions is not text".to_owned()))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|values| extension::accept(values, offered));
+            match accepted {
+                Ok(deflate) => {
+                    stream.get_mut().opened(deflate.as_ref());
+                    Ok(Hop::Open(stream, response, deflate))
+                }
+                Err(why) => {
+                    // RFC 6455 (4.1): fail the connection; it is open, so the server is told why.
+                    let close = WireCloseFrame { code: CloseCode::Protocol, reason: "unexpected extension".into() };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), stream.close(Some(close))).await;
+                    Err(ErrorCode::Protocol(why))
+                }
+            }
         }
         Err(WsProtocolError::Http(response)) => {
             let status = response.status();
@@ -235,6 +268,7 @@ fn http_response(response: &tokio_tungstenite::tungstenite::http::Response<Optio
                 value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
             })
             .collect(),
+        body: response.body().as_deref().map_or(Vec::new(), |body| body[..body.len().min(MAX_REFUSAL_BODY)].to_vec()),
     }
 }
 
@@ -257,11 +291,11 @@ mod tests {
         let url = Url::parse("ws://127.0.0.1:9/").unwrap();
         for name in FORBIDDEN_HEADERS {
             for spelled in [name.to_string(), name.to_ascii_uppercase()] {
-                let refused = request(&url, &options(&[(&spelled, "1")]), true);
+                let refused = request(&url, &options(&[(&spelled, "1")]), true, true);
                 assert!(matches!(refused, Err(ErrorCode::InvalidArgument(_))), "{spelled} was accepted");
             }
         }
-        let allowed = request(&url, &options(&[("Authorization", "Bearer x"), ("Cookie", "a=b")]), true).unwrap();
+        let allowed = request(&url, &options(&[("Authorization", "Bearer x"), ("Cookie", "a=b")]), true, true).unwrap();
         assert_eq!(allowed.headers()["authorization"], "Bearer x");
     }
 
@@ -270,8 +304,8 @@ mod tests {
         let url = Url::parse("ws://127.0.0.1:9/").unwrap();
         let many: Vec<(String, String)> = (0..=MAX_HEADERS).map(|i| (format!("x-{i}"), "v".to_owned())).collect();
         let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        assert!(matches!(request(&url, &options(&many), true), Err(ErrorCode::InvalidArgument(_))));
+        assert!(matches!(request(&url, &options(&many), true, true), Err(ErrorCode::InvalidArgument(_))));
         let big = "v".repeat(MAX_HEADER_BYTES);
-        assert!(matches!(request(&url, &options(&[("x-big", &big)]), true), Err(ErrorCode::InvalidArgument(_))));
+        assert!(matches!(request(&url, &options(&[("x-big", &big)]), true, true), Err(ErrorCode::InvalidArgument(_))));
     }
 }

@@ -23,11 +23,12 @@ use wasmtime::component::{ComponentType, HasData, Lift, Linker, LinkerInstance, 
 use wasmtime::{AsContext, StoreContext};
 use wasmtime_wasi::p2::DynPollable;
 
-use super::connection::Connection;
 use super::connection::{self, Incoming, KeepaliveTimes, QueueLimits, Received};
+use super::connection::{Connection, LiveConnection};
 use super::ctx::{WebsocketCtxView, WebsocketView};
 use super::dial::dial;
 use super::errors::WsError;
+use super::net::deflate;
 use super::net::wire::frame;
 use super::net::LARGE_PAYLOAD;
 use crate::bindings::websocket::{CloseFrame, ConnectOptions, ErrorCode, Host, HostConnection, Message};
@@ -38,7 +39,7 @@ const MAX_CONTROL_PAYLOAD: usize = 125;
 const MAX_CLOSE_REASON: usize = 123;
 
 /// The interface as the guest imports it: the package and version of `wit/world.wit`.
-const INTERFACE: &str = "wsrun:ws/websocket@0.1.0";
+const INTERFACE: &str = "wsrun:ws/websocket@0.2.0";
 
 struct HasWebsocket;
 
@@ -67,11 +68,12 @@ fn replace_send<T: WebsocketView + 'static>(interface: &mut LinkerInstance<'_, T
         "[method]connection.send",
         |mut store, (conn, message): (Resource<Connection>, Outgoing)| {
             Box::new(async move {
-                let limit = store.data_mut().websocket().table.get(&conn)?.max_message;
-                let sent = match message.prepare(store.as_context(), limit)? {
-                    Prepared::Frame(frame, size) => store.data_mut().websocket().send_frame(conn, frame, size).await,
+                let handle = store.data_mut().websocket().table.get(&conn)?;
+                let (limit, live) = (handle.max_message, handle.live.clone());
+                let sent = match message.prepare(store.as_context(), limit, &live)? {
                     Prepared::Message(message) => store.data_mut().websocket().send(conn, message).await,
                     Prepared::TooLarge(size) => Err(ErrorCode::MessageTooLarge(size as u64).into()),
+                    prepared => store.data_mut().websocket().send_prepared(conn, prepared).await,
                 };
                 Ok((guest_visible(sent)?,))
             })
@@ -109,7 +111,8 @@ impl HostConnection for WebsocketCtxView<'_> {
             .into());
         }
         let started = std::time::Instant::now();
-        let dialed = dial(&url, &options, &self.ctx.grant, &self.ctx.limits, &self.ctx.transport).await;
+        let dialed =
+            dial(&url, &options, &self.ctx.grant, &self.ctx.limits, &self.ctx.transport, &self.ctx.stats).await;
         let dialed = dialed.inspect_err(|_| self.ctx.stats.connect_failed())?;
         self.ctx.stats.connected(started.elapsed());
         let limits = &self.ctx.limits;
@@ -124,7 +127,7 @@ impl HostConnection for WebsocketCtxView<'_> {
                 timeout: Duration::from_millis(k.timeout_ms.into()),
             }),
         };
-        let conn = Connection::start(dialed.stream, dialed.url.to_string(), dialed.protocol, dialed.max_message, run);
+        let conn = Connection::start(dialed, run);
         self.ctx.opened.push(conn.live.clone());
         self.table.push(conn).map_err(WsError::trap)
     }
@@ -137,10 +140,22 @@ impl HostConnection for WebsocketCtxView<'_> {
         Ok(self.table.get(&conn)?.protocol.clone())
     }
 
+    async fn compressed(&mut self, conn: Resource<Connection>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&conn)?.compressed)
+    }
+
     // A guest's small messages, pings and pongs come here by way of the replaced `send` (see the header).
     async fn send(&mut self, conn: Resource<Connection>, message: Message) -> Result<(), WsError> {
         let live = self.table.get(&conn).map_err(WsError::trap)?.live.clone();
         let data_bytes = data_bytes(&message);
+        let payload = match &message {
+            Message::Text(text) => Some((Data::Text, text.as_bytes())),
+            Message::Binary(bytes) => Some((Data::Binary, &bytes[..])),
+            Message::Ping(_) | Message::Pong(_) => None,
+        };
+        if let Some(prepared) = payload.and_then(|(opcode, payload)| compressed(&live, opcode, payload)) {
+            return self.send_prepared(conn, prepared).await;
+        }
         let wire = match message {
             Message::Text(text) => WireMessage::text(text),
             Message::Binary(bytes) => WireMessage::binary(bytes),
@@ -216,11 +231,15 @@ impl WebsocketCtxView<'_> {
         Ok(received)
     }
 
-    /// `send`, for a text or binary frame the host made of a payload of `size` bytes.
-    async fn send_frame(&mut self, conn: Resource<Connection>, frame: Bytes, size: usize) -> Result<(), WsError> {
+    /// `send`, for a text or binary message made ready for the wire: a frame the host made, or a compressed message.
+    async fn send_prepared(&mut self, conn: Resource<Connection>, prepared: Prepared) -> Result<(), WsError> {
         let live = self.table.get(&conn).map_err(WsError::trap)?.live.clone();
-        live.send_frame(frame).await?;
-        self.ctx.stats.sent(size);
+        let size = match prepared {
+            Prepared::Frame(frame, size) => live.send_frame(frame).await.map(|()| size),
+            Prepared::Compressed(message, size) => live.send(message).await.map(|()| size),
+            Prepared::Message(_) | Prepared::TooLarge(_) => unreachable!("sent as they are, or refused"),
+        };
+        self.ctx.stats.sent(size?);
         Ok(())
     }
 
@@ -245,18 +264,25 @@ enum Outgoing {
     Pong(Vec<u8>),
 }
 
-/// What to send: a frame already made, with its payload size, or a message for tungstenite; or nothing, for a
-/// payload over the connection's message limit (its size).
+/// What to send: a frame already made or a compressed message for tungstenite, with the payload size the guest
+/// gave, or a message for tungstenite as it is; or nothing, for a payload over the connection's message limit (its
+/// size).
 enum Prepared {
     Frame(Bytes, usize),
+    Compressed(WireMessage, usize),
     Message(Message),
     TooLarge(usize),
 }
 
 impl Outgoing {
-    /// Frame a large text or binary payload; copy anything else into the generated type. A payload over `limit`
-    /// bytes is refused before any copy.
-    fn prepare<T: 'static>(self, store: StoreContext<'_, T>, limit: usize) -> wasmtime::Result<Prepared> {
+    /// Compress a text or binary payload where compression was agreed on, or frame a large one; copy anything else
+    /// into the generated type. A payload over `limit` bytes is refused before any copy.
+    fn prepare<T: 'static>(
+        self,
+        store: StoreContext<'_, T>,
+        limit: usize,
+        live: &LiveConnection,
+    ) -> wasmtime::Result<Prepared> {
         Ok(match self {
             Outgoing::Binary(bytes) if bytes.len() > limit => Prepared::TooLarge(bytes.len()),
             Outgoing::Text(text) => {
@@ -264,14 +290,16 @@ impl Outgoing {
                 if text.len() > limit {
                     return Ok(Prepared::TooLarge(text.len()));
                 }
-                match framed(Data::Text, text.as_bytes()) {
-                    Some(frame) => frame,
+                match compressed(live, Data::Text, text.as_bytes()).or_else(|| framed(Data::Text, text.as_bytes())) {
+                    Some(prepared) => prepared,
                     None => Prepared::Message(Message::Text(text.into_owned())),
                 }
             }
             Outgoing::Binary(bytes) => {
                 let bytes = bytes.as_le_slice(store);
-                framed(Data::Binary, bytes).unwrap_or_else(|| Prepared::Message(Message::Binary(bytes.to_vec())))
+                compressed(live, Data::Binary, bytes)
+                    .or_else(|| framed(Data::Binary, bytes))
+                    .unwrap_or_else(|| Prepared::Message(Message::Binary(bytes.to_vec())))
             }
             Outgoing::Ping(payload) => Prepared::Message(Message::Ping(payload)),
             Outgoing::Pong(payload) => Prepared::Message(Message::Pong(payload)),
@@ -281,7 +309,19 @@ impl Outgoing {
 
 /// The frame of `payload` when it is large enough for the host to make it.
 fn framed(opcode: Data, payload: &[u8]) -> Option<Prepared> {
-    (payload.len() >= LARGE_PAYLOAD).then(|| Prepared::Frame(frame(opcode, payload, rand::random()), payload.len()))
+    (payload.len() >= LARGE_PAYLOAD)
+        .then(|| Prepared::Frame(frame(opcode, payload, rand::random(), false), payload.len()))
+}
+
+/// `payload` compressed, when the connection compresses it: framed by the host when still large, else as a
+/// message for tungstenite.
+fn compressed(live: &LiveConnection, opcode: Data, payload: &[u8]) -> Option<Prepared> {
+    let deflated = live.deflate(payload)?;
+    Some(if deflated.len() >= LARGE_PAYLOAD {
+        Prepared::Frame(frame(opcode, &deflated, rand::random(), true), payload.len())
+    } else {
+        Prepared::Compressed(deflate::message(opcode, deflated), payload.len())
+    })
 }
 
 /// The payload size of a text or binary message sent; `None` for control frames, which the figures do not count.

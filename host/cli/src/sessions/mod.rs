@@ -239,6 +239,8 @@ async fn one_session(
             bytes_sent: stats.bytes_sent(),
             messages_received: stats.messages_received(),
             bytes_received: stats.bytes_received(),
+            wire_bytes_sent: stats.wire_bytes_sent(),
+            wire_bytes_received: stats.wire_bytes_received(),
         },
         connect_times: stats.connect_times(),
         http: HttpTraffic::of(stats.http()),

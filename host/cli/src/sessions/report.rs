@@ -87,6 +87,11 @@ pub struct Traffic {
     pub bytes_sent: u64,
     pub messages_received: u64,
     pub bytes_received: u64,
+    /// Bytes on the wire (frames and handshakes, compressed where compression was agreed on, before TLS).
+    #[serde(default)]
+    pub wire_bytes_sent: u64,
+    #[serde(default)]
+    pub wire_bytes_received: u64,
 }
 
 /// What the sessions' outgoing HTTP requests did (see `wsrun::HttpStats`).
@@ -134,6 +139,8 @@ impl Traffic {
         self.bytes_sent += other.bytes_sent;
         self.messages_received += other.messages_received;
         self.bytes_received += other.bytes_received;
+        self.wire_bytes_sent += other.wire_bytes_sent;
+        self.wire_bytes_received += other.wire_bytes_received;
     }
 }
 
@@ -317,8 +324,20 @@ impl Report {
         };
         let _ = writeln!(text, "  sessions   {connected}");
         let _ = writeln!(text, "  duration   {}", percentile_line(&self.duration_us));
-        let _ = writeln!(text, "  sent       {} messages, {}", t.messages_sent, bytes(t.bytes_sent));
-        let _ = writeln!(text, "  received   {} messages, {}", t.messages_received, bytes(t.bytes_received));
+        let _ = writeln!(
+            text,
+            "  sent       {} messages, {} ({} on the wire)",
+            t.messages_sent,
+            bytes(t.bytes_sent),
+            bytes(t.wire_bytes_sent)
+        );
+        let _ = writeln!(
+            text,
+            "  received   {} messages, {} ({} on the wire)",
+            t.messages_received,
+            bytes(t.bytes_received),
+            bytes(t.wire_bytes_received)
+        );
         let h = &self.http;
         if h.requests > 0 {
             let classes: Vec<String> = (1..=5)

@@ -19,6 +19,7 @@ use super::queue::Queue;
 use super::{stall, QueueLimits};
 use crate::bindings::websocket::{CloseFrame, ErrorCode};
 use crate::websocket::errors::{abnormal_closure, from_transport};
+use crate::websocket::net::deflate::{Deflating, MIN_COMPRESSED};
 use crate::websocket::net::halves::{Probe, WriteHalf};
 
 /// What the session keeps of a connection until the session ends, whatever the guest did with its handle: the
@@ -46,6 +47,14 @@ impl LiveConnection {
     /// Send one message; waits while the socket is not writable.
     pub(crate) async fn send(&self, message: WireMessage) -> Result<(), ErrorCode> {
         self.state.send(Write::Message(message)).await
+    }
+
+    /// The payload of a text or binary message as it is to go on the wire, compressed, when compression was agreed
+    /// on and the payload is large enough to gain from it (see `net::deflate`); `None` when it goes as it is. The
+    /// guest's sends on a connection come one after another, so they are compressed in the order they are written.
+    pub(crate) fn deflate(&self, payload: &[u8]) -> Option<Vec<u8>> {
+        let deflating = self.state.deflating.as_ref().filter(|_| payload.len() >= MIN_COMPRESSED)?;
+        Some(lock(deflating).compress(payload))
     }
 
     /// Send a whole data frame made by the host (see `net::wire::frame`); waits while the socket is not writable.
@@ -138,6 +147,8 @@ pub(super) struct ConnectionState {
     pub(super) stall_timeout: Duration,
     /// The socket under both halves, for the stall watch.
     pub(super) probe: Probe,
+    /// The compressor of what the guest sends, when compression was agreed on.
+    pub(super) deflating: Option<Mutex<Deflating>>,
     /// Sent messages wait in the writer's buffer until the flusher runs: `flush_pending` says one is due,
     /// `flush_due` wakes the flusher (once per batch, not once per message).
     pub(super) flush_pending: AtomicBool,
@@ -162,8 +173,10 @@ impl ConnectionState {
         limits: QueueLimits,
         queue: Arc<Queue>,
         stall_timeout: Duration,
+        deflating: Option<Deflating>,
     ) -> Self {
         ConnectionState {
+            deflating: deflating.map(Mutex::new),
             probe: writer.probe(),
             writer: futures_util::lock::Mutex::new(Some(writer)),
             closed: Mutex::new(None),
@@ -211,6 +224,9 @@ impl ConnectionState {
                 sent
             })
             .await;
+        if let (Err(_), Some(deflating)) = (&sent, &self.deflating) {
+            lock(deflating).forget();
+        }
         if self.batch_sends && sent.is_ok() && !self.flush_pending.swap(true, Ordering::AcqRel) {
             self.flush_due.notify_one();
         }

@@ -13,7 +13,9 @@ mod stall;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::websocket::net::halves::{self, WsStream};
+use crate::websocket::dial::Dialed;
+use crate::websocket::net::deflate::Deflating;
+use crate::websocket::net::halves;
 use live::ConnectionState;
 
 pub(crate) use incoming::Incoming;
@@ -57,27 +59,27 @@ pub struct Connection {
     queue: Arc<queue::Queue>,
     pub(crate) url: String,
     pub(crate) protocol: Option<String>,
+    /// Whether compression was agreed on.
+    pub(crate) compressed: bool,
     /// The largest message the guest may send (the same as it may receive).
     pub(crate) max_message: usize,
 }
 
 impl Connection {
-    /// Start the reader task for an open stream and hand back the guest's handle.
-    pub(crate) fn start(
-        stream: WsStream,
-        url: String,
-        protocol: Option<String>,
-        max_message: usize,
-        options: Options,
-    ) -> Connection {
+    /// Start the reader task for an open connection and hand back the guest's handle.
+    pub(crate) fn start(dialed: Dialed, options: Options) -> Connection {
+        let Dialed { stream, url, protocol, max_message, deflate } = dialed;
+        let url = url.to_string();
         let (writer, reader) = halves::split(stream);
         let limits = options.queue;
         let queue = Arc::new(queue::Queue::new(limits.messages, limits.bytes, options.session_budget.clone()));
-        let state = Arc::new(ConnectionState::new(writer, url.clone(), limits, queue.clone(), options.stall_timeout));
+        let deflating = deflate.as_ref().and_then(Deflating::new);
+        let state = ConnectionState::new(writer, url.clone(), limits, queue.clone(), options.stall_timeout, deflating);
+        let state = Arc::new(state);
         let task = wasmtime_wasi::runtime::spawn(reader::read_loop(reader, state.clone(), options));
         let flusher = state.batch_sends.then(|| wasmtime_wasi::runtime::spawn(live::flush_loop(state.clone())));
         let live = Arc::new(LiveConnection::new(state, task, flusher));
-        Connection { live, queue, url, protocol, max_message }
+        Connection { live, queue, url, protocol, compressed: deflate.is_some(), max_message }
     }
 
     /// Wait for the next message, error or end.

@@ -20,6 +20,7 @@ use super::{stall, Options};
 use crate::bindings::websocket::{CloseFrame, ErrorCode};
 use crate::websocket::errors::{abnormal_closure, from_transport};
 use crate::websocket::net::halves::{Probe, ReadHalf};
+use crate::websocket::net::inflate::InflateFailure;
 
 /// After a protocol error, how long the guest has to take the messages that came before it (and to answer them)
 /// before the failing close frame goes out: a guest that does not read cannot keep a broken connection open.
@@ -176,6 +177,7 @@ impl Reader {
             // After the peer's close frame the handshake is done, however the socket ends (a TLS peer that skips
             // close_notify, say).
             Err(_) if self.peer_close.is_some() => return Flow::Stop(None),
+            Err(error) if inflate_failure(&error).is_some() => return Flow::Stop(inflate_failure(&error)),
             Err(error) => {
                 // Tell the peer why, as RFC 6455 asks, when the socket still works.
                 let close = match &error {
@@ -247,6 +249,20 @@ impl Reader {
         state.release_socket();
         state.queue.end();
     }
+}
+
+/// A compressed message that could not be inflated (see `net::inflate`, whose failure comes inside the read's I/O
+/// error): what the guest is told, and the close frame that tells the peer.
+fn inflate_failure(error: &WsProtocolError) -> Option<Failure> {
+    let WsProtocolError::Io(e) = error else { return None };
+    Some(match e.get_ref()?.downcast_ref::<InflateFailure>()? {
+        InflateFailure::TooLarge { max } => {
+            (ErrorCode::MessageTooLarge(*max as u64 + 1), Some((CloseCode::Size, "message too big")))
+        }
+        corrupt @ InflateFailure::Corrupt(_) => {
+            (ErrorCode::Protocol(corrupt.to_string()), Some((CloseCode::Protocol, "invalid compressed data")))
+        }
+    })
 }
 
 /// Resolves at `deadline`; never without one.

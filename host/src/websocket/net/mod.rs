@@ -1,10 +1,15 @@
 //! Bytes and frames: how the host reaches a server (`transport`, `tls`), the byte stream under tungstenite (`wire`,
 //! which `scan` follows frame by frame, and where the frames the host makes of large sends go out, in buffers from
-//! `frame_buffer`), and the stream shared by a connection's reader and writer (`halves`). Nothing here knows the WIT
+//! `frame_buffer`), the stream shared by a connection's reader and writer (`halves`), and compression: what the
+//! handshake agrees on (`extension`), messages inflated on their way to tungstenite (`inflate`) and compressed on
+//! their way out (`deflate`). Nothing here knows the WIT
 //! interface or the guest; the only WIT type it builds is the `error-code` of a failed transport.
 
+pub(crate) mod deflate;
+pub(crate) mod extension;
 mod frame_buffer;
 pub(crate) mod halves;
+pub(crate) mod inflate;
 mod scan;
 pub(crate) mod tls;
 pub(crate) mod transport;

@@ -19,6 +19,28 @@ const LINE_EMPTY: u8 = 1;
 const LINE_EMPTY_CR: u8 = 2;
 const HEAD_ENDED: u8 = 3;
 
+/// The start of the response's status line, as far as it tells whether the server switches protocols.
+#[derive(Default)]
+pub(crate) struct StatusLine {
+    start: [u8; 12],
+    len: usize,
+}
+
+impl StatusLine {
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.start.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    /// `HTTP/1.1 101`: anything else is a refusal, whose body (as far as it came with the head) tungstenite hands
+    /// on with the response, for the guest to see why.
+    fn switches(&self) -> bool {
+        self.start.get(8..12) == Some(b" 101")
+    }
+}
+
 /// The frame tungstenite sees in place of a taken one: final, binary, empty.
 pub(crate) const EMPTY_BINARY: [u8; 2] = [0x82, 0x00];
 
@@ -31,8 +53,8 @@ pub(crate) struct Scanner {
 
 enum State {
     /// In the HTTP response head, where the last line is: a new line counts as empty until a byte other than the
-    /// end of line comes.
-    Head(u8),
+    /// end of line comes. With the first bytes of the status line, to tell a refusal from the upgrade.
+    Head(u8, StatusLine),
     Frames {
         /// Payload bytes of the current frame still to pass by.
         payload_left: u64,
@@ -60,7 +82,7 @@ pub(crate) enum Found {
 impl Scanner {
     /// A scanner for a connection whose handshake response comes first.
     pub(crate) fn new(max_message: usize) -> Self {
-        Scanner { state: State::Head(LINE_STARTED), max_message }
+        Scanner { state: State::Head(LINE_STARTED, StatusLine::default()), max_message }
     }
 
     /// Scan bytes just read, which follow those scanned before. The scanner moves past the bytes it lets through;
@@ -68,8 +90,9 @@ impl Scanner {
     pub(crate) fn scan(&mut self, bytes: &[u8]) -> Found {
         match &mut self.state {
             State::Lost => Found::Pass,
-            State::Head(line) => {
+            State::Head(line, status) => {
                 for (i, &byte) in bytes.iter().enumerate() {
+                    status.push(byte);
                     // The head ends with an empty line, its end of line "\r\n" or "\n" as httparse takes it.
                     *line = match (*line, byte) {
                         (_, b'\n') if *line != LINE_STARTED => HEAD_ENDED,
@@ -77,6 +100,10 @@ impl Scanner {
                         (LINE_EMPTY, b'\r') => LINE_EMPTY_CR,
                         _ => LINE_STARTED,
                     };
+                    if *line == HEAD_ENDED && !status.switches() {
+                        self.state = State::Lost;
+                        return Found::Pass;
+                    }
                     if *line == HEAD_ENDED {
                         self.state = State::Frames { payload_left: 0, fragmented: false, closed: false };
                         // Stop at the head's end: tungstenite keeps nothing of the frames from its handshake read.
@@ -96,7 +123,7 @@ impl Scanner {
 
     /// The handshake is over: a scan that did not see the head end where tungstenite did stops here.
     pub(crate) fn opened(&mut self) {
-        if let State::Head(_) = self.state {
+        if let State::Head(..) = self.state {
             self.lose();
         }
     }
@@ -229,6 +256,13 @@ mod tests {
             Found::Pass,
             "lost after a head it did not follow"
         );
+    }
+
+    #[test]
+    fn lets_a_refusals_body_through_with_its_head() {
+        let mut scanner = Scanner::new(1 << 20);
+        let refusal = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 21\r\n\r\nmissing subprotocol\r\n";
+        assert_eq!(scanner.scan(refusal), Found::Pass);
     }
 
     #[test]

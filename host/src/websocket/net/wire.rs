@@ -14,6 +14,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -22,9 +23,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::Bytes;
 
+use super::extension::Deflate;
 use super::frame_buffer;
+use super::inflate::{Inflating, Need};
 use super::scan::{Found, Scanner, EMPTY_BINARY};
 use super::transport::Stream;
+use crate::stats::SessionStats;
 
 /// How much tungstenite reads from the socket at once. Its default, 128 KiB, is zeroed before every read and
 /// stays resident per connection: most of an idle session's memory and of a burst of connects' CPU time.
@@ -46,6 +50,11 @@ pub(crate) struct Wire {
     /// Since when the socket has refused writes and the peer has read nothing (see [`Wire::stalled_since`]), with
     /// the bytes the kernel then held unsent or unacknowledged.
     stalled: Option<(Instant, usize)>,
+    /// The rewriting of compressed messages, once permessage-deflate is agreed on (the scanner then stands aside).
+    inflating: Option<Box<Inflating>>,
+    max_message: usize,
+    /// Where the bytes on the wire are counted, both ways.
+    stats: Arc<SessionStats>,
 }
 
 struct Taken {
@@ -57,7 +66,7 @@ struct Taken {
 
 impl Wire {
     /// The socket of a connection that accepts messages up to `max_message` bytes, before its HTTP handshake.
-    pub(crate) fn new(socket: Stream, max_message: usize) -> Self {
+    pub(crate) fn new(socket: Stream, max_message: usize, stats: Arc<SessionStats>) -> Self {
         Wire {
             socket,
             frame: None,
@@ -66,6 +75,9 @@ impl Wire {
             taken: None,
             frames_taken: 0,
             stalled: None,
+            inflating: None,
+            max_message,
+            stats,
         }
     }
 
@@ -81,6 +93,7 @@ impl Wire {
         while let Some(frame) = &mut self.frame {
             let poll = Pin::new(&mut self.socket).poll_write(cx, frame);
             let written = ready!(watch_stall(&mut self.stalled, &self.socket, poll))?;
+            self.stats.wire_sent(written);
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -130,9 +143,34 @@ impl Wire {
         unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(tcp), libc::SHUT_RDWR) };
     }
 
-    /// The opening handshake is over: the frames start here.
-    pub(crate) fn opened(&mut self) {
+    /// The opening handshake is over: the frames start here, compressed as `deflate` says if it was agreed on.
+    pub(crate) fn opened(&mut self, deflate: Option<&Deflate>) {
         self.scanner.opened();
+        if let Some(deflate) = deflate {
+            self.scanner.lose();
+            let held = std::mem::take(&mut self.held);
+            self.inflating = Some(Box::new(Inflating::new(deflate, self.max_message, held)));
+        }
+    }
+
+    /// Read through the rewriting of compressed messages (see `inflate`).
+    fn poll_inflated(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let inflating = self.inflating.as_mut().expect("called once compression is agreed on");
+        let start = buf.filled().len();
+        loop {
+            let need = inflating.rewrite(buf).map_err(io::Error::other)?;
+            if buf.filled().len() > start || need == Need::Room {
+                return Poll::Ready(Ok(()));
+            }
+            let mut read = ReadBuf::uninit(inflating.input_space());
+            ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
+            let got = read.filled().len();
+            if got == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            self.stats.wire_received(got);
+            inflating.read(got);
+        }
     }
 
     /// How many frames were taken out of the stream so far.
@@ -157,6 +195,7 @@ impl Wire {
             if got == 0 {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
+            self.stats.wire_received(got);
             // SAFETY: the socket initialized the `got` bytes after the payload's end (ReadBuf's filled part).
             unsafe { taken.payload.set_len(taken.payload.len() + got) };
         }
@@ -211,6 +250,9 @@ impl AsyncRead for Wire {
     /// Bytes held back first, then the socket's; only as far as the scanner lets through.
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.inflating.is_some() {
+            return this.poll_inflated(cx, buf);
+        }
         if this.taken.is_some() {
             // `halves` hands the taken payload on before it reads again.
             return Poll::Ready(Err(io::Error::other("read while a taken frame is unfinished")));
@@ -224,6 +266,7 @@ impl AsyncRead for Wire {
                 this.held.drain(..from_held);
             } else {
                 let read = Pin::new(&mut this.socket).poll_read(cx, buf);
+                this.stats.wire_received(buf.filled().len() - before);
                 if !matches!(read, Poll::Ready(Ok(()))) || buf.filled().len() == before {
                     // Waiting, failed or ended: a header begun before waits with the rest of the held bytes.
                     if buf.filled().len() > start && !matches!(read, Poll::Ready(Ok(()))) {
@@ -260,6 +303,9 @@ impl AsyncWrite for Wire {
         ready!(self.poll_frame(cx))?;
         let this = &mut *self;
         let poll = Pin::new(&mut this.socket).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = poll {
+            this.stats.wire_sent(written);
+        }
         watch_stall(&mut this.stalled, &this.socket, poll)
     }
 
@@ -276,9 +322,11 @@ impl AsyncWrite for Wire {
     }
 }
 
-/// A whole, final, masked client frame of `payload` (RFC 6455, 5.2-5.3).
-pub(crate) fn frame(opcode: Data, payload: &[u8], mask: [u8; 4]) -> Bytes {
-    let header = FrameHeader { opcode: OpCode::Data(opcode), mask: Some(mask), ..FrameHeader::default() };
+/// A whole, final, masked client frame of `payload` (RFC 6455, 5.2-5.3), its RSV1 bit set when the payload is
+/// `compressed` (RFC 7692).
+pub(crate) fn frame(opcode: Data, payload: &[u8], mask: [u8; 4], compressed: bool) -> Bytes {
+    let header =
+        FrameHeader { opcode: OpCode::Data(opcode), mask: Some(mask), rsv1: compressed, ..FrameHeader::default() };
     let length = payload.len() as u64;
     let mut frame = frame_buffer::take(header.len(length) + payload.len());
     header.format(length, &mut frame).expect("a Vec takes any write");
@@ -325,7 +373,7 @@ mod tests {
                 expected.header_mut().mask = Some(mask);
                 let mut formatted = Vec::new();
                 expected.format(&mut formatted).unwrap();
-                assert!(frame(opcode, &payload, mask) == formatted, "{len} bytes, {opcode:?}");
+                assert!(frame(opcode, &payload, mask, false) == formatted, "{len} bytes, {opcode:?}");
             }
         }
     }

@@ -110,7 +110,7 @@ async fn both_ways(bytes: &[u8], pieces: &[usize]) -> (Vec<String>, Vec<String>,
         let server = tokio::spawn(serve(listener, bytes.to_vec(), pieces.to_vec()));
         let tcp = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/')).await.unwrap();
         let read = if through_wire {
-            let wire = Wire::new(MaybeTlsStream::Plain(tcp), MAX_MESSAGE);
+            let wire = Wire::new(MaybeTlsStream::Plain(tcp), MAX_MESSAGE, Default::default());
             let (ws, _) = tokio_tungstenite::client_async_with_config(&url, wire, Some(config)).await.unwrap();
             let (_writer, mut reader) = super::halves::split(ws);
             let seen = seen(&mut reader).await;

@@ -18,7 +18,7 @@ wit_bindgen::generate!({
     inline: "
         package local:guest;
         world guest {
-            import wsrun:ws/websocket@0.1.0;
+            import wsrun:ws/websocket@0.2.0;
             import wasi:http/outgoing-handler@0.2.12;
         }
     ",
@@ -39,7 +39,7 @@ mod http;
 
 use describe::describe;
 use escape::escape;
-use wsrun::ws::websocket::{CloseFrame, ConnectOptions, Connection, ErrorCode, Header, Message};
+use wsrun::ws::websocket::{CloseFrame, Compression, ConnectOptions, Connection, ErrorCode, Header, Message};
 
 fn main() {
     if run().is_err() {
