@@ -1,15 +1,23 @@
 //! Compressing the messages the guest sends, when the server accepted permessage-deflate (RFC 7692, 7.2.1).
 //!
-//! zlib-rs (the deflate flate2 builds on; flate2 itself does not let the memory level be chosen) keeps the state.
-//! Its size is what makes a compressed connection cost more than a plain one, so the host keeps it small and keeps
-//! it only while it is worth something: made at the first message compressed, with a 4 KiB window and memory level
-//! 5 (python-websockets' choice: about 40 KiB, against 256 KiB for zlib's defaults), and dropped after each message
-//! when the server asked for no context takeover.
+//! The compressor's state is what makes a compressed connection cost more than a plain one, and it lives as long as
+//! the context it keeps. zlib itself (built from source by libz-sys) holds it: its hash table follows the memory
+//! level, so with a 4 KiB window and memory level 5 (python-websockets' choice) the state is about 40 KiB. zlib-rs
+//! and zlib-ng keep a 128 KiB hash table whatever the level, and miniz_oxide more (measured: 182 KiB more per idle
+//! session with zlib-rs compressing). The state is made at the first message compressed, and dropped after each
+//! message when the server asked for no context takeover.
 
+use std::ffi::c_int;
+use std::mem::size_of;
+use std::ptr::null_mut;
+
+use libz_sys::{
+    deflate, deflateEnd, deflateInit2_, uInt, voidpf, z_stream, zlibVersion, Z_DEFAULT_STRATEGY, Z_DEFLATED, Z_OK,
+    Z_SYNC_FLUSH,
+};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Status};
 
 use super::extension;
 
@@ -19,14 +27,14 @@ pub(crate) const MIN_COMPRESSED: usize = 64;
 
 /// The window the host compresses with, at most: 4 KiB, enough for the repeated keys and values of JSON messages.
 const WINDOW_BITS: u8 = 12;
-/// zlib's memory level (1-9): 5 makes its hash tables 16 KiB instead of 128 KiB.
-const MEM_LEVEL: i32 = 5;
+/// zlib's memory level (1-9): 5 makes its hash table 8 KiB instead of 64 KiB.
+const MEM_LEVEL: c_int = 5;
 /// zlib's default level, as python-websockets and ws use.
-const LEVEL: i32 = 6;
+const LEVEL: c_int = 6;
 
 /// The compressor of one connection.
 pub(crate) struct Deflating {
-    zlib: Option<Box<Deflate>>,
+    zlib: Option<Zlib>,
     window_bits: u8,
     no_context_takeover: bool,
 }
@@ -46,35 +54,8 @@ impl Deflating {
     /// (`00 00 ff ff`) that the flush ends with and the receiver puts back.
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
         let window_bits = self.window_bits;
-        let zlib = self.zlib.get_or_insert_with(|| {
-            Box::new(Deflate::new_with_config(DeflateConfig {
-                level: LEVEL,
-                window_bits: -i32::from(window_bits),
-                mem_level: MEM_LEVEL,
-                ..DeflateConfig::default()
-            }))
-        });
-        let mut out: Vec<u8> = Vec::with_capacity(payload.len() / 2 + 64);
-        let mut input = payload;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(4096));
-            }
-            let (before_in, before_out) = (zlib.total_in(), zlib.total_out());
-            let status = zlib.compress_uninit(input, out.spare_capacity_mut(), DeflateFlush::SyncFlush);
-            let (consumed, produced) =
-                ((zlib.total_in() - before_in) as usize, (zlib.total_out() - before_out) as usize);
-            // SAFETY: zlib wrote `produced` bytes at the start of the spare capacity.
-            unsafe { out.set_len(out.len() + produced) };
-            input = &input[consumed..];
-            // Done once the input is in and the flush did not fill the space it had: nothing waits inside zlib.
-            let room_left = out.capacity() > out.len();
-            match status {
-                Ok(Status::Ok | Status::BufError) if input.is_empty() && room_left => break,
-                Ok(_) => {}
-                Err(e) => unreachable!("deflate with a valid configuration failed: {e:?}"),
-            }
-        }
+        let zlib = self.zlib.get_or_insert_with(|| Zlib::new(window_bits));
+        let mut out = zlib.sync_flushed(payload);
         if out.ends_with(&[0, 0, 0xff, 0xff]) {
             out.truncate(out.len() - 4);
         } else {
@@ -95,6 +76,102 @@ impl Deflating {
     pub(crate) fn forget(&mut self) {
         self.zlib = None;
     }
+}
+
+/// A zlib raw-deflate stream. Boxed: zlib's state points back at it, so it never moves once made.
+struct Zlib(Box<z_stream>);
+
+// SAFETY: the stream and its state belong to this value alone; zlib keeps no thread-local state.
+unsafe impl Send for Zlib {}
+
+impl Zlib {
+    fn new(window_bits: u8) -> Zlib {
+        let mut stream = Box::new(z_stream {
+            next_in: null_mut(),
+            avail_in: 0,
+            total_in: 0,
+            next_out: null_mut(),
+            avail_out: 0,
+            total_out: 0,
+            msg: null_mut(),
+            state: null_mut(),
+            zalloc,
+            zfree,
+            opaque: null_mut(),
+            data_type: 0,
+            adler: 0,
+            reserved: 0,
+        });
+        // SAFETY: a zeroed stream with allocation functions, as deflateInit2_ requires; the version and size are
+        // those of the zlib this was built against.
+        let done = unsafe {
+            deflateInit2_(
+                &mut *stream,
+                LEVEL,
+                Z_DEFLATED,
+                -c_int::from(window_bits),
+                MEM_LEVEL,
+                Z_DEFAULT_STRATEGY,
+                zlibVersion(),
+                size_of::<z_stream>() as c_int,
+            )
+        };
+        // Fails only for invalid parameters or no memory, neither of which a peer can bring about.
+        assert_eq!(done, Z_OK, "deflateInit2 with valid parameters");
+        Zlib(stream)
+    }
+
+    /// `input` compressed and flushed to a byte boundary (`Z_SYNC_FLUSH`).
+    fn sync_flushed(&mut self, input: &[u8]) -> Vec<u8> {
+        let stream = &mut *self.0;
+        let mut out: Vec<u8> = Vec::with_capacity(input.len() / 2 + 64);
+        let mut input = input;
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(4096));
+            }
+            let (in_now, out_now) =
+                (input.len().min(uInt::MAX as usize), (out.capacity() - out.len()).min(uInt::MAX as usize));
+            stream.next_in = input.as_ptr().cast_mut();
+            stream.avail_in = in_now as uInt;
+            stream.next_out = out.spare_capacity_mut().as_mut_ptr().cast();
+            stream.avail_out = out_now as uInt;
+            // SAFETY: the pointers cover `input` (read only: zlib never writes through next_in) and the spare
+            // capacity of `out`, for the lengths given, and stay valid for the call.
+            let done = unsafe { deflate(stream, Z_SYNC_FLUSH) };
+            let consumed = in_now - stream.avail_in as usize;
+            let produced = out_now - stream.avail_out as usize;
+            // SAFETY: zlib wrote `produced` bytes at the start of the spare capacity.
+            unsafe { out.set_len(out.len() + produced) };
+            input = &input[consumed..];
+            stream.next_in = null_mut();
+            stream.next_out = null_mut();
+            // Z_BUF_ERROR: no progress possible, a flush repeated with nothing new. Done once the input is in and the
+            // flush left room in the output: nothing waits inside zlib.
+            assert!(done == Z_OK || done == libz_sys::Z_BUF_ERROR, "deflate failed: {done}");
+            if input.is_empty() && stream.avail_out > 0 {
+                return out;
+            }
+        }
+    }
+}
+
+impl Drop for Zlib {
+    fn drop(&mut self) {
+        // SAFETY: the stream was initialized by deflateInit2_ and is ended once.
+        unsafe { deflateEnd(&mut *self.0) };
+    }
+}
+
+/// zlib's allocations, from the C allocator (as zlib's own default would make them).
+extern "C" fn zalloc(_: voidpf, items: uInt, size: uInt) -> voidpf {
+    // SAFETY: calloc takes any sizes and returns null when it cannot allocate, which zlib handles.
+    unsafe { libc::calloc(items as usize, size as usize) }
+}
+
+extern "C" fn zfree(_: voidpf, address: voidpf) {
+    // SAFETY: `address` came from `zalloc` above.
+    unsafe { libc::free(address) }
 }
 
 /// A compressed payload as a message for tungstenite: one final frame with its RSV1 bit set.
