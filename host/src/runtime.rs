@@ -222,11 +222,30 @@ impl Runtime {
     }
 
     fn link_program(&self, name: &str, component: Component) -> Result<Program, Error> {
-        let link_error = |e: wasmtime::Error| Error::Link { name: name.to_owned(), reason: format!("{e:#}") };
+        let link_error = |e: wasmtime::Error| {
+            let reason = format!("{e:#}");
+            let reason = match older_interface(&reason) {
+                Some(older) => format!(
+                    "{reason} (it was built against wsrun:ws/websocket@{older}; this wsrun hosts {}: rebuild it \
+                     against the WIT of `wsrun wit`)",
+                    crate::websocket::INTERFACE.trim_start_matches("wsrun:ws/websocket@")
+                ),
+                None => reason,
+            };
+            Error::Link { name: name.to_owned(), reason }
+        };
         let pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = ClientPre::new(pre).map_err(link_error)?;
         Ok(Program::new(name.to_owned(), self.engine.clone(), pre))
     }
+}
+
+/// The version of the websocket interface a link error names, when it is not the one this host provides.
+fn older_interface(reason: &str) -> Option<&str> {
+    let (_, after) = reason.split_once("wsrun:ws/websocket@")?;
+    let version = &after[..after.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(after.len())];
+    let version = version.trim_end_matches('.');
+    (!crate::websocket::INTERFACE.ends_with(&format!("@{version}"))).then_some(version)
 }
 
 impl Runtime {
@@ -312,5 +331,18 @@ impl Drop for EpochTicker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_link_error_naming_another_version_of_the_interface_says_so() {
+        let older =
+            "component imports instance `wsrun:ws/websocket@0.1.0`, but a matching implementation was not found";
+        assert_eq!(super::older_interface(older), Some("0.1.0"));
+        let current = format!("component imports instance `{}`, but its function `x` ...", crate::websocket::INTERFACE);
+        assert_eq!(super::older_interface(&current), None);
+        assert_eq!(super::older_interface("import `wasi:http/types@0.2.12` ..."), None);
     }
 }

@@ -39,7 +39,7 @@ const MAX_CONTROL_PAYLOAD: usize = 125;
 const MAX_CLOSE_REASON: usize = 123;
 
 /// The interface as the guest imports it: the package and version of `wit/world.wit`.
-const INTERFACE: &str = "wsrun:ws/websocket@0.2.0";
+pub(crate) const INTERFACE: &str = "wsrun:ws/websocket@0.2.0";
 
 struct HasWebsocket;
 

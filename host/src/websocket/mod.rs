@@ -24,5 +24,6 @@ pub use connection::Connection;
 pub use ctx::{WebsocketCtx, WebsocketCtxView, WebsocketView};
 pub use errors::WsError;
 pub use host::add_to_linker;
+pub(crate) use host::INTERFACE;
 pub use net::tls::TlsSettings;
 pub use net::transport::{parse_proxy_url, Proxy, Transport};
