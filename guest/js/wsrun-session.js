@@ -20,6 +20,11 @@ export class WebSocketError extends Error {
 
 /** One line for an `error-code` value. */
 export function describe(code) {
+  if (code && code.tag === 'http-status') {
+    // The server's own explanation, when it gave one: the body's first line, cut.
+    const line = new TextDecoder().decode(code.val.body).split('\n').map((l) => l.trim()).find((l) => l);
+    return `http-status: ${code.val.status} ${code.val.reason}${line ? `: ${line.slice(0, 200)}` : ''}`;
+  }
   if (code && typeof code === 'object' && 'tag' in code) {
     return code.val === undefined ? code.tag : `${code.tag}: ${typeof code.val === 'object' ? JSON.stringify(code.val, (_, v) => (typeof v === 'bigint' ? Number(v) : v)) : code.val}`;
   }
@@ -121,7 +126,7 @@ function host(call) {
 }
 
 export class WebSocket {
-  constructor(url, { headers = {}, subprotocols = [] } = {}) {
+  constructor(url, { headers = {}, subprotocols = [], compression = true } = {}) {
     const options = {
       headers: Object.entries(headers).map(([name, value]) => ({ name, value })),
       subprotocols,
@@ -129,13 +134,18 @@ export class WebSocket {
       maxMessageSize: undefined,
       controlFrames: false,
       keepalive: undefined,
-      compression: 'offer',
+      compression: compression ? 'offer' : 'off',
     };
     this.conn = host(() => Connection.connect(url, options));
   }
 
   get url() {
     return this.conn.url();
+  }
+
+  /** Whether messages travel compressed (the server took the offer of permessage-deflate). */
+  get compressed() {
+    return this.conn.compressed();
   }
 
   /** Send a string as a text message, anything else (Uint8Array, ArrayBuffer) as binary. */

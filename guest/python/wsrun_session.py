@@ -38,6 +38,10 @@ def describe(code) -> str:
     """One line for an `error-code` value: its WIT case and its detail, as `refused: 127.0.0.1:9000`."""
     kind = re.sub(r"(?<!^)(?=[A-Z])", "-", type(code).__name__.removeprefix("ErrorCode_")).lower()
     detail = getattr(code, "value", None)
+    if kind == "http-status":
+        # The server's own explanation, when it gave one: the body's first line, cut.
+        lines = [line.strip() for line in bytes(detail.body).decode("utf-8", "replace").splitlines() if line.strip()]
+        detail = f"{detail.status} {detail.reason}" + (f": {lines[0][:200]}" if lines else "")
     return f"{kind}: {detail}" if detail is not None else kind
 
 
@@ -95,7 +99,8 @@ def guest(run: Callable) -> Callable:
 class WebSocket:
     """One connection, opened by the host on the guest's behalf."""
 
-    def __init__(self, url: str, headers: Optional[dict] = None, subprotocols: Optional[List[str]] = None):
+    def __init__(self, url: str, headers: Optional[dict] = None, subprotocols: Optional[List[str]] = None,
+                 compression: bool = True):
         options = ConnectOptions(
             headers=[Header(name, value) for name, value in (headers or {}).items()],
             subprotocols=subprotocols or [],
@@ -103,7 +108,7 @@ class WebSocket:
             max_message_size=None,
             control_frames=False,
             keepalive=None,
-            compression=Compression.OFFER,
+            compression=Compression.OFFER if compression else Compression.OFF,
         )
         try:
             self._conn = Connection.connect(url, options)
@@ -113,6 +118,11 @@ class WebSocket:
     @property
     def url(self) -> str:
         return self._conn.url()
+
+    @property
+    def compressed(self) -> bool:
+        """Whether messages travel compressed (the server took the offer of permessage-deflate)."""
+        return self._conn.compressed()
 
     def send(self, data: Data) -> None:
         message = Message_Text(data) if isinstance(data, str) else Message_Binary(bytes(data))

@@ -76,6 +76,8 @@ impl PythonServer {
             .args(["-c", SERVER, mode])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            // Its log of the connections the tests end on purpose (a bomb refused, a handshake failed) is noise.
+            .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("python3 (scripts/setup.sh installs the websockets package)");
