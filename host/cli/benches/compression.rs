@@ -25,7 +25,8 @@ use wsrun::{ConnectionLimits, Limits, Outcome, Runtime};
 
 const WSRUN: &str = env!("CARGO_BIN_EXE_wsrun");
 
-/// The server. `bench MODE COUNT SIZE`: each connection gets COUNT messages of SIZE bytes, pipelined; once all
+/// The server. `bench MODE COUNT SIZE`: each connection gets COUNT messages of SIZE bytes (100 different ones in
+/// turn: quotes with their own numbers, as a feed sends), pipelined; once all
 /// echoes are back it prints the time, the bytes it read and wrote and the extension agreed on, and closes.
 /// `idle MODE TARGET`: each connection gets one 1 KiB message; once TARGET echoes are back it prints `ready`, and the
 /// connections stay open. MODE is `deflate` (python-websockets' defaults: 4 KiB windows), `deflate15` (32 KiB
@@ -38,13 +39,15 @@ soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 task, mode = sys.argv[1], sys.argv[2]
 
-def payload(size):
-    quote = '{"seq":%d,"symbol":"ACME","bid":101.25,"ask":101.5,"size":300,"venue":"XNAS"}'
-    text, i = "[", 0
+def payload(size, n=0):
+    """A JSON array of quotes, SIZE bytes; message N has its own sequence numbers and prices."""
+    quote = '{"seq":%d,"symbol":"ACME","bid":%.2f,"ask":%.2f,"size":%d,"venue":"XNAS"}'
+    text, i = "[", n * 1000
     while len(text) < size - 100:
-        text += (quote % i) + ","
+        bid = 100 + (i * 7919 % 1000) / 100
+        text += (quote % (i, bid, bid + 0.25, 100 + i * 31 % 900)) + ","
         i += 1
-    return (text + quote % i + "]").ljust(size)
+    return (text + quote % (i, 100, 100.25, 100) + "]").ljust(size)
 
 class Counting(ServerConnection):
     wire_in = wire_out = 0
@@ -65,14 +68,14 @@ async def handler(ws):
     global echoed
     if task == "bench":
         count, size = int(sys.argv[3]), int(sys.argv[4])
-        message = payload(size)
+        messages = [payload(size, n) for n in range(100)]
         started = time.perf_counter()
         async def send():
-            for _ in range(count):
-                await ws.send(message)
+            for n in range(count):
+                await ws.send(messages[n % 100])
         sender = asyncio.create_task(send())
-        for _ in range(count):
-            assert await ws.recv() == message
+        for n in range(count):
+            assert await ws.recv() == messages[n % 100]
         await sender
         took = time.perf_counter() - started
         print(json.dumps({"seconds": took, "wire_in": ws.wire_in, "wire_out": ws.wire_out,
