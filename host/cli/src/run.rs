@@ -409,6 +409,9 @@ fn read_guest(guest: &str) -> Result<Cow<'static, [u8]>, String> {
 
 /// One line for outcomes the guest did not explain itself, and the exit code.
 fn report(program: &Program, outcome: &Outcome) -> u8 {
+    if let Outcome::Exited(_) = outcome {
+        terminal::settle();
+    }
     terminal::restore();
     let _ = std::io::stdout().flush();
     match outcome {

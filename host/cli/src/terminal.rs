@@ -22,11 +22,13 @@ const PROMPT: &str = "> ";
 static SAVED: OnceLock<libc::termios> = OnceLock::new();
 
 /// Output the guest wrote that does not end a line yet, and the printer while a line is being edited.
-static PRINTING: Mutex<Printing> = Mutex::new(Printing { printer: None, partial: Vec::new() });
+static PRINTING: Mutex<Printing> = Mutex::new(Printing { printer: None, partial: Vec::new(), handed: None });
 
 struct Printing {
     printer: Option<Box<dyn ExternalPrinter + Send>>,
     partial: Vec<u8>,
+    /// When a line last went to the printer, whose thread prints it when it next runs.
+    handed: Option<std::time::Instant>,
 }
 
 impl Printing {
@@ -87,15 +89,16 @@ fn edit(mut editor: DefaultEditor, mut lines: UnixStream) {
 /// The guest's output, printed above the line being typed, a whole line at a time.
 fn print_above(_stream: wsrun::stdio::Output, bytes: &[u8]) -> std::io::Result<()> {
     let mut printing = PRINTING.lock().unwrap_or_else(|e| e.into_inner());
-    let Printing { printer, partial } = &mut *printing;
-    let Some(printer) = printer else {
+    if printing.printer.is_none() {
         return write_out(bytes);
-    };
+    }
+    let partial = &mut printing.partial;
     partial.extend_from_slice(bytes);
     let Some(end) = partial.iter().rposition(|&byte| byte == b'\n') else { return Ok(()) };
     let text = String::from_utf8_lossy(&partial[..end]).into_owned();
     partial.drain(..=end);
-    printer.print(text).map_err(std::io::Error::other)
+    printing.handed = Some(std::time::Instant::now());
+    printing.printer.as_mut().expect("checked above").print(text).map_err(std::io::Error::other)
 }
 
 /// Straight to the terminal (no line is being edited).
@@ -124,6 +127,17 @@ fn save() {
         if libc::tcgetattr(0, &mut settings) == 0 {
             let _ = SAVED.set(settings);
         }
+    }
+}
+
+/// The guest ended by itself: the last lines it printed may still wait for the editor's thread, which prints them
+/// when it next runs (rustyline's printer hands them over a channel), and the process must not end first. There is no
+/// telling when that thread has printed them, so it gets a moment when a line went to it lately (never after Ctrl+C,
+/// whose way out stays immediate).
+pub fn settle() {
+    let handed = PRINTING.lock().unwrap_or_else(|e| e.into_inner()).handed;
+    if handed.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

@@ -26,7 +26,7 @@ use super::wire::READ_BUFFER;
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
 /// Why a compressed message could not be handed on: it travels to the reader inside the `io::Error` of the read.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum InflateFailure {
     /// It inflates to more than the largest message the connection accepts.
     TooLarge { max: usize },
@@ -59,6 +59,8 @@ pub(crate) struct Inflating {
     frame: Frame,
     /// The data message under way, if any.
     message: Option<Message>,
+    /// Inflating failed: every read from now on fails so (the failure comes after what was handed on before it).
+    failed: Option<InflateFailure>,
 }
 
 #[derive(Clone, Copy)]
@@ -85,6 +87,8 @@ struct Message {
     inflated: usize,
     /// Its deflate data ended with a final block: whatever follows is not inflated.
     stream_ended: bool,
+    /// Some compressed bytes of it came: an empty payload is an empty message, and zlib is left as it was.
+    fed: bool,
 }
 
 /// What to inflate: the next raw bytes (this many), or the rest of the tail (after this many bytes of it).
@@ -116,7 +120,24 @@ impl Inflating {
             at: 0,
             frame: Frame::Header,
             message: None,
+            failed: None,
         }
+    }
+
+    /// Whether raw bytes wait here (a read may then go straight into [`Inflating::input_space`]): an idle connection
+    /// holds no buffer, so its next read goes elsewhere first and is [`Inflating::add`]ed.
+    pub(crate) fn is_reading(&self) -> bool {
+        self.raw.capacity() > 0
+    }
+
+    /// Bytes read from the socket while none were held.
+    pub(crate) fn add(&mut self, bytes: &[u8]) {
+        self.raw.extend_from_slice(bytes);
+    }
+
+    /// Every read from now on fails with `failure`: it came after what is being handed on.
+    pub(crate) fn fail(&mut self, failure: InflateFailure) {
+        self.failed = Some(failure);
     }
 
     /// Room at the end of the raw bytes for a read from the socket, after moving what is left to the front.
@@ -137,6 +158,9 @@ impl Inflating {
 
     /// Rewrite raw bytes into `buf` until it is full or they run out.
     pub(crate) fn rewrite(&mut self, buf: &mut ReadBuf<'_>) -> Result<Need, InflateFailure> {
+        if let Some(failure) = self.failed {
+            return Err(failure);
+        }
         loop {
             let input_left = self.raw.len() - self.at;
             match self.frame {
@@ -184,7 +208,8 @@ impl Inflating {
                     let Some(consumed) = self.inflate_into(Input::Tail(fed), buf)? else { return Ok(Need::Room) };
                     let message = self.message.expect("a compressed message is under way");
                     let fed = fed + consumed;
-                    let drained = message.stream_ended || (fed == TAIL.len() && buf.filled().len() == before);
+                    let drained =
+                        message.stream_ended || !message.fed || (fed == TAIL.len() && buf.filled().len() == before);
                     if !drained {
                         self.frame = Frame::Finish { fed };
                         continue;
@@ -232,6 +257,7 @@ impl Inflating {
                     started: false,
                     inflated: 0,
                     stream_ended: false,
+                    fed: false,
                 });
                 self.at += header.size;
                 Frame::Inflate { left: header.len, fin: header.fin }
@@ -244,6 +270,7 @@ impl Inflating {
                         started: true,
                         inflated: 0,
                         stream_ended: false,
+                        fed: false,
                     });
                 }
                 Frame::Pass(whole)
@@ -266,11 +293,17 @@ impl Inflating {
     /// Inflate `input` into `buf` as one fragment of the message, as much as there is room for: how many bytes of
     /// `input` went in, or `None` when `buf` has no room for a fragment.
     fn inflate_into(&mut self, input: Input, buf: &mut ReadBuf<'_>) -> Result<Option<usize>, InflateFailure> {
+        let message = self.message.as_mut().expect("a compressed message is under way");
         let input = match input {
-            Input::Raw(count) => &self.raw[self.at..self.at + count],
+            Input::Raw(count) => {
+                message.fed |= count > 0;
+                &self.raw[self.at..self.at + count]
+            }
+            // An empty payload (no compressed byte at all) is an empty message: the tail alone would leave zlib
+            // halfway into a block that the next message's bytes would then be read as.
+            Input::Tail(_) if !message.fed => return Ok(Some(0)),
             Input::Tail(fed) => &TAIL[fed..],
         };
-        let message = self.message.as_mut().expect("a compressed message is under way");
         if message.stream_ended {
             // After a final deflate block nothing more is data: what follows is skipped, not inflated.
             return Ok(Some(input.len()));
@@ -281,7 +314,7 @@ impl Inflating {
         if room < header_size + 1 {
             return Ok(None);
         }
-        let most = most.min(room - header_size).min(self.max_message - message.inflated + 1);
+        let most = most.min(room - header_size).min((self.max_message - message.inflated).saturating_add(1));
         let window_bits = self.window_bits;
         let zlib = self.zlib.get_or_insert_with(|| Box::new(Inflate::new(false, window_bits)));
         let start = buf.filled().len();
@@ -505,6 +538,32 @@ pub(crate) mod tests {
         }
         let corrupt = rewrite_all(&frame(0xc1, &[0xff, 0xff, 0xff]), 100, 1000, 100).unwrap_err();
         assert!(corrupt.contains("not valid deflate data"), "{corrupt}");
+    }
+
+    #[test]
+    fn an_empty_compressed_payload_is_an_empty_message_and_leaves_the_context_alone() {
+        let mut deflating = super::super::deflate::Deflating::new(&accepted(false)).unwrap();
+        let first = deflating.compress(b"hello hello hello hello hello");
+        let second = deflating.compress(b"hello hello hello hello hello");
+        let stream = [frame(0xc1, &first), frame(0xc1, b""), frame(0xc1, &second)].concat();
+        let got = messages(&rewrite_all(&stream, 5, 1000, usize::MAX).unwrap());
+        let hello = b"hello hello hello hello hello".to_vec();
+        assert!(got == vec![(1, hello.clone()), (1, Vec::new()), (1, hello)], "{got:?}");
+    }
+
+    #[test]
+    fn the_messages_before_a_failure_are_handed_on_first() {
+        let mut inflating = Inflating::new(
+            &accepted(false),
+            1 << 20,
+            [frame(0xc1, &deflate_raw(b"first")), frame(0xc1, &[0xff, 0xff, 0xff])].concat(),
+        );
+        let mut space = vec![0u8; 1 << 16];
+        let mut buf = ReadBuf::new(&mut space);
+        let failed = inflating.rewrite(&mut buf).unwrap_err();
+        assert!(buf.filled().windows(5).any(|w| w == b"first"), "the first message was written before the failure");
+        inflating.fail(failed);
+        assert!(inflating.rewrite(&mut ReadBuf::new(&mut [0; 64])).is_err(), "and the failure stays");
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub(crate) struct StatusLine {
 
 impl StatusLine {
     fn push(&mut self, byte: u8) {
+        // httparse skips empty lines before the status line.
+        if self.len == 0 && matches!(byte, b'\r' | b'\n') {
+            return;
+        }
         if let Some(slot) = self.start.get_mut(self.len) {
             *slot = byte;
             self.len += 1;

@@ -158,18 +158,35 @@ impl Wire {
         let inflating = self.inflating.as_mut().expect("called once compression is agreed on");
         let start = buf.filled().len();
         loop {
-            let need = inflating.rewrite(buf).map_err(io::Error::other)?;
-            if buf.filled().len() > start || need == Need::Room {
-                return Poll::Ready(Ok(()));
+            match inflating.rewrite(buf) {
+                // What came before the failure goes to tungstenite first: the failure waits for the next read.
+                Err(failure) if buf.filled().len() > start => {
+                    inflating.fail(failure);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(failure) => return Poll::Ready(Err(io::Error::other(failure))),
+                Ok(_) if buf.filled().len() > start => return Poll::Ready(Ok(())),
+                Ok(Need::Room) => return Poll::Ready(Ok(())),
+                Ok(Need::Input) => {}
             }
-            let mut read = ReadBuf::uninit(inflating.input_space());
-            ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
-            let got = read.filled().len();
+            let got = if inflating.is_reading() {
+                let mut read = ReadBuf::uninit(inflating.input_space());
+                ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
+                let got = read.filled().len();
+                inflating.read(got);
+                got
+            } else {
+                // An idle connection holds no buffer while it waits: the first bytes land here, then in one their size.
+                let mut first = [0u8; 4096];
+                let mut read = ReadBuf::new(&mut first);
+                ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
+                inflating.add(read.filled());
+                read.filled().len()
+            };
             if got == 0 {
                 return Poll::Ready(Ok(()));
             }
             self.stats.wire_received(got);
-            inflating.read(got);
         }
     }
 
