@@ -226,9 +226,9 @@ impl Runtime {
             let reason = format!("{e:#}");
             let reason = match older_interface(&reason) {
                 Some(older) => format!(
-                    "{reason} (it was built against wsrun:ws/websocket@{older}; this wsrun hosts {}: rebuild it \
-                     against the WIT of `wsrun wit`)",
-                    crate::websocket::INTERFACE.trim_start_matches("wsrun:ws/websocket@")
+                    "{reason} (it was built against {older}; this wsrun hosts {}: rebuild it against the WIT of \
+                     `wsrun wit`)",
+                    crate::websocket::INTERFACE
                 ),
                 None => reason,
             };
@@ -240,12 +240,15 @@ impl Runtime {
     }
 }
 
-/// The version of the websocket interface a link error names, when it is not the one this host provides.
+/// The websocket interface a link error names (`wsrun:ws/websocket@0.1.0`), when it is not the one this host
+/// provides.
 fn older_interface(reason: &str) -> Option<&str> {
-    let (_, after) = reason.split_once("wsrun:ws/websocket@")?;
-    let version = &after[..after.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(after.len())];
-    let version = version.trim_end_matches('.');
-    (!crate::websocket::INTERFACE.ends_with(&format!("@{version}"))).then_some(version)
+    let (name, _) = crate::websocket::INTERFACE.split_once('@')?;
+    let start = reason.find(&format!("{name}@"))?;
+    let after = start + name.len() + 1;
+    let end = reason[after..].find(|c: char| !c.is_ascii_digit() && c != '.').map_or(reason.len(), |i| after + i);
+    let named = reason[start..end].trim_end_matches('.');
+    (named != crate::websocket::INTERFACE).then_some(named)
 }
 
 impl Runtime {
@@ -340,7 +343,7 @@ mod tests {
     fn a_link_error_naming_another_version_of_the_interface_says_so() {
         let older =
             "component imports instance `wsrun:ws/websocket@0.1.0`, but a matching implementation was not found";
-        assert_eq!(super::older_interface(older), Some("0.1.0"));
+        assert_eq!(super::older_interface(older), Some("wsrun:ws/websocket@0.1.0"));
         let current = format!("component imports instance `{}`, but its function `x` ...", crate::websocket::INTERFACE);
         assert_eq!(super::older_interface(&current), None);
         assert_eq!(super::older_interface("import `wasi:http/types@0.2.12` ..."), None);

@@ -16,11 +16,14 @@
 
 #[path = "../src/sessions/fd_limit.rs"]
 mod fd_limit;
+#[path = "shared/machine.rs"]
+mod machine;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use machine::{cores, rss_kib, total_memory_mib};
 use wsrun::{ConnectionLimits, Limits, Outcome, Runtime};
 
 const WSRUN: &str = env!("CARGO_BIN_EXE_wsrun");
@@ -125,6 +128,7 @@ async fn main() {
         }
     }
     let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    println!("machine: {} cores, {} MiB memory\n", cores(), total_memory_mib());
     if wanted("throughput") {
         throughput();
     }
@@ -291,12 +295,4 @@ async fn memory_one(mode: &str, count: usize) {
         assert_eq!(session.await.unwrap(), Outcome::Interrupted);
     }
     drop(server);
-}
-
-fn rss_kib() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
 }

@@ -11,11 +11,14 @@
 
 #[path = "../src/sessions/fd_limit.rs"]
 mod fd_limit;
+#[path = "shared/machine.rs"]
+mod machine;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use machine::{cores, rss_kib, total_memory_mib};
 use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::process::Command;
@@ -442,24 +445,4 @@ fn human_size(bytes: usize) -> String {
         b if b >= 1 << 10 => format!("{} KiB", b >> 10),
         b => format!("{b} B"),
     }
-}
-
-fn rss_kib() -> i64 {
-    status_field("/proc/self/status", "VmRSS:")
-}
-
-fn total_memory_mib() -> i64 {
-    status_field("/proc/meminfo", "MemTotal:") / 1024
-}
-
-fn status_field(file: &str, field: &str) -> i64 {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(0, |n| n.get())
 }

@@ -89,16 +89,16 @@ fn edit(mut editor: DefaultEditor, mut lines: UnixStream) {
 /// The guest's output, printed above the line being typed, a whole line at a time.
 fn print_above(_stream: wsrun::stdio::Output, bytes: &[u8]) -> std::io::Result<()> {
     let mut printing = PRINTING.lock().unwrap_or_else(|e| e.into_inner());
-    if printing.printer.is_none() {
+    let Printing { printer, partial, handed } = &mut *printing;
+    let Some(printer) = printer else {
         return write_out(bytes);
-    }
-    let partial = &mut printing.partial;
+    };
     partial.extend_from_slice(bytes);
     let Some(end) = partial.iter().rposition(|&byte| byte == b'\n') else { return Ok(()) };
     let text = String::from_utf8_lossy(&partial[..end]).into_owned();
     partial.drain(..=end);
-    printing.handed = Some(std::time::Instant::now());
-    printing.printer.as_mut().expect("checked above").print(text).map_err(std::io::Error::other)
+    *handed = Some(std::time::Instant::now());
+    printer.print(text).map_err(std::io::Error::other)
 }
 
 /// Straight to the terminal (no line is being edited).

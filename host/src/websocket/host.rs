@@ -147,15 +147,11 @@ impl HostConnection for WebsocketCtxView<'_> {
     // A guest's small messages, pings and pongs come here by way of the replaced `send` (see the header).
     async fn send(&mut self, conn: Resource<Connection>, message: Message) -> Result<(), WsError> {
         let live = self.table.get(&conn).map_err(WsError::trap)?.live.clone();
-        let data_bytes = data_bytes(&message);
-        let payload = match &message {
-            Message::Text(text) => Some((Data::Text, text.as_bytes())),
-            Message::Binary(bytes) => Some((Data::Binary, &bytes[..])),
-            Message::Ping(_) | Message::Pong(_) => None,
-        };
-        if let Some(prepared) = payload.and_then(|(opcode, payload)| compressed(&live, opcode, payload)) {
+        let data = data_payload(&message);
+        if let Some(prepared) = data.and_then(|(opcode, payload)| compressed(&live, opcode, payload)) {
             return self.send_prepared(conn, prepared).await;
         }
+        let data_bytes = data.map(|(_, payload)| payload.len());
         let wire = match message {
             Message::Text(text) => WireMessage::text(text),
             Message::Binary(bytes) => WireMessage::binary(bytes),
@@ -324,11 +320,12 @@ fn compressed(live: &LiveConnection, opcode: Data, payload: &[u8]) -> Option<Pre
     })
 }
 
-/// The payload size of a text or binary message sent; `None` for control frames, which the figures do not count.
-fn data_bytes(message: &Message) -> Option<usize> {
+/// The opcode and payload of a text or binary message sent; `None` for control frames, which are neither compressed
+/// nor counted in the figures.
+fn data_payload(message: &Message) -> Option<(Data, &[u8])> {
     match message {
-        Message::Text(text) => Some(text.len()),
-        Message::Binary(bytes) => Some(bytes.len()),
+        Message::Text(text) => Some((Data::Text, text.as_bytes())),
+        Message::Binary(bytes) => Some((Data::Binary, bytes)),
         Message::Ping(_) | Message::Pong(_) => None,
     }
 }

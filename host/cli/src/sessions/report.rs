@@ -324,20 +324,11 @@ impl Report {
         };
         let _ = writeln!(text, "  sessions   {connected}");
         let _ = writeln!(text, "  duration   {}", percentile_line(&self.duration_us));
-        let _ = writeln!(
-            text,
-            "  sent       {} messages, {} ({} on the wire)",
-            t.messages_sent,
-            bytes(t.bytes_sent),
-            bytes(t.wire_bytes_sent)
-        );
-        let _ = writeln!(
-            text,
-            "  received   {} messages, {} ({} on the wire)",
-            t.messages_received,
-            bytes(t.bytes_received),
-            bytes(t.wire_bytes_received)
-        );
+        let carried =
+            |messages, payload, wire| format!("{messages} messages, {} ({} on the wire)", bytes(payload), bytes(wire));
+        let _ = writeln!(text, "  sent       {}", carried(t.messages_sent, t.bytes_sent, t.wire_bytes_sent));
+        let _ =
+            writeln!(text, "  received   {}", carried(t.messages_received, t.bytes_received, t.wire_bytes_received));
         let h = &self.http;
         if h.requests > 0 {
             let classes: Vec<String> = (1..=5)

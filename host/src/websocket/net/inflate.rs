@@ -14,13 +14,12 @@
 //! tungstenite fails the connection exactly as it would have.
 
 use std::fmt;
-use std::mem::MaybeUninit;
 
 use tokio::io::ReadBuf;
 use zlib_rs::{Inflate, InflateFlush, Status};
 
 use super::extension;
-use super::wire::READ_BUFFER;
+use super::header::{Header, Parsed, RSV1};
 
 /// What RFC 7692 has the receiver put back at the end of each message before inflating it.
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
@@ -58,28 +57,35 @@ pub(crate) struct Inflating {
     at: usize,
     frame: Frame,
     /// The data message under way, if any.
-    message: Option<Message>,
+    message: Option<Under>,
     /// Inflating failed: every read from now on fails so (the failure comes after what was handed on before it).
     failed: Option<InflateFailure>,
 }
+
+/// Passing everything from here on: after a frame this layer does not follow, tungstenite fails the connection.
+const LOST: Frame = Frame::Pass(u64::MAX);
 
 #[derive(Clone, Copy)]
 enum Frame {
     /// Between frames.
     Header,
-    /// A frame passing unchanged: this many bytes more.
+    /// A frame passing unchanged: this many bytes more ([`LOST`]: all of them).
     Pass(u64),
     /// A compressed frame's payload: this many bytes more, then, if it is final, the end of its message.
     Inflate { left: u64, fin: bool },
     /// The message's payload is all in: the tail put back, `fed` bytes of it so far, and the last fragment.
     Finish { fed: usize },
-    /// Everything passes from here on: tungstenite fails the connection on the frame this layer did not follow.
-    Lost,
+}
+
+/// A fragmented data message under way: one that passes unchanged, or a compressed one.
+#[derive(Clone, Copy)]
+enum Under {
+    Plain,
+    Compressed(Compressed),
 }
 
 #[derive(Clone, Copy)]
-struct Message {
-    compressed: bool,
+struct Compressed {
     /// The opcode its first fragment carries (text or binary).
     opcode: u8,
     /// A fragment of it went to tungstenite: the rest are continuations.
@@ -124,36 +130,16 @@ impl Inflating {
         }
     }
 
-    /// Whether raw bytes wait here (a read may then go straight into [`Inflating::input_space`]): an idle connection
-    /// holds no buffer, so its next read goes elsewhere first and is [`Inflating::add`]ed.
-    pub(crate) fn is_reading(&self) -> bool {
-        self.raw.capacity() > 0
-    }
-
-    /// Bytes read from the socket while none were held.
+    /// Bytes just read from the socket, after those not handed on yet.
     pub(crate) fn add(&mut self, bytes: &[u8]) {
+        self.raw.drain(..self.at);
+        self.at = 0;
         self.raw.extend_from_slice(bytes);
     }
 
     /// Every read from now on fails with `failure`: it came after what is being handed on.
     pub(crate) fn fail(&mut self, failure: InflateFailure) {
         self.failed = Some(failure);
-    }
-
-    /// Room at the end of the raw bytes for a read from the socket, after moving what is left to the front.
-    pub(crate) fn input_space(&mut self) -> &mut [MaybeUninit<u8>] {
-        self.raw.drain(..self.at);
-        self.at = 0;
-        if self.raw.capacity() - self.raw.len() < READ_BUFFER / 2 {
-            self.raw.reserve(READ_BUFFER);
-        }
-        self.raw.spare_capacity_mut()
-    }
-
-    /// `count` bytes were read into [`Inflating::input_space`].
-    pub(crate) fn read(&mut self, count: usize) {
-        // SAFETY: the socket initialized `count` bytes at the start of the spare capacity.
-        unsafe { self.raw.set_len(self.raw.len() + count) };
     }
 
     /// Rewrite raw bytes into `buf` until it is full or they run out.
@@ -164,21 +150,15 @@ impl Inflating {
         loop {
             let input_left = self.raw.len() - self.at;
             match self.frame {
-                Frame::Lost | Frame::Pass(_) => {
-                    let left = match self.frame {
-                        Frame::Pass(left) => left,
-                        _ => u64::MAX,
-                    };
+                Frame::Pass(left) => {
                     let count = (input_left as u64).min(left).min(buf.remaining() as u64) as usize;
                     buf.put_slice(&self.raw[self.at..self.at + count]);
                     self.at += count;
-                    if let Frame::Pass(left) = &mut self.frame {
-                        *left -= count as u64;
-                        if *left == 0 {
-                            self.frame = Frame::Header;
-                            continue;
-                        }
+                    if left == count as u64 {
+                        self.frame = Frame::Header;
+                        continue;
                     }
+                    self.frame = Frame::Pass(left - count as u64);
                     if buf.remaining() == 0 {
                         return Ok(Need::Room);
                     }
@@ -187,8 +167,9 @@ impl Inflating {
                     }
                 }
                 Frame::Header => match Header::parse(&self.raw[self.at..]) {
-                    None => return Ok(self.need_input()),
-                    Some(header) => self.frame = self.follow(header),
+                    Parsed::Short => return Ok(self.need_input()),
+                    Parsed::Unknown => self.frame = LOST,
+                    Parsed::Whole(header) => self.frame = self.follow(header),
                 },
                 Frame::Inflate { left, fin } => {
                     if left == 0 {
@@ -206,7 +187,7 @@ impl Inflating {
                 Frame::Finish { fed } => {
                     let before = buf.filled().len();
                     let Some(consumed) = self.inflate_into(Input::Tail(fed), buf)? else { return Ok(Need::Room) };
-                    let message = self.message.expect("a compressed message is under way");
+                    let Some(Under::Compressed(message)) = self.message else { unreachable!("a compressed message") };
                     let fed = fed + consumed;
                     let drained =
                         message.stream_ended || !message.fed || (fed == TAIL.len() && buf.filled().len() == before);
@@ -243,57 +224,45 @@ impl Inflating {
     fn follow(&mut self, header: Header) -> Frame {
         let whole = header.size as u64 + header.len;
         let control = header.opcode & 0x08 != 0;
-        if header.masked || header.rsv23 || (control && header.rsv1) {
-            return Frame::Lost;
+        let rsv1 = header.rsv & RSV1 != 0;
+        // Masked, RSV2 or RSV3, RSV1 on a control frame: tungstenite refuses them.
+        if header.masked || header.rsv & !RSV1 != 0 || (control && rsv1) {
+            return LOST;
         }
         if control {
             return Frame::Pass(whole);
         }
         match (header.opcode, self.message) {
-            (1 | 2, None) if header.rsv1 => {
-                self.message = Some(Message {
-                    compressed: true,
-                    opcode: header.opcode,
-                    started: false,
-                    inflated: 0,
-                    stream_ended: false,
-                    fed: false,
-                });
+            (1 | 2, None) if rsv1 => {
+                let opcode = header.opcode;
+                let compressed = Compressed { opcode, started: false, inflated: 0, stream_ended: false, fed: false };
+                self.message = Some(Under::Compressed(compressed));
                 self.at += header.size;
                 Frame::Inflate { left: header.len, fin: header.fin }
             }
             (1 | 2, None) => {
-                if !header.fin {
-                    self.message = Some(Message {
-                        compressed: false,
-                        opcode: header.opcode,
-                        started: true,
-                        inflated: 0,
-                        stream_ended: false,
-                        fed: false,
-                    });
-                }
+                self.message = (!header.fin).then_some(Under::Plain);
                 Frame::Pass(whole)
             }
-            (0, Some(message)) if !message.compressed && !header.rsv1 => {
+            (0, Some(Under::Plain)) if !rsv1 => {
                 if header.fin {
                     self.message = None;
                 }
                 Frame::Pass(whole)
             }
-            (0, Some(message)) if message.compressed && !header.rsv1 => {
+            (0, Some(Under::Compressed(_))) if !rsv1 => {
                 self.at += header.size;
                 Frame::Inflate { left: header.len, fin: header.fin }
             }
             // A new message inside one, a continuation of none, RSV1 on a continuation, a reserved opcode.
-            _ => Frame::Lost,
+            _ => LOST,
         }
     }
 
     /// Inflate `input` into `buf` as one fragment of the message, as much as there is room for: how many bytes of
     /// `input` went in, or `None` when `buf` has no room for a fragment.
     fn inflate_into(&mut self, input: Input, buf: &mut ReadBuf<'_>) -> Result<Option<usize>, InflateFailure> {
-        let message = self.message.as_mut().expect("a compressed message is under way");
+        let Some(Under::Compressed(message)) = &mut self.message else { unreachable!("a compressed message") };
         let input = match input {
             Input::Raw(count) => {
                 message.fed |= count > 0;
@@ -350,41 +319,6 @@ impl Inflating {
     }
 }
 
-/// A frame header (RFC 6455, 5.2), as far as this layer needs it.
-struct Header {
-    fin: bool,
-    rsv1: bool,
-    rsv23: bool,
-    opcode: u8,
-    masked: bool,
-    len: u64,
-    size: usize,
-}
-
-impl Header {
-    /// The header at the start of `bytes`, once whole.
-    fn parse(bytes: &[u8]) -> Option<Header> {
-        let [first, second, rest @ ..] = bytes else { return None };
-        let masked = second & 0x80 != 0;
-        let (len, extended) = match second & 0x7f {
-            126 => (u64::from(u16::from_be_bytes(*rest.first_chunk::<2>()?)), 2),
-            127 => (u64::from_be_bytes(*rest.first_chunk::<8>()?), 8),
-            len => (u64::from(len), 0),
-        };
-        let size = 2 + extended + if masked { 4 } else { 0 };
-        (bytes.len() >= size).then_some(Header {
-            fin: first & 0x80 != 0,
-            rsv1: first & 0x40 != 0,
-            // A 64-bit length with its top bit set is refused by tungstenite: passed on as if unknown.
-            rsv23: first & 0x30 != 0 || len >> 63 != 0,
-            opcode: first & 0x0f,
-            masked,
-            len,
-            size,
-        })
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -431,13 +365,7 @@ pub(crate) mod tests {
             match inflating.rewrite(&mut buf).map_err(|e| e.to_string())? {
                 Need::Room => {}
                 Need::Input => match pieces.next() {
-                    Some(piece) => {
-                        let spare = inflating.input_space();
-                        for (to, from) in spare.iter_mut().zip(piece) {
-                            to.write(*from);
-                        }
-                        inflating.read(piece.len());
-                    }
+                    Some(piece) => inflating.add(piece),
                     None if buf.filled().is_empty() => break,
                     None => {}
                 },
@@ -447,8 +375,8 @@ pub(crate) mod tests {
         let mut frames = Vec::new();
         let mut rest = &out[..];
         while !rest.is_empty() {
-            let header = Header::parse(rest).expect("whole frames");
-            assert!(!header.rsv1 && !header.masked);
+            let Parsed::Whole(header) = Header::parse(rest) else { panic!("whole frames") };
+            assert!(header.rsv == 0 && !header.masked);
             let end = header.size + header.len as usize;
             frames.push((rest[0], rest[header.size..end].to_vec()));
             rest = &rest[end..];

@@ -9,6 +9,7 @@ pub(crate) mod deflate;
 pub(crate) mod extension;
 mod frame_buffer;
 pub(crate) mod halves;
+mod header;
 pub(crate) mod inflate;
 mod scan;
 pub(crate) mod tls;

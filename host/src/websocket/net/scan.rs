@@ -11,6 +11,7 @@
 //! the bytes after a header this scan cannot make sense of, go to tungstenite unchanged, which fails the connection
 //! exactly as it did.
 
+use super::header::{Header, Parsed};
 use super::LARGE_PAYLOAD;
 
 /// Where the scan is in a line of the HTTP response head: the frames start right after its first empty line.
@@ -21,7 +22,7 @@ const HEAD_ENDED: u8 = 3;
 
 /// The start of the response's status line, as far as it tells whether the server switches protocols.
 #[derive(Default)]
-pub(crate) struct StatusLine {
+struct StatusLine {
     start: [u8; 12],
     len: usize,
 }
@@ -120,6 +121,11 @@ impl Scanner {
         }
     }
 
+    /// The largest message the connection accepts.
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
     /// Stop following the frames: everything passes from now on.
     pub(crate) fn lose(&mut self) {
         self.state = State::Lost;
@@ -153,7 +159,7 @@ impl Scanner {
             };
             let take = header.opcode == 2
                 && header.fin
-                && !header.rsv
+                && header.rsv == 0
                 && !header.masked
                 && !*fragmented
                 && !*closed
@@ -176,55 +182,6 @@ impl Scanner {
             at += header.size;
             *payload_left = header.len;
         }
-    }
-}
-
-/// A frame header (RFC 6455, 5.2), as far as the scan needs it.
-struct Header {
-    fin: bool,
-    rsv: bool,
-    opcode: u8,
-    masked: bool,
-    len: u64,
-    /// Its own length in bytes.
-    size: usize,
-}
-
-enum Parsed {
-    Whole(Header),
-    Short,
-    /// A length tungstenite refuses (the 64-bit form with its top bit set).
-    Unknown,
-}
-
-impl Header {
-    fn parse(bytes: &[u8]) -> Parsed {
-        let [first, second, rest @ ..] = bytes else { return Parsed::Short };
-        let masked = second & 0x80 != 0;
-        let (len, extended) = match second & 0x7f {
-            126 => match rest {
-                [a, b, ..] => (u64::from(u16::from_be_bytes([*a, *b])), 2),
-                _ => return Parsed::Short,
-            },
-            127 => match rest.first_chunk::<8>() {
-                Some(len) if len[0] & 0x80 == 0 => (u64::from_be_bytes(*len), 8),
-                Some(_) => return Parsed::Unknown,
-                None => return Parsed::Short,
-            },
-            len => (u64::from(len), 0),
-        };
-        let size = 2 + extended + if masked { 4 } else { 0 };
-        if bytes.len() < size {
-            return Parsed::Short;
-        }
-        Parsed::Whole(Header {
-            fin: first & 0x80 != 0,
-            rsv: first & 0x70 != 0,
-            opcode: first & 0x0f,
-            masked,
-            len,
-            size,
-        })
     }
 }
 

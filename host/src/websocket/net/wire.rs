@@ -13,6 +13,7 @@
 //! replaces with the payload once [`Wire::poll_taken`] has all of it.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -52,7 +53,6 @@ pub(crate) struct Wire {
     stalled: Option<(Instant, usize)>,
     /// The rewriting of compressed messages, once permessage-deflate is agreed on (the scanner then stands aside).
     inflating: Option<Box<Inflating>>,
-    max_message: usize,
     /// Where the bytes on the wire are counted, both ways.
     stats: Arc<SessionStats>,
 }
@@ -76,7 +76,6 @@ impl Wire {
             frames_taken: 0,
             stalled: None,
             inflating: None,
-            max_message,
             stats,
         }
     }
@@ -149,7 +148,7 @@ impl Wire {
         if let Some(deflate) = deflate {
             self.scanner.lose();
             let held = std::mem::take(&mut self.held);
-            self.inflating = Some(Box::new(Inflating::new(deflate, self.max_message, held)));
+            self.inflating = Some(Box::new(Inflating::new(deflate, self.scanner.max_message(), held)));
         }
     }
 
@@ -169,20 +168,12 @@ impl Wire {
                 Ok(Need::Room) => return Poll::Ready(Ok(())),
                 Ok(Need::Input) => {}
             }
-            let got = if inflating.is_reading() {
-                let mut read = ReadBuf::uninit(inflating.input_space());
-                ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
-                let got = read.filled().len();
-                inflating.read(got);
-                got
-            } else {
-                // An idle connection holds no buffer while it waits: the first bytes land here, then in one their size.
-                let mut first = [0u8; 4096];
-                let mut read = ReadBuf::new(&mut first);
-                ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
-                inflating.add(read.filled());
-                read.filled().len()
-            };
+            // Read here, then added to the inflater's bytes: an idle connection holds no buffer while it waits.
+            let mut bytes = [MaybeUninit::uninit(); READ_BUFFER];
+            let mut read = ReadBuf::uninit(&mut bytes);
+            ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
+            inflating.add(read.filled());
+            let got = read.filled().len();
             if got == 0 {
                 return Poll::Ready(Ok(()));
             }
