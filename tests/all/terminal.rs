@@ -74,7 +74,9 @@ impl OnTerminal {
                 self.screen.process(&bytes);
             }
         };
-        let shown = within(BOUND, &format!("{text:?} on the screen"), wait).await;
+        let shown = tokio::time::timeout(BOUND, wait).await.unwrap_or_else(|_| {
+            panic!("{text:?} on the screen: nothing within {BOUND:?}; the screen:\n{}", self.screen.screen().contents())
+        });
         shown.unwrap_or_else(|| panic!("wsrun left without showing {text:?}:\n{}", self.screen.screen().contents()))
     }
 

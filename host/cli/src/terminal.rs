@@ -95,7 +95,9 @@ fn print_above(_stream: wsrun::stdio::Output, bytes: &[u8]) -> std::io::Result<(
     };
     partial.extend_from_slice(bytes);
     let Some(end) = partial.iter().rposition(|&byte| byte == b'\n') else { return Ok(()) };
-    let text = String::from_utf8_lossy(&partial[..end]).into_owned();
+    // With its end of line: the printer writes the text straight to the terminal when no line is being edited (just
+    // before a prompt is drawn, or after), and a line without its end would be erased by the prompt drawn over it.
+    let text = String::from_utf8_lossy(&partial[..=end]).into_owned();
     partial.drain(..=end);
     *handed = Some(std::time::Instant::now());
     printer.print(text).map_err(std::io::Error::other)
