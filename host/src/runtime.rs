@@ -285,11 +285,12 @@ impl Runtime {
 }
 
 /// Everything a guest may import: WASI 0.2, `wasi:http/outgoing-handler` (through wsrun's sender, within the grant)
-/// and `wsrun:ws/websocket`. Filesystem, sockets and the like are linked too, because ordinary guests import them
+/// `wsrun:ws/websocket` and `wsrun:ws/metrics`. Filesystem, sockets and the like are linked too, because ordinary guests import them
 /// even unused; each session grants them nothing.
 fn link(linker: &mut Linker<SessionState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    crate::metrics::add_to_linker(linker)?;
     crate::websocket::add_to_linker(linker)
 }
 

@@ -12,6 +12,7 @@ use crate::cancel::{CancelHandle, StopReason};
 use crate::grant::Grant;
 use crate::http::HttpCtx;
 use crate::limits::{Limits, SessionLimiter};
+use crate::metrics::Metrics;
 use crate::program::Program;
 use crate::state::SessionState;
 use crate::stats::SessionStats;
@@ -73,6 +74,7 @@ pub struct SessionBuilder {
     wasi: WasiCtxBuilder,
     cancel: CancelHandle,
     stats: Arc<SessionStats>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SessionBuilder {
@@ -88,6 +90,7 @@ impl SessionBuilder {
             wasi: WasiCtxBuilder::new(),
             cancel,
             stats: Arc::default(),
+            metrics: None,
         }
     }
 
@@ -160,6 +163,13 @@ impl SessionBuilder {
         self
     }
 
+    /// Record the guest's measurements (`wsrun:ws/metrics`) into `metrics`, which other sessions may share: a run's
+    /// figures in one place. Without it, the session records into metrics of its own that nobody reads.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// A handle that stops this session from anywhere, at any time.
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
@@ -173,7 +183,7 @@ impl SessionBuilder {
     /// Run the guest to its end, then close every connection it left open (1000 after a normal end, 1001 after a
     /// cancel or timeout, 1011 after a trap) and wait, bounded, for the peers' close frames.
     pub async fn run(self) -> Outcome {
-        let SessionBuilder { program, url, args, grant, limits, transport, mut wasi, cancel, stats } = self;
+        let SessionBuilder { program, url, args, grant, limits, transport, mut wasi, cancel, stats, metrics } = self;
         let grant = grant.unwrap_or_else(|| Grant::origin_of_url(&url));
         let mut arguments = vec![program.name().to_owned(), url];
         arguments.extend(args);
@@ -189,6 +199,7 @@ impl SessionBuilder {
                 .close_wait(limits.close_wait)
                 .stats(stats),
             limiter: SessionLimiter::new(&limits),
+            metrics: metrics.unwrap_or_default(),
         };
         let mut store = Store::new(program.engine(), state);
         store.limiter(|state| &mut state.limiter);

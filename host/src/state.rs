@@ -1,4 +1,5 @@
-//! The data of a session's store: WASI, the resource table, the WebSocket and HTTP state and the store's limits.
+//! The data of a session's store: WASI, the resource table, the WebSocket and HTTP state, the store's limits and the
+//! metrics its guest records into.
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -7,6 +8,7 @@ use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 use crate::http::HttpCtx;
 
 use crate::limits::SessionLimiter;
+use crate::metrics::{Metrics, MetricsView};
 use crate::websocket::{WebsocketCtx, WebsocketCtxView, WebsocketView};
 
 /// What a session's `Store` holds.
@@ -16,6 +18,7 @@ pub struct SessionState {
     pub(crate) websocket: WebsocketCtx,
     pub(crate) http: HttpCtx,
     pub(crate) limiter: SessionLimiter,
+    pub(crate) metrics: std::sync::Arc<Metrics>,
 }
 
 impl WasiView for SessionState {
@@ -33,5 +36,11 @@ impl WebsocketView for SessionState {
 impl WasiHttpView for SessionState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http.ctx, table: &mut self.table, hooks: &mut self.http.policy }
+    }
+}
+
+impl MetricsView for SessionState {
+    fn metrics(&mut self) -> &Metrics {
+        &self.metrics
     }
 }

@@ -135,21 +135,34 @@ pub struct Args {
 
     /// Run N sessions of the guest side by side, each in its own sandbox (stdin empty, output discarded or in
     /// --output), then print a summary. Exit code: 1 when more than --max-failures sessions failed.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Many sessions")]
+    #[arg(long, value_name = "N", value_parser = parse_sessions, group = "load", help_heading = "Many sessions")]
     pub sessions: Option<u64>,
 
     /// Spread the sessions' starts evenly over this long.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "sessions", help_heading = "Many sessions")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "sessions", conflicts_with_all = ["stages", "arrival_rate"], help_heading = "Many sessions")]
     pub ramp_up: Option<Duration>,
 
+    /// Start and stop sessions so that the number running follows these stages, k6's form: `30s:100,1m:1000,30s:0`
+    /// moves the target from 0 to 100 over 30 s, to 1000 over a minute, down to 0 over 30 s. A session that ends by
+    /// itself is replaced while the target wants it; one over the target is stopped (1001, counted as stopped), the
+    /// newest first. The run ends with the last stage (or --duration, if sooner), stopping what still runs.
+    #[arg(long, value_name = "D:N,...", value_parser = crate::sessions::parse_stages, group = "load", conflicts_with = "sessions", help_heading = "Many sessions")]
+    pub stages: Option<crate::sessions::Shape>,
+
+    /// Start new sessions at this fixed rate (like 10/s or 600/m) whatever the others do: --sessions of them, or as
+    /// many as fit in --duration. At --duration those still running are stopped (1001) and those not started yet
+    /// never start.
+    #[arg(long, value_name = "RATE", value_parser = crate::sessions::parse_rate, group = "load", help_heading = "Many sessions")]
+    pub arrival_rate: Option<f64>,
+
     /// Stop the sessions still running after this long, each with a clean close (1001); they count as stopped,
-    /// not failed.
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "sessions", help_heading = "Many sessions")]
+    /// not failed (but for those still connecting).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "load", help_heading = "Many sessions")]
     pub duration: Option<Duration>,
 
     /// Write each session's stdout and stderr to DIR/INDEX.log, made new (DIR must be yours and private, or
     /// sticky).
-    #[arg(long, value_name = "DIR", requires = "sessions", help_heading = "Many sessions")]
+    #[arg(long, value_name = "DIR", requires = "load", help_heading = "Many sessions")]
     pub output: Option<std::path::PathBuf>,
 
     /// With --output, the most each session's log holds; what comes after is dropped (the log says where) and the
@@ -157,9 +170,21 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M", requires = "output", help_heading = "Many sessions")]
     pub max_output: usize,
 
-    /// Also write the summary as JSON, with its latency histograms (for `wsrun report merge`).
+    /// Also write the summary as JSON, with its histograms, the guests' metrics and the time series (for `wsrun
+    /// report merge`). Without --sessions: the one session's report.
     #[arg(long, value_name = "FILE", help_heading = "Many sessions")]
     pub report: Option<std::path::PathBuf>,
+
+    /// Also write the report as one self-contained HTML page: the summary, the thresholds, why sessions failed,
+    /// and plots of the time series.
+    #[arg(long, value_name = "FILE", help_heading = "Many sessions")]
+    pub html: Option<std::path::PathBuf>,
+
+    /// A pass/fail criterion on a metric, k6's form (repeatable): `rtt.p99<50ms`, `checks.rate>0.99`,
+    /// `connect.failed<1%`, `my_counter>100`, `rtt{kind:ping}.p95<=2ms`. Figures: count, rate, failed, avg, min,
+    /// max, med, pNN. Any failed threshold makes the verdict fail (exit code 1).
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = crate::sessions::report::threshold::Threshold::parse, help_heading = "Many sessions")]
+    pub thresholds: Vec<crate::sessions::report::threshold::Threshold>,
 
     /// How many sessions may fail (exit non-zero, trap, time out) with exit code 0: a count, or a share like 5%.
     #[arg(long, value_name = "N|P%", value_parser = crate::sessions::report::MaxFailures::parse, help_heading = "Many sessions")]
@@ -167,7 +192,7 @@ pub struct Args {
 
     /// Run only the sessions whose index s has s % COUNT == INDEX (one of COUNT processes or pods). Default: from
     /// JOB_COMPLETION_INDEX and WSRUN_SHARD_COUNT (a Kubernetes Indexed Job), else all.
-    #[arg(long, value_name = "INDEX/COUNT", requires = "sessions", help_heading = "Many sessions")]
+    #[arg(long, value_name = "INDEX/COUNT", requires = "load", help_heading = "Many sessions")]
     pub shard: Option<String>,
 
     /// [GUEST] URL [GUEST ARGS]...
@@ -224,8 +249,8 @@ pub struct Invocation {
 pub enum Command {
     /// `[GUEST] URL [GUEST ARGS]`: one session with this process's stdio.
     Run(Invocation),
-    /// `--sessions N [GUEST] URL [GUEST ARGS]`: many sessions of one guest.
-    Sessions(Invocation, u64),
+    /// `--sessions N [GUEST] URL [GUEST ARGS]` (or `--stages`, `--arrival-rate`): many sessions of one guest.
+    Sessions(Invocation, crate::sessions::Shape),
     /// `wsrun compile GUEST -o FILE`.
     Compile(Compile),
     /// `wsrun wit ...`, with its arguments.
@@ -274,13 +299,36 @@ impl Args {
                 _ => {}
             }
         }
-        if self.sessions.is_none() && (self.report.is_some() || self.max_failures.is_some()) {
-            return Err("--report and --max-failures go with --sessions N (or wsrun report merge)".to_owned());
-        }
         let invocation = self.invocation()?;
-        Ok(match self.sessions {
-            Some(sessions) => Command::Sessions(invocation, sessions),
+        Ok(match self.shape()? {
+            Some(shape) => Command::Sessions(invocation, shape),
+            None if self.max_failures.is_some() => {
+                return Err("--max-failures goes with --sessions N (or wsrun report merge)".to_owned())
+            }
             None => Command::Run(invocation),
+        })
+    }
+
+    /// The load shape that `--sessions`, `--ramp-up`, `--stages` and `--arrival-rate` ask for, if any.
+    fn shape(&self) -> Result<Option<crate::sessions::Shape>, String> {
+        use crate::sessions::Shape;
+        Ok(match (self.sessions, &self.stages, self.arrival_rate) {
+            (_, Some(stages), _) => Some(stages.clone()),
+            (sessions, None, Some(per_second)) => {
+                let sessions = match (sessions, self.duration) {
+                    (Some(sessions), _) => sessions,
+                    (None, Some(duration)) => (duration.as_secs_f64() * per_second).floor() as u64,
+                    (None, None) => {
+                        return Err("--arrival-rate needs --sessions N (how many in all) or --duration".to_owned())
+                    }
+                };
+                if sessions == 0 {
+                    return Err("--arrival-rate with this --duration starts no session: raise either".to_owned());
+                }
+                Some(Shape::Arrival { sessions, per_second })
+            }
+            (Some(sessions), None, None) => Some(Shape::Ramp { sessions, ramp_up: self.ramp_up }),
+            (None, None, None) => None,
         })
     }
 
@@ -396,6 +444,15 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     number.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
 }
 
+/// `--sessions N`: at least one.
+fn parse_sessions(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("at least 1 session".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number of sessions")),
+    }
+}
+
 /// A duration above zero.
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).and_then(|d| if d.is_zero() { Err("must be longer than 0".to_owned()) } else { Ok(d) })
@@ -464,8 +521,16 @@ mod tests {
         assert!(matches!(command(&["compile", "echo"]), Err(usage) if usage == "usage: wsrun compile GUEST -o FILE"));
         assert!(matches!(command(&["ws://h/", "new"]), Ok(Command::Run(run)) if run.guest_args == ["new"]));
         assert!(matches!(command(&["news", "ws://h/"]), Ok(Command::Run(run)) if run.guest == "news"));
-        assert!(matches!(command(&["--sessions", "3", "ws://h/"]), Ok(Command::Sessions(_, 3))));
-        assert!(matches!(command(&["--report", "r", "ws://h/"]), Err(e) if e.contains("go with --sessions N")));
+        use crate::sessions::Shape;
+        assert!(matches!(command(&["--sessions", "3", "ws://h/"]), Ok(Command::Sessions(_, Shape::Ramp { sessions: 3, .. }))));
+        assert!(matches!(command(&["--max-failures", "1", "ws://h/"]), Err(e) if e.contains("goes with --sessions N")));
+        assert!(matches!(command(&["--report", "r", "ws://h/"]), Ok(Command::Run(_))));
+        assert!(matches!(
+            command(&["--arrival-rate", "4/s", "--duration", "2s", "ws://h/"]),
+            Ok(Command::Sessions(_, Shape::Arrival { sessions: 8, .. }))
+        ));
+        assert!(matches!(command(&["--stages", "1s:2", "ws://h/"]), Ok(Command::Sessions(_, Shape::Stages(_)))));
+        assert!(Args::try_parse_from(["wsrun", "--sessions", "0", "ws://h/"]).unwrap_err().to_string().contains("at least 1"));
     }
 
     #[test]

@@ -56,8 +56,8 @@ fn usage_error(error: &clap::Error) -> String {
             Some(ContextValue::Strings(missing)) => missing.join(" "),
             _ => String::new(),
         };
-        if missing.contains("--sessions") {
-            return "--ramp-up, --duration, --output and --shard go with --sessions N (see wsrun --help)".to_owned();
+        if missing.contains("--sessions") || missing.contains("--stages") {
+            return "--ramp-up, --duration, --output and --shard go with --sessions N, --stages or --arrival-rate (see wsrun --help)".to_owned();
         }
         return "missing URL (see wsrun --help)".to_owned();
     }
@@ -77,11 +77,13 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let builder = Runtime::builder().fuel(args.fuel.is_some()).cache_dir(cache);
     match args.command()? {
         Command::Run(invocation) => one(&args, invocation, builder),
-        Command::Sessions(invocation, sessions) => many(&args, invocation, builder, sessions),
+        Command::Sessions(invocation, shape) => many(&args, invocation, builder, shape),
         Command::Compile(compile) => precompile(builder, compile),
         Command::Wit(rest) => scaffold::wit(&rest),
         Command::New(rest) => scaffold::new(&rest),
-        Command::ReportMerge(files) => sessions::merge(&files, args.report.as_deref(), args.max_failures),
+        Command::ReportMerge(files) => {
+            sessions::merge(&files, args.report.as_deref(), args.max_failures, args.html.as_deref(), &args.thresholds)
+        }
         Command::Help(text) => {
             println!("{text}");
             Ok(ExitCode::SUCCESS)
@@ -113,25 +115,31 @@ fn one(args: &Args, invocation: Invocation, builder: RuntimeBuilder) -> Result<E
 }
 
 /// `--sessions N`: the sessions on a multi-threaded runtime, with a pooling allocator sized for them.
-fn many(args: &Args, invocation: Invocation, builder: RuntimeBuilder, sessions: u64) -> Result<ExitCode, String> {
+fn many(
+    args: &Args,
+    invocation: Invocation,
+    builder: RuntimeBuilder,
+    shape: sessions::Shape,
+) -> Result<ExitCode, String> {
     let settings = SessionSettings::new(args, &invocation, transport(args, &invocation.url)?);
-    let plan = sessions::Plan {
-        sessions,
-        ramp_up: args.ramp_up,
-        duration: args.duration,
-        output: args.output.clone(),
-        max_output: args.max_output as u64,
-        report: args.report.clone(),
-        max_failures: args.max_failures.unwrap_or(MaxFailures::Count(0)),
-        shard: sessions::shard_from(args.shard.as_deref(), |name| std::env::var(name).ok())?,
-    };
-    sessions::fd_limit::raise_open_file_limit();
-    if let (Some(ramp_up), Some(duration)) = (plan.ramp_up, plan.duration) {
+    if let (Some(ramp_up), Some(duration)) = (args.ramp_up, args.duration) {
         if ramp_up > duration {
             eprintln!("wsrun: warning: --ramp-up is longer than --duration: the sessions due after it never start");
         }
     }
-    let own = plan.own_sessions();
+    let plan = sessions::Plan {
+        shape,
+        duration: args.duration,
+        output: args.output.clone(),
+        max_output: args.max_output as u64,
+        report: args.report.clone(),
+        html: args.html.clone(),
+        max_failures: args.max_failures.unwrap_or(MaxFailures::Count(0)),
+        thresholds: args.thresholds.clone(),
+        shard: sessions::shard_from(args.shard.as_deref(), |name| std::env::var(name).ok())?,
+    };
+    sessions::fd_limit::raise_open_file_limit();
+    let own = plan.own_peak();
     let too_many =
         move || format!("cannot hold {own} sessions in one process; run fewer per process with --shard INDEX/COUNT");
     let slots = u32::try_from(own).map_err(|_| too_many())?;

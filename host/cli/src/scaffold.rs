@@ -15,6 +15,7 @@ use std::process::ExitCode;
 const WIT: &[(&str, &str)] = &[
     ("world.wit", include_str!("../../../wit/world.wit")),
     ("websocket.wit", include_str!("../../../wit/websocket.wit")),
+    ("metrics.wit", include_str!("../../../wit/metrics.wit")),
     ("deps/cli/cli.wit", include_str!("../../../wit/deps/cli/cli.wit")),
     ("deps/clocks/clocks.wit", include_str!("../../../wit/deps/clocks/clocks.wit")),
     ("deps/filesystem/filesystem.wit", include_str!("../../../wit/deps/filesystem/filesystem.wit")),

@@ -1,77 +1,80 @@
-//! `wsrun --sessions N`: many sessions of one guest side by side, each in its own sandbox, with live progress, a
-//! summary, a JSON report and an exit code set by `--max-failures`. `wsrun report merge` adds up shards' reports.
+//! `wsrun --sessions N` (or `--stages`, `--arrival-rate`): many sessions of one guest side by side, each in its own
+//! sandbox, with live progress, a summary, a JSON report, an HTML page, thresholds, and an exit code set by
+//! `--max-failures` and `--threshold`. `wsrun report merge` adds up shards' reports.
 
 pub mod fd_limit;
+mod gather;
+mod launch;
+mod merge;
 mod progress;
+mod reason;
 pub mod report;
+mod sampler;
+mod shape;
 mod shard;
 mod spool;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-use wsrun::{Outcome, Program, SessionBuilder};
+use tokio::sync::{mpsc, oneshot, watch};
+use wsrun::{Metrics, Outcome, Program, SessionBuilder};
 
 use crate::signals::{self, Signals};
+use gather::Gathered;
+use launch::Launcher;
+pub use merge::{merge, USAGE};
 use progress::{Progress, Tally};
 pub use report::Shard;
-use report::{histogram, record, HttpTraffic, MaxFailures, Outcomes, Report, Traffic};
+use report::threshold::Threshold;
+use report::{HttpTraffic, MaxFailures, Report, Traffic};
+pub use shape::{parse_rate, parse_stages, Shape};
 pub use shard::shard_from;
 
-/// Exit code of a run whose failures passed `--max-failures`.
+/// Exit code of a run whose failures passed `--max-failures`, or whose thresholds failed.
 const EXIT_FAILED: u8 = 1;
 
 /// What `--sessions` and its companions asked for.
 pub struct Plan {
-    pub sessions: u64,
-    pub ramp_up: Option<Duration>,
+    pub shape: Shape,
     pub duration: Option<Duration>,
     pub output: Option<PathBuf>,
     /// The most each session's log holds.
     pub max_output: u64,
     pub report: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     pub max_failures: MaxFailures,
+    pub thresholds: Vec<Threshold>,
     pub shard: Shard,
 }
 
 impl Plan {
-    /// How many sessions this process runs: its shard's share.
-    pub fn own_sessions(&self) -> u64 {
-        self.own_indices().count() as u64
-    }
-
-    /// The indices of this process's sessions.
-    fn own_indices(&self) -> impl Iterator<Item = u64> {
-        (u64::from(self.shard.index)..self.sessions).step_by(self.shard.count as usize)
-    }
-
-    /// When session `index` starts, after the run's start.
-    fn start_of(&self, index: u64) -> Duration {
-        match self.ramp_up {
-            Some(ramp) if self.sessions > 1 => ramp.mul_f64(index as f64 / self.sessions as f64),
-            _ => Duration::ZERO,
-        }
+    /// The most sessions this process runs at once: its shard's share of the shape's peak.
+    pub fn own_peak(&self) -> u64 {
+        self.shard.share(self.shape.peak())
     }
 }
 
 /// Why the run was stopped before every session ended by itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stop {
+    /// `--duration` is over, or the stages are; or `--stages` lowered the target (that session alone).
     Duration,
     Signal,
 }
 
 /// How one session ended, with its figures.
 struct Ended {
+    index: u64,
     outcome: Option<Outcome>,
     stopped_by: Option<Stop>,
     /// What `--max-failures` counts: exited non-zero, trapped, timed out, or stopped by `--duration` before it opened
     /// a connection.
     failed: bool,
+    /// Why it failed, in one line.
+    reason: Option<String>,
     took: Duration,
     /// From the run's start to the session's first open connection.
     connected_after: Option<Duration>,
@@ -95,74 +98,131 @@ pub async fn run(
     }
     // A report that cannot be written is found out now, not after the whole run; and a run that dies leaves no
     // report (not an older one, nor an empty one), so a merge says its shard is missing.
-    if let Some(path) = &plan.report {
-        std::fs::File::create(path)
-            .and_then(|_| std::fs::remove_file(path))
-            .map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
+    for (path, what) in [(&plan.report, "--report"), (&plan.html, "--html")] {
+        if let Some(path) = path {
+            std::fs::File::create(path)
+                .and_then(|_| std::fs::remove_file(path))
+                .map_err(|e| format!("cannot write {what} {}: {e}", path.display()))?;
+        }
     }
-    let own = plan.own_sessions();
     let tally = Arc::new(Tally::default());
+    let metrics = Arc::new(Metrics::default());
     let output_cut = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (stop, stopping) = watch::channel(None::<Stop>);
     let started = Instant::now();
-    let progress = Progress::start(tally.clone(), own);
+    let started_unix_ms = unix_millis();
+    let progress = Progress::start(tally.clone(), plan.shape.sessions().map(|n| plan.shard.share(n)));
+    let sampler = sampler::Sampler::start(tally.clone(), metrics.clone(), started_unix_ms);
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<Ended>();
+    let mut launcher = Launcher::new(&plan);
+    let mut gathered = Gathered::default();
 
-    let mut running = Vec::with_capacity(usize::try_from(own).unwrap_or(0));
-    for index in plan.own_indices() {
+    let start = |index: u64, down: Option<oneshot::Receiver<()>>| {
         // The guest may vary its behaviour by its index, like k6's __VU.
+        let total = plan.shape.sessions().map_or_else(|| "0".to_owned(), |n| n.to_string());
         let mut builder = session(&program)
-            .envs([("WSRUN_SESSION_INDEX", index.to_string()), ("WSRUN_SESSIONS", plan.sessions.to_string())]);
-        if let Some(dir) = &plan.output {
-            let log = spool::SessionLog::new(dir.join(format!("{index}.log")), plan.max_output, output_cut.clone());
-            builder = builder.stdout(log.clone()).stderr(log);
+            .metrics(metrics.clone())
+            .envs([("WSRUN_SESSION_INDEX", index.to_string()), ("WSRUN_SESSIONS", total)]);
+        let log = plan.output.as_ref().map(|dir| {
+            spool::SessionLog::new(dir.join(format!("{index}.log")), plan.max_output, output_cut.clone())
+        });
+        if let Some(log) = &log {
+            builder = builder.stdout(log.clone());
         }
-        let at = tokio::time::Instant::from_std(started + plan.start_of(index));
-        running.push(tokio::spawn(one_session(builder, started, at, tally.clone(), stopping.clone())));
-    }
+        let stderr = reason::Stderr::new(log);
+        builder = builder.stderr(stderr.clone());
+        let (tally, stopping, ended_tx) = (tally.clone(), stopping.clone(), ended_tx.clone());
+        tokio::spawn(async move {
+            let mut guard = Unended { index, tally: &tally, ended: Some(ended_tx) };
+            let ended = one_session(index, builder, started, &tally, stopping, down, stderr).await;
+            if let Some(ended_tx) = guard.ended.take() {
+                let _ = ended_tx.send(ended);
+            }
+        });
+    };
 
-    let all = join_sessions(running);
-    tokio::pin!(all);
+    let deadline = [plan.duration, plan.shape.end()].into_iter().flatten().min();
     let deadline = async {
-        match plan.duration {
-            Some(duration) => tokio::time::sleep_until(tokio::time::Instant::from_std(started + duration)).await,
+        match deadline {
+            Some(after) => tokio::time::sleep_until(tokio::time::Instant::from_std(started + after)).await,
             None => std::future::pending().await,
         }
     };
     tokio::pin!(deadline);
     let mut interrupted = false;
-    let ended = loop {
+    let mut live = 0u64;
+    while !(launcher.is_done() && live == 0) {
+        let next_start = launcher.next_at(started);
         tokio::select! {
-            ended = &mut all => break ended,
+            Some(ended) = ended_rx.recv() => {
+                live -= 1;
+                launcher.ended(ended.index);
+                gathered.add(ended);
+            }
+            () = tokio::time::sleep_until(next_start), if !launcher.is_done() => {
+                live += launcher.launch(started.elapsed(), live, &start);
+                gathered.peak_running = gathered.peak_running.max(live);
+            }
             () = &mut deadline, if stop.borrow().is_none() => {
                 tally.stopping("--duration is over");
+                gathered.outcomes.not_started += launcher.stop();
                 let _ = stop.send(Some(Stop::Duration));
             }
             () = signals.first(), if !interrupted => {
                 interrupted = true;
                 signals::say_interrupted();
                 tally.stopping("interrupted; Ctrl+C again quits at once");
+                gathered.outcomes.not_started += launcher.stop();
                 let _ = stop.send(Some(Stop::Signal));
             }
         }
-    };
+    }
     drop(progress);
+    let timeline = sampler.finish();
 
-    let mut report = gather(&plan, program.name(), url, started.elapsed(), ended);
+    let mut report = gathered.into_report(&plan, program.name(), url, started.elapsed());
+    report.started_unix_ms = started_unix_ms;
+    report.timeline = timeline;
+    report.metrics = report::metrics::RunMetrics { series: metrics.series(), dropped: metrics.dropped() };
     report.peak_pss_bytes = tally.peak_pss();
     report.interrupted = interrupted;
     report.outcomes.output_cut = output_cut.load(std::sync::atomic::Ordering::Relaxed);
-    let verdict = finish(&report, plan.max_failures, plan.report.as_deref())?;
+    let verdict = finish(&report, plan.max_failures, plan.report.as_deref(), plan.html.as_deref())?;
     Ok(if interrupted { ExitCode::from(signals::EXIT_INTERRUPTED) } else { verdict })
 }
 
+fn unix_millis() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Says that a session ended even when its task did not run to its end (it panicked): the run waits for every
+/// session's word, and would otherwise wait forever.
+struct Unended<'a> {
+    index: u64,
+    tally: &'a Tally,
+    ended: Option<mpsc::UnboundedSender<Ended>>,
+}
+
+impl Drop for Unended<'_> {
+    fn drop(&mut self) {
+        if let Some(ended) = self.ended.take() {
+            self.tally.ended(self.index, true);
+            let failed = Outcome::Trapped("the session's task failed".to_owned());
+            let _ = ended.send(Ended::without_figures(self.index, failed));
+        }
+    }
+}
+
 impl Ended {
-    /// A session that did not run to an outcome of its own: not started, or its task failed.
-    fn without_figures(outcome: Option<Outcome>, stopped_by: Option<Stop>) -> Self {
-        let failed = outcome.as_ref().is_some_and(is_failure);
+    /// A session that did not run to an outcome of its own: its task failed.
+    fn without_figures(index: u64, outcome: Outcome) -> Self {
         Ended {
-            outcome,
-            stopped_by,
-            failed,
+            index,
+            reason: Some(reason_of(&outcome, None)),
+            failed: is_failure(&outcome),
+            outcome: Some(outcome),
+            stopped_by: None,
             took: Duration::ZERO,
             connected_after: None,
             traffic: Traffic::default(),
@@ -173,79 +233,92 @@ impl Ended {
     }
 }
 
-/// Wait for every session's task; a task that panicked counts as a trapped session.
-async fn join_sessions(tasks: Vec<tokio::task::JoinHandle<Ended>>) -> Vec<Ended> {
-    let mut ended = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        ended.push(task.await.unwrap_or_else(|e| {
-            Ended::without_figures(Some(Outcome::Trapped(format!("the session's task failed: {e}"))), None)
-        }));
-    }
-    ended
-}
-
-/// One session: wait for its turn, run it, stop it when the run stops.
+/// One session: run it, stop it when the run stops (or, under `--stages`, when the target falls below it).
 async fn one_session(
+    index: u64,
     session: SessionBuilder,
     run_started: Instant,
-    at: tokio::time::Instant,
-    tally: Arc<Tally>,
+    tally: &Tally,
     mut stopping: watch::Receiver<Option<Stop>>,
+    down: Option<oneshot::Receiver<()>>,
+    stderr: reason::Stderr,
 ) -> Ended {
-    let not_started = |stop| Ended::without_figures(None, Some(stop));
-    tokio::select! {
-        () = tokio::time::sleep_until(at) => {}
-        stop = stopping.wait_for(Option::is_some) => {
-            let stop = stop.ok().and_then(|s| *s).unwrap_or(Stop::Signal);
-            return not_started(stop);
-        }
-    }
-    if let Some(stop) = *stopping.borrow() {
-        return not_started(stop);
-    }
     let stats = session.stats();
     let cancel = session.cancel_handle();
-    tally.watch(stats.clone());
+    tally.watch(index, stats.clone());
     let began = Instant::now();
     let run = session.run();
     tokio::pin!(run);
+    let lowered = async {
+        match down {
+            // A dropped sender is not a request to stop.
+            Some(down) => {
+                if down.await.is_err() {
+                    std::future::pending::<()>().await
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
     let mut stopped_by = None;
     let outcome = tokio::select! {
         outcome = &mut run => Some(outcome),
         stop = stopping.wait_for(Option::is_some) => {
-            stopped_by = stop.ok().and_then(|s| *s);
-            cancel.cancel();
+            stopped_by = Some(stop.ok().and_then(|s| *s).unwrap_or(Stop::Signal));
+            None
+        }
+        () = lowered => {
+            stopped_by = Some(Stop::Duration);
             None
         }
     };
     let outcome = match outcome {
         Some(outcome) => outcome,
-        None => run.await,
+        None => {
+            cancel.cancel();
+            run.await
+        }
     };
     // Still connecting when the time was up: the server never let it in.
-    let failed = is_failure(&outcome) || (stopped_by == Some(Stop::Duration) && stats.connects() == 0);
-    tally.finished.fetch_add(1, Ordering::Relaxed);
-    tally.failed.fetch_add(u64::from(failed), Ordering::Relaxed);
+    let unconnected = stopped_by == Some(Stop::Duration) && stats.connects() == 0;
+    let failed = is_failure(&outcome) || unconnected;
+    tally.ended(index, failed);
+    let reason = match (failed, unconnected) {
+        (false, _) => None,
+        (true, true) => Some("stopped before it connected (the run's time was up)".to_owned()),
+        (true, false) => Some(reason_of(&outcome, stderr.reason())),
+    };
     Ended {
+        index,
         outcome: Some(outcome),
         stopped_by,
         failed,
+        reason,
         took: began.elapsed(),
         connected_after: stats.first_connected().map(|at| at.duration_since(run_started)),
-        traffic: Traffic {
-            connects: stats.connects(),
-            failed_connects: stats.failed_connects(),
-            messages_sent: stats.messages_sent(),
-            bytes_sent: stats.bytes_sent(),
-            messages_received: stats.messages_received(),
-            bytes_received: stats.bytes_received(),
-            wire_bytes_sent: stats.wire_bytes_sent(),
-            wire_bytes_received: stats.wire_bytes_received(),
-        },
+        traffic: Traffic::of(&stats),
         connect_times: stats.connect_times(),
         http: HttpTraffic::of(stats.http()),
         response_times: stats.http().response_times(),
     }
+}
+
+/// A failed session's reason in one line: what it said on stderr, else what its outcome was.
+fn reason_of(outcome: &Outcome, said: Option<String>) -> String {
+    match outcome {
+        Outcome::Exited(code) => said.unwrap_or_else(|| format!("exited {code} (nothing on stderr)")),
+        Outcome::Trapped(why) => {
+            let first = why.lines().next().unwrap_or_default();
+            format!("trapped: {}", first.chars().take(200).collect::<String>())
+        }
+        Outcome::TimedOut(after) => format!("timed out (--timeout {})", humantime(*after)),
+        Outcome::Interrupted => "cancelled".to_owned(),
+        _ => format!("{outcome:?}"),
+    }
+}
+
+fn humantime(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
 }
 
 fn is_failure(outcome: &Outcome) -> bool {
@@ -256,150 +329,38 @@ fn is_failure(outcome: &Outcome) -> bool {
     }
 }
 
-fn gather(plan: &Plan, guest: &str, url: &str, elapsed: Duration, ended: Vec<Ended>) -> Report {
-    let mut outcomes = Outcomes::default();
-    let mut traffic = Traffic::default();
-    let (mut connect_us, mut duration_us, mut http_us) = (histogram(), histogram(), histogram());
-    let mut http = HttpTraffic::default();
-    let mut first_trap = None;
-    let (mut last_connected, mut sessions_connected) = (Duration::ZERO, 0);
-    for session in &ended {
-        traffic.add(&session.traffic);
-        if let Some(after) = session.connected_after {
-            last_connected = last_connected.max(after);
-            sessions_connected += 1;
-        }
-        for took in &session.connect_times {
-            record(&mut connect_us, *took);
-        }
-        http.add(&session.http);
-        for took in &session.response_times {
-            record(&mut http_us, *took);
-        }
-        let Some(outcome) = &session.outcome else {
-            outcomes.not_started += 1;
-            continue;
-        };
-        record(&mut duration_us, session.took);
-        outcomes.failed += u64::from(session.failed);
-        match (outcome, session.stopped_by) {
-            (Outcome::Exited(code), _) => {
-                outcomes.succeeded += u64::from(*code == 0);
-                *outcomes.exit_codes.entry(code.to_string()).or_default() += 1;
-            }
-            (Outcome::Trapped(why), _) => {
-                outcomes.trapped += 1;
-                first_trap.get_or_insert(why);
-            }
-            (Outcome::TimedOut(_), _) => outcomes.timed_out += 1,
-            (_, Some(Stop::Duration)) => {
-                outcomes.stopped += 1;
-                outcomes.stopped_unconnected += u64::from(session.failed);
-            }
-            _ => outcomes.cancelled += 1,
-        }
-    }
-    if let Some(why) = first_trap {
-        eprintln!("wsrun: {} sessions trapped; the first: {why}", outcomes.trapped);
-    }
-    Report {
-        guest: guest.to_owned(),
-        url: url.to_owned(),
-        sessions: ended.len() as u64,
-        shard: plan.shard,
-        elapsed,
-        sessions_connected,
-        last_connected,
-        outcomes,
-        traffic,
-        peak_rss_bytes: peak_rss_bytes(),
-        peak_pss_bytes: 0,
-        interrupted: false,
-        connect_us,
-        duration_us,
-        http,
-        http_us,
-    }
-}
-
-/// Print the summary, write the report, and give the verdict's exit code.
-fn finish(report: &Report, max: MaxFailures, file: Option<&Path>) -> Result<ExitCode, String> {
+/// Print the summary, write the report and the page, and give the verdict's exit code.
+fn finish(report: &Report, max: MaxFailures, file: Option<&Path>, html: Option<&Path>) -> Result<ExitCode, String> {
     use std::io::Write;
     print!("{}", report.summary(max));
     let _ = std::io::stdout().flush();
     if let Some(path) = file {
-        let json = report.to_json()? + "\n";
-        // Whole or not at all: written beside it, then renamed over it.
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        std::fs::write(&partial, json)
-            .and_then(|()| std::fs::rename(&partial, path))
-            .map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
+        let json = report.to_json(max)? + "\n";
+        write_whole(path, json.as_bytes()).map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
     }
-    Ok(ExitCode::from(if report.passes(max) && !report.interrupted { 0 } else { EXIT_FAILED }))
+    if let Some(path) = html {
+        report::html::write(path, report, max)?;
+    }
+    Ok(ExitCode::from(if report.verdict(max).passed { 0 } else { EXIT_FAILED }))
 }
 
-/// `wsrun report merge [--report FILE] [--max-failures N|P%] FILE...`.
-pub fn merge(arguments: &[String], report_to: Option<&Path>, max: Option<MaxFailures>) -> Result<ExitCode, String> {
-    let (mut files, mut report_to, mut max, mut partial) = (Vec::new(), report_to.map(Path::to_path_buf), max, false);
-    let mut rest = arguments.iter();
-    while let Some(argument) = rest.next() {
-        match argument.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}\n\n{MERGE_HELP}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            "--report" => report_to = Some(rest.next().ok_or(USAGE)?.into()),
-            "--max-failures" => max = Some(MaxFailures::parse(rest.next().ok_or(USAGE)?)?),
-            "--partial" => partial = true,
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}; {USAGE}")),
-            file => files.push(PathBuf::from(file)),
-        }
-    }
-    if files.is_empty() {
-        return Err(USAGE.to_owned());
-    }
-    let mut merged: Option<Report> = None;
-    let mut shards = report::ShardSet::default();
-    for file in &files {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let report = Report::from_json(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-        shards.add(report.shard).map_err(|e| format!("{}: {e}", file.display()))?;
-        match &mut merged {
-            Some(merged) => merged.merge(&report).map_err(|e| format!("{}: {e}", file.display()))?,
-            None => merged = Some(Report { shard: Shard::WHOLE, ..report }),
-        }
-    }
-    let mut merged = merged.expect("at least one file");
-    if let Some(missing) = shards.missing() {
-        if !partial {
-            return Err(format!("{missing}; merge what there is with --partial (the verdict then fails)"));
-        }
-        eprintln!("wsrun: warning: {missing}: the merged report covers part of the run");
-        merged.interrupted = true;
-    }
-    finish(&merged, max.unwrap_or(MaxFailures::Count(0)), report_to.as_deref())
-}
-
-/// How `wsrun report merge` is called.
-pub const USAGE: &str = "usage: wsrun report merge [--report FILE] [--max-failures N|P%] [--partial] FILE...";
-
-const MERGE_HELP: &str = "\
-Adds up the --report files of the shards of one run (wsrun --sessions N --shard INDEX/COUNT ...): prints the
-summary of the whole run, writes it as JSON with --report, and exits 1 when its failures pass --max-failures
-(default 0) or a shard was interrupted. Every shard must be there once; --partial merges what there is, and the
-verdict then fails.";
-
-/// The process's peak resident memory (VmHWM), or 0 where it cannot be read.
-fn peak_rss_bytes() -> u64 {
-    proc_kib("/proc/self/status", "VmHWM:")
+/// Write a file whole or not at all: beside it, then renamed over it.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path))
 }
 
 /// The process's proportional memory now: pages shared copy-on-write between sessions (a guest's initial memory
 /// image) counted once, not once per session as in RSS. 0 where it cannot be read.
 pub fn pss_bytes() -> u64 {
     proc_kib("/proc/self/smaps_rollup", "Pss:")
+}
+
+/// The process's peak resident memory (VmHWM), or 0 where it cannot be read.
+fn peak_rss_bytes() -> u64 {
+    proc_kib("/proc/self/status", "VmHWM:")
 }
 
 /// A `NAME:   123 kB` line of a /proc file, in bytes.
@@ -409,28 +370,4 @@ fn proc_kib(file: &str, name: &str) -> u64 {
         .find_map(|line| line.strip_prefix(name))
         .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_split_the_sessions() {
-        let plan = |index| Plan {
-            sessions: 30,
-            ramp_up: None,
-            duration: None,
-            output: None,
-            max_output: 0,
-            report: None,
-            max_failures: MaxFailures::Count(0),
-            shard: Shard { index, count: 3 },
-        };
-        let shards: Vec<Vec<u64>> = (0..3).map(|index| plan(index).own_indices().collect()).collect();
-        for session in 0..30 {
-            assert_eq!(shards.iter().filter(|shard| shard.contains(&session)).count(), 1);
-        }
-        assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 10]);
-    }
 }

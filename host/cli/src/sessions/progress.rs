@@ -3,11 +3,14 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wsrun::SessionStats;
+
+use super::report::Traffic;
 
 /// How often the live line is redrawn.
 const TERMINAL_TICK: Duration = Duration::from_millis(200);
@@ -16,25 +19,45 @@ const PSS_SAMPLE: Duration = Duration::from_secs(1);
 /// How often a plain line is printed.
 const PLAIN_TICK: Duration = Duration::from_secs(2);
 
-/// Counts every session task keeps up to date, and the live figures of each started session.
+/// Counts every session task keeps up to date, and the live figures of each running session.
 #[derive(Default)]
 pub struct Tally {
+    started: AtomicU64,
     pub finished: AtomicU64,
     pub failed: AtomicU64,
-    stats: Mutex<Vec<Arc<SessionStats>>>,
+    /// The running sessions' live figures; an ended session's are added to `ended` and dropped, so a long run of
+    /// many short sessions holds only those running.
+    running: Mutex<HashMap<u64, Arc<SessionStats>>>,
+    ended: Mutex<Traffic>,
     peak_pss: AtomicU64,
     /// Why the run is stopping, once it is: said in front of the progress line.
     stopping: Mutex<Option<&'static str>>,
 }
 
+/// The run's figures so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Totals {
+    pub started: u64,
+    pub finished: u64,
+    pub failed: u64,
+    pub traffic: Traffic,
+}
+
 impl Tally {
-    pub fn watch(&self, stats: Arc<SessionStats>) {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).push(stats);
+    /// Session `index` started.
+    pub fn watch(&self, index: u64, stats: Arc<SessionStats>) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(index, stats);
     }
 
-    /// Sessions started so far: those being watched.
-    fn started(&self) -> u64 {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    /// Session `index` ended.
+    pub fn ended(&self, index: u64, failed: bool) {
+        let stats = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&index);
+        if let Some(stats) = stats {
+            self.ended.lock().unwrap_or_else(|e| e.into_inner()).add(&Traffic::of(&stats));
+        }
+        self.failed.fetch_add(u64::from(failed), Ordering::Relaxed);
+        self.finished.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The run is stopping: the sessions are closing their connections.
@@ -47,12 +70,18 @@ impl Tally {
         self.peak_pss.load(Ordering::Relaxed)
     }
 
-    /// Messages and bytes, both ways, of every session so far.
-    fn traffic(&self) -> (u64, u64) {
-        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        stats.iter().fold((0, 0), |(messages, bytes), s| {
-            (messages + s.messages_sent() + s.messages_received(), bytes + s.bytes_sent() + s.bytes_received())
-        })
+    /// Everything so far: the ended sessions' figures and the running ones' live figures.
+    pub fn totals(&self) -> Totals {
+        // `finished` first: a session that ends meanwhile is then counted in `traffic` at most once too many, never
+        // missed.
+        let finished = self.finished.load(Ordering::Relaxed);
+        let failed = self.failed.load(Ordering::Relaxed);
+        let mut traffic = *self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for stats in running.values() {
+            traffic.add(&Traffic::of(stats));
+        }
+        Totals { started: self.started.load(Ordering::Relaxed), finished, failed, traffic }
     }
 }
 
@@ -63,10 +92,10 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn start(tally: Arc<Tally>, sessions: u64) -> Self {
+    pub fn start(tally: Arc<Tally>, sessions: Option<u64>) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
-            let bar = ProgressBar::with_draw_target(Some(sessions), ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(sessions, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {msg}").expect("a valid template"),
             );
@@ -85,14 +114,16 @@ impl Progress {
                     last_sample = Some(Instant::now());
                     tally.peak_pss.fetch_max(super::pss_bytes(), Ordering::Relaxed);
                 }
-                let now = (Instant::now(), tally.traffic());
+                let totals = tally.totals();
+                let t = totals.traffic;
+                let now = (Instant::now(), (t.messages_sent + t.messages_received, t.bytes_sent + t.bytes_received));
                 let seconds = now.0.duration_since(last.0).as_secs_f64().max(1e-3);
                 let rate = (((now.1).0 - (last.1).0) as f64 / seconds, ((now.1).1 - (last.1).1) as f64 / seconds);
                 last = now;
-                let line = line(&tally, sessions, rate);
+                let line = line(&tally, &totals, sessions, rate);
                 match &drawn {
                     Some(bar) => {
-                        bar.set_position(tally.finished.load(Ordering::Relaxed));
+                        bar.set_position(totals.finished);
                         bar.set_message(line);
                         bar.tick();
                     }
@@ -113,18 +144,16 @@ impl Drop for Progress {
     }
 }
 
-fn line(tally: &Tally, sessions: u64, (messages, bytes): (f64, f64)) -> String {
-    let started = tally.started();
-    let finished = tally.finished.load(Ordering::Relaxed);
+fn line(tally: &Tally, totals: &Totals, sessions: Option<u64>, (messages, bytes): (f64, f64)) -> String {
+    let Totals { started, finished, failed, .. } = *totals;
+    let running = started.saturating_sub(finished);
     let stopping = match *tally.stopping.lock().unwrap_or_else(|e| e.into_inner()) {
-        Some(why) => format!("stopping ({why}), closing {} sessions: ", started.saturating_sub(finished)),
+        Some(why) => format!("stopping ({why}), closing {running} sessions: "),
         None => String::new(),
     };
+    let of = sessions.map_or(String::new(), |n| format!("/{n}"));
     format!(
-        "{stopping}{started}/{sessions} started, {} running, {finished} finished, {} failed; {:.0} msg/s, {}/s",
-        started.saturating_sub(finished),
-        tally.failed.load(Ordering::Relaxed),
-        messages,
+        "{stopping}{started}{of} started, {running} running, {finished} finished, {failed} failed; {messages:.0} msg/s, {}/s",
         super::report::bytes(bytes as u64)
     )
 }

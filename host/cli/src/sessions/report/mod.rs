@@ -1,8 +1,14 @@
-//! What a run of many sessions measured: counts, figures and latency histograms, as a summary for people and as a
-//! JSON report that `wsrun report merge` adds up across shards without losing the histograms' accuracy.
+//! What a run of many sessions measured: counts, figures, latency histograms, the guests' metrics, why sessions
+//! failed and a time series, as a summary for people, a JSON report that `wsrun report merge` adds up across shards
+//! without losing the histograms' accuracy, and an HTML page.
+
+pub mod html;
+pub mod metrics;
+mod summary;
+pub mod threshold;
+pub mod timeline;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -38,6 +44,38 @@ pub struct Report {
     /// The guests' outgoing HTTP requests, and how long their responses took to arrive.
     pub http: HttpTraffic,
     pub http_us: Histogram<u64>,
+    /// How the sessions were started (`--sessions 100 --ramp-up 10s`, `--stages ...`): shards of one run agree.
+    pub load: String,
+    /// When the run started (Unix time, milliseconds).
+    pub started_unix_ms: u64,
+    /// The most sessions running at once.
+    pub peak_running: u64,
+    pub metrics: metrics::RunMetrics,
+    /// Why sessions failed: each reason (escaped, one line) with how many sessions it ended.
+    pub failure_reasons: BTreeMap<String, u64>,
+    pub thresholds: Vec<threshold::Threshold>,
+    pub timeline: Vec<timeline::Second>,
+}
+
+/// Distinct failure reasons a report keeps; the others count as one.
+pub const MAX_REASONS: usize = 50;
+/// What the reasons past [`MAX_REASONS`] are counted as.
+pub const OTHER_REASONS: &str = "(other reasons)";
+
+/// Count one more session that failed for `reason`, within [`MAX_REASONS`].
+pub fn count_reason(reasons: &mut BTreeMap<String, u64>, reason: &str, count: u64) {
+    let key = match reasons.contains_key(reason) || reasons.len() < MAX_REASONS {
+        true => reason,
+        false => OTHER_REASONS,
+    };
+    *reasons.entry(key.to_owned()).or_default() += count;
+}
+
+/// The verdict of a run, and what made it fail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub passed: bool,
+    pub reasons: Vec<String>,
 }
 
 /// Which part of the sessions a process ran: those whose index `s` has `s % count == index`.
@@ -49,6 +87,12 @@ pub struct Shard {
 
 impl Shard {
     pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// How many of `total` (sessions, or a target of running sessions) are this shard's.
+    pub fn share(&self, total: u64) -> u64 {
+        let (index, count) = (u64::from(self.index), u64::from(self.count));
+        (total + count - 1 - index) / count
+    }
 }
 
 /// How the sessions ended.
@@ -132,6 +176,20 @@ impl HttpTraffic {
 }
 
 impl Traffic {
+    /// A session's figures so far.
+    pub fn of(stats: &wsrun::SessionStats) -> Self {
+        Traffic {
+            connects: stats.connects(),
+            failed_connects: stats.failed_connects(),
+            messages_sent: stats.messages_sent(),
+            bytes_sent: stats.bytes_sent(),
+            messages_received: stats.messages_received(),
+            bytes_received: stats.bytes_received(),
+            wire_bytes_sent: stats.wire_bytes_sent(),
+            wire_bytes_received: stats.wire_bytes_received(),
+        }
+    }
+
     pub fn add(&mut self, other: &Traffic) {
         self.connects += other.connects;
         self.failed_connects += other.failed_connects;
@@ -246,13 +304,26 @@ impl Report {
         self.outcomes.failed <= max.allowed(self.sessions)
     }
 
+    /// The verdict: failures within `max`, every threshold holds, the run not interrupted.
+    pub fn verdict(&self, max: MaxFailures) -> Verdict {
+        let mut reasons = Vec::new();
+        if self.interrupted {
+            reasons.push("the run was interrupted or is incomplete".to_owned());
+        }
+        if !self.passes(max) {
+            reasons.push(format!("{} sessions failed, at most {max} allowed", self.outcomes.failed));
+        }
+        let failed = self.thresholds.iter().filter(|t| !t.judge(self).passed).count();
+        match failed {
+            0 => {}
+            1 => reasons.push("1 threshold failed".to_owned()),
+            n => reasons.push(format!("{n} thresholds failed")),
+        }
+        Verdict { passed: reasons.is_empty(), reasons }
+    }
+
     /// Add another shard's report to this one.
     pub fn merge(&mut self, other: &Report) -> Result<(), String> {
-        if (other.guest.as_str(), other.url.as_str()) != (self.guest.as_str(), self.url.as_str()) {
-            let [a, b, c, d] =
-                [&self.guest, &self.url, &other.guest, &other.url].map(|text| wsrun::escape::escape(text));
-            log::warn!("merging reports of different runs: {a} against {b} and {c} against {d}");
-        }
         self.sessions += other.sessions;
         self.shard = Shard::WHOLE;
         self.elapsed = self.elapsed.max(other.elapsed);
@@ -267,120 +338,39 @@ impl Report {
         self.duration_us.add(&other.duration_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
         self.http.add(&other.http);
         self.http_us.add(&other.http_us).map_err(|e| format!("cannot merge histograms: {e:?}"))?;
+        self.started_unix_ms = self.started_unix_ms.min(other.started_unix_ms);
+        // Shards run side by side: their peaks add up (an upper bound when they did not peak together).
+        self.peak_running += other.peak_running;
+        self.metrics.merge(&other.metrics)?;
+        for (reason, count) in &other.failure_reasons {
+            count_reason(&mut self.failure_reasons, reason, *count);
+        }
+        for threshold in &other.thresholds {
+            if !self.thresholds.contains(threshold) {
+                self.thresholds.push(threshold.clone());
+            }
+        }
+        timeline::merge(&mut self.timeline, &other.timeline)?;
         Ok(())
     }
 
-    /// The summary for people: a heading, then a line per topic.
-    pub fn summary(&self, max: MaxFailures) -> String {
-        let mut text = String::new();
-        let o = &self.outcomes;
-        let t = &self.traffic;
-        let shard = match self.shard {
-            Shard::WHOLE => String::new(),
-            Shard { index, count } => format!(" (shard {index}/{count})"),
-        };
-        let _ = writeln!(
-            text,
-            "{} sessions of {} against {}{shard}, in {:.2} s",
-            self.sessions,
-            // A report to merge may come from anywhere.
-            wsrun::escape::escape(&self.guest),
-            wsrun::escape::escape(&self.url),
-            self.elapsed.as_secs_f64()
-        );
-        let codes: Vec<String> = o.exit_codes.iter().map(|(code, n)| format!("{n} exited {code}")).collect();
-        let codes = if codes.is_empty() { String::new() } else { format!(" ({})", codes.join(", ")) };
-        let _ = writeln!(
-            text,
-            "  outcomes   {} succeeded, {} failed{codes}; {} trapped, {} timed out, {} stopped at --duration{}, {} cancelled, {} not started",
-            o.succeeded,
-            o.failed,
-            o.trapped,
-            o.timed_out,
-            o.stopped,
-            match o.stopped_unconnected {
-                0 => String::new(),
-                n => format!(" ({n} of them still connecting: failed)"),
-            },
-            o.cancelled,
-            o.not_started
-        );
-        if o.output_cut > 0 {
-            let _ = writeln!(text, "  output     {} sessions wrote more than --max-output: cut there", o.output_cut);
+    /// How this report's run differs from `other`'s, if it does: what shards of one run share.
+    pub fn differs_from(&self, other: &Report) -> Option<String> {
+        let e = |text: &str| wsrun::escape::escape(text).into_owned();
+        if self.guest != other.guest {
+            return Some(format!("the guest {} against {}", e(&self.guest), e(&other.guest)));
         }
-        let _ = writeln!(
-            text,
-            "  connect    {} opened, {} failed; {}",
-            t.connects,
-            t.failed_connects,
-            percentile_line(&self.connect_us),
-        );
-        let connected = match self.sessions_connected {
-            0 => "no session connected".to_owned(),
-            n if n == self.sessions => {
-                format!("all connected {:.2} s after the start", self.last_connected.as_secs_f64())
-            }
-            n => format!("{n} connected, the last {:.2} s after the start", self.last_connected.as_secs_f64()),
-        };
-        let _ = writeln!(text, "  sessions   {connected}");
-        let _ = writeln!(text, "  duration   {}", percentile_line(&self.duration_us));
-        let carried =
-            |messages, payload, wire| format!("{messages} messages, {} ({} on the wire)", bytes(payload), bytes(wire));
-        let _ = writeln!(text, "  sent       {}", carried(t.messages_sent, t.bytes_sent, t.wire_bytes_sent));
-        let _ =
-            writeln!(text, "  received   {}", carried(t.messages_received, t.bytes_received, t.wire_bytes_received));
-        let h = &self.http;
-        if h.requests > 0 {
-            let classes: Vec<String> = (1..=5)
-                .zip(h.statuses)
-                .filter(|&(class, count)| count > 0 || class == 2)
-                .map(|(class, count)| format!("{count} {class}xx"))
-                .collect();
-            let _ = writeln!(
-                text,
-                "  http       {} requests: {}, {} failed ({} denied); response {}; bodies {} sent, {} received",
-                h.requests,
-                classes.join(", "),
-                h.failed,
-                h.denied,
-                percentile_line(&self.http_us),
-                bytes(h.body_bytes_sent),
-                bytes(h.body_bytes_received)
-            );
+        if self.url != other.url {
+            return Some(format!("the URL {} against {}", e(&self.url), e(&other.url)));
         }
-        let started = self.sessions - self.outcomes.not_started;
-        if started > 0 && self.peak_rss_bytes > 0 {
-            let mut line = format!(
-                "  memory     peak RSS {}, {} per session",
-                bytes(self.peak_rss_bytes),
-                bytes(self.peak_rss_bytes / started)
-            );
-            if self.peak_pss_bytes > 0 {
-                // RSS counts a guest's shared initial memory once per session; PSS once in all.
-                let _ = write!(
-                    line,
-                    "; peak PSS {}, {} per session",
-                    bytes(self.peak_pss_bytes),
-                    bytes(self.peak_pss_bytes / started)
-                );
-            }
-            let _ = writeln!(text, "{line}");
+        if self.load != other.load {
+            return Some(format!("the load {} against {}", e(&self.load), e(&other.load)));
         }
-        let verdict = match (self.interrupted, self.passes(max)) {
-            (true, _) => "FAILED (the run was interrupted or is incomplete)",
-            (false, true) => "passed",
-            (false, false) => "FAILED",
-        };
-        let share = if self.sessions == 0 { 0.0 } else { o.failed as f64 * 100.0 / self.sessions as f64 };
-        let _ = writeln!(
-            text,
-            "  failures   {} of {} ({share:.1}%), at most {max} allowed: {verdict}",
-            o.failed, self.sessions
-        );
-        text
+        None
     }
 
-    pub fn to_json(&self) -> Result<String, String> {
+    /// The report as JSON, with its verdict under `max`.
+    pub fn to_json(&self, max: MaxFailures) -> Result<String, String> {
         let file = ReportFile {
             format: FORMAT.to_owned(),
             guest: self.guest.clone(),
@@ -396,6 +386,22 @@ impl Report {
             peak_pss_bytes: self.peak_pss_bytes,
             interrupted: self.interrupted,
             http: self.http,
+            load: self.load.clone(),
+            started_unix_ms: self.started_unix_ms,
+            peak_running: self.peak_running,
+            metrics: self.metrics.series.iter().map(metrics::SeriesFile::of).collect::<Result<_, _>>()?,
+            metrics_dropped: self.metrics.dropped.into(),
+            failure_reasons: reasons_by_count(&self.failure_reasons),
+            thresholds: self
+                .thresholds
+                .iter()
+                .map(|t| {
+                    let verdict = t.judge(self);
+                    ThresholdFile { expression: t.text.clone(), measured: verdict.measured, passed: verdict.passed }
+                })
+                .collect(),
+            verdict: Some(self.verdict(max)),
+            timeline: self.timeline.clone(),
             histograms: Histograms {
                 connect_us: encode(&self.connect_us)?,
                 duration_us: encode(&self.duration_us)?,
@@ -432,6 +438,20 @@ impl Report {
             duration_us: decode(&file.histograms.duration_us)?,
             http: file.http,
             http_us: file.histograms.http_us.as_deref().map_or_else(|| Ok(histogram()), decode)?,
+            load: file.load,
+            started_unix_ms: file.started_unix_ms,
+            peak_running: file.peak_running,
+            metrics: metrics::RunMetrics {
+                series: file.metrics.into_iter().map(metrics::SeriesFile::read).collect::<Result<_, _>>()?,
+                dropped: file.metrics_dropped.into(),
+            },
+            failure_reasons: file.failure_reasons.into_iter().map(|r| (r.reason, r.count)).collect(),
+            thresholds: file
+                .thresholds
+                .iter()
+                .map(|t| threshold::Threshold::parse(&t.expression))
+                .collect::<Result<_, _>>()?,
+            timeline: file.timeline,
         })
     }
 }
@@ -457,8 +477,54 @@ struct ReportFile {
     /// Absent from the reports of a wsrun without outgoing HTTP: none then.
     #[serde(default)]
     http: HttpTraffic,
+    /// Absent from reports before load shapes, metrics, thresholds and time series: empty then.
+    #[serde(default)]
+    load: String,
+    #[serde(default)]
+    started_unix_ms: u64,
+    #[serde(default)]
+    peak_running: u64,
+    #[serde(default)]
+    metrics: Vec<metrics::SeriesFile>,
+    #[serde(default)]
+    metrics_dropped: metrics::DroppedFile,
+    #[serde(default)]
+    failure_reasons: Vec<ReasonFile>,
+    #[serde(default)]
+    thresholds: Vec<ThresholdFile>,
+    /// Written for readers; recomputed when read.
+    #[serde(default, skip_deserializing)]
+    verdict: Option<Verdict>,
+    #[serde(default)]
+    timeline: Vec<timeline::Second>,
     histograms: Histograms,
     percentiles: Percentiles,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReasonFile {
+    reason: String,
+    count: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ThresholdFile {
+    expression: String,
+    measured: String,
+    passed: bool,
+}
+
+/// Reasons, most frequent first.
+fn reasons_by_count(reasons: &BTreeMap<String, u64>) -> Vec<ReasonFile> {
+    let mut sorted: Vec<ReasonFile> =
+        reasons.iter().map(|(reason, count)| ReasonFile { reason: reason.clone(), count: *count }).collect();
+    sorted.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    sorted
+}
+
+/// Reasons, most frequent first, as (reason, count).
+pub fn reasons_in_order(reasons: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    reasons_by_count(reasons).into_iter().map(|r| (r.reason, r.count)).collect()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -500,7 +566,7 @@ fn millis_of(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn encode(histogram: &Histogram<u64>) -> Result<String, String> {
+pub(crate) fn encode(histogram: &Histogram<u64>) -> Result<String, String> {
     let mut bytes = Vec::new();
     V2Serializer::new().serialize(histogram, &mut bytes).map_err(|e| format!("cannot encode a histogram: {e:?}"))?;
     Ok(data_encoding::BASE64.encode(&bytes))
@@ -511,7 +577,7 @@ fn encode(histogram: &Histogram<u64>) -> Result<String, String> {
 const V2_COOKIE: u32 = 0x1c84_9313;
 const V2_HEADER: usize = 40;
 
-fn decode(text: &str) -> Result<Histogram<u64>, String> {
+pub(crate) fn decode(text: &str) -> Result<Histogram<u64>, String> {
     let bytes = data_encoding::BASE64.decode(text.as_bytes()).map_err(|e| format!("a histogram is not base64: {e}"))?;
     check_header(&bytes)?;
     let mut histogram: Histogram<u64> = Deserializer::new()
@@ -545,15 +611,8 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-fn percentile_line(histogram: &Histogram<u64>) -> String {
-    if histogram.is_empty() {
-        return "none measured".to_owned();
-    }
-    let q = Quantiles::of(histogram);
-    format!("p50 {}, p90 {}, p99 {}, max {}", millis(q.p50), millis(q.p90), millis(q.p99), millis(q.max))
-}
-
-fn millis(us: u64) -> String {
+/// A time in microseconds, for people.
+pub fn millis(us: u64) -> String {
     match us {
         0..1_000 => format!("{:.2} ms", us as f64 / 1000.0),
         1_000..10_000_000 => format!("{:.1} ms", us as f64 / 1000.0),
@@ -561,6 +620,12 @@ fn millis(us: u64) -> String {
     }
 }
 
+/// A rate of bytes per second, for people.
+pub fn bytes_per_second(per_second: f64) -> String {
+    format!("{}/s", bytes(per_second as u64))
+}
+
+/// A size, for people.
 pub fn bytes(n: u64) -> String {
     match n {
         0..1024 => format!("{n} B"),
