@@ -23,6 +23,7 @@ mod describe;
 mod escape;
 pub mod http;
 mod io;
+pub mod metrics;
 
 pub use connect::connect_to_url_arg;
 pub use describe::{close_code_name, describe};

@@ -106,10 +106,27 @@ fn one(args: &Args, invocation: Invocation, builder: RuntimeBuilder) -> Result<E
             if let Some(typed) = terminal::start() {
                 session = session.stdin(typed);
             }
+            let single = sessions::Single {
+                report: args.report.clone(),
+                html: args.html.clone(),
+                thresholds: args.thresholds.clone(),
+                verbose: args.verbose,
+            };
+            let mut measured = None;
+            if single.wanted() {
+                let (measuring, run) = single.measure(session);
+                (session, measured) = (measuring, Some(run));
+            }
             signals.cancel_on_signal(session.cancel_handle());
             let outcome = session.run().await;
             drain_output(&outcome, signals).await;
-            exit_now(report(&program, &outcome))
+            let code = report(&program, &outcome);
+            let held = match measured {
+                Some(run) => single.finish(run, program.name(), &invocation.url, &outcome)?,
+                None => None,
+            };
+            // A guest that succeeded under failed thresholds: the run failed.
+            exit_now(if code == 0 && held == Some(false) { 1 } else { code })
         },
     )
 }

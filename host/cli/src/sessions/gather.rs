@@ -7,7 +7,8 @@ use hdrhistogram::Histogram;
 use wsrun::Outcome;
 
 use super::report::{count_reason, histogram, record, HttpTraffic, Outcomes, Report, Traffic};
-use super::{peak_rss_bytes, Ended, Plan, Stop};
+use super::report::threshold::Threshold;
+use super::{peak_rss_bytes, Ended, Shard, Stop};
 
 pub struct Gathered {
     pub outcomes: Outcomes,
@@ -86,7 +87,14 @@ impl Gathered {
         }
     }
 
-    pub fn into_report(self, plan: &Plan, guest: &str, url: &str, elapsed: Duration) -> Report {
+    /// The report of what was gathered: of this `shard`, whose sessions were started as `load` says.
+    pub fn into_report(
+        self,
+        (shard, load, thresholds): (Shard, String, &[Threshold]),
+        guest: &str,
+        url: &str,
+        elapsed: Duration,
+    ) -> Report {
         if let Some(why) = &self.first_trap {
             eprintln!("wsrun: {} sessions trapped; the first: {why}", self.outcomes.trapped);
         }
@@ -94,7 +102,7 @@ impl Gathered {
             guest: guest.to_owned(),
             url: url.to_owned(),
             sessions: self.sessions + self.outcomes.not_started,
-            shard: plan.shard,
+            shard,
             elapsed,
             sessions_connected: self.sessions_connected,
             last_connected: self.last_connected,
@@ -107,12 +115,12 @@ impl Gathered {
             duration_us: self.duration_us,
             http: self.http,
             http_us: self.http_us,
-            load: plan.shape.describe(),
+            load,
             started_unix_ms: 0,
             peak_running: self.peak_running,
             metrics: Default::default(),
             failure_reasons: self.failure_reasons,
-            thresholds: plan.thresholds.clone(),
+            thresholds: thresholds.to_vec(),
             timeline: Vec::new(),
         }
     }

@@ -180,7 +180,8 @@ pub async fn run(
     drop(progress);
     let timeline = sampler.finish();
 
-    let mut report = gathered.into_report(&plan, program.name(), url, started.elapsed());
+    let shape = (plan.shard, plan.shape.describe(), &plan.thresholds[..]);
+    let mut report = gathered.into_report(shape, program.name(), url, started.elapsed());
     report.started_unix_ms = started_unix_ms;
     report.timeline = timeline;
     report.metrics = report::metrics::RunMetrics { series: metrics.series(), dropped: metrics.dropped() };
@@ -189,6 +190,84 @@ pub async fn run(
     report.outcomes.output_cut = output_cut.load(std::sync::atomic::Ordering::Relaxed);
     let verdict = finish(&report, plan.max_failures, plan.report.as_deref(), plan.html.as_deref())?;
     Ok(if interrupted { ExitCode::from(signals::EXIT_INTERRUPTED) } else { verdict })
+}
+
+/// What one session (no `--sessions`) reports: its summary on stderr with `-v` or `--threshold`, its report with
+/// `--report` and `--html`, and a verdict when thresholds were given.
+pub struct Single {
+    pub report: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub thresholds: Vec<Threshold>,
+    pub verbose: bool,
+}
+
+/// What a single session is measured by while it runs.
+pub struct SingleRun {
+    metrics: Arc<Metrics>,
+    stats: Arc<wsrun::SessionStats>,
+    started: Instant,
+    started_unix_ms: u64,
+}
+
+impl Single {
+    /// Whether anything is asked of the session's figures.
+    pub fn wanted(&self) -> bool {
+        self.verbose || self.report.is_some() || self.html.is_some() || !self.thresholds.is_empty()
+    }
+
+    /// Measure `session` (give it the metrics it records into).
+    pub fn measure(&self, session: SessionBuilder) -> (SessionBuilder, SingleRun) {
+        let metrics = Arc::new(Metrics::default());
+        let run = SingleRun {
+            metrics: metrics.clone(),
+            stats: session.stats(),
+            started: Instant::now(),
+            started_unix_ms: unix_millis(),
+        };
+        (session.metrics(metrics), run)
+    }
+
+    /// After the session: the summary, the files, and whether the thresholds held (`None` without thresholds).
+    pub fn finish(&self, run: SingleRun, guest: &str, url: &str, outcome: &Outcome) -> Result<Option<bool>, String> {
+        let stats = &run.stats;
+        let failed = is_failure(outcome);
+        let ended = Ended {
+            index: 0,
+            outcome: Some(outcome.clone()),
+            stopped_by: None,
+            failed,
+            // Its stderr went to the terminal, where the user saw it.
+            reason: failed.then(|| match outcome {
+                Outcome::Exited(code) => format!("exited {code}"),
+                other => reason_of(other, None),
+            }),
+            took: run.started.elapsed(),
+            connected_after: stats.first_connected().map(|at| at.duration_since(run.started)),
+            traffic: Traffic::of(stats),
+            connect_times: stats.connect_times(),
+            http: HttpTraffic::of(stats.http()),
+            response_times: stats.http().response_times(),
+        };
+        let mut gathered = Gathered::default();
+        gathered.peak_running = 1;
+        gathered.add(ended);
+        let mut report = gathered.into_report((Shard::WHOLE, "one session".to_owned(), &self.thresholds), guest, url, run.started.elapsed());
+        report.started_unix_ms = run.started_unix_ms;
+        report.metrics = report::metrics::RunMetrics { series: run.metrics.series(), dropped: run.metrics.dropped() };
+        report.interrupted = matches!(outcome, Outcome::Interrupted);
+        let max = MaxFailures::Count(u64::MAX);
+        if self.verbose || !self.thresholds.is_empty() {
+            eprint!("{}", report.summary(max));
+        }
+        if let Some(path) = &self.report {
+            let json = report.to_json(max)? + "\n";
+            write_whole(path, json.as_bytes()).map_err(|e| format!("cannot write --report {}: {e}", path.display()))?;
+        }
+        if let Some(path) = &self.html {
+            report::html::write(path, &report, max)?;
+        }
+        Ok((!self.thresholds.is_empty()).then(|| self.thresholds.iter().all(|t| t.judge(&report).passed)))
+    }
 }
 
 fn unix_millis() -> u64 {

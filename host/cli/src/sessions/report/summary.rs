@@ -38,7 +38,12 @@ impl Report {
             let _ = writeln!(text, "  output     {} sessions wrote more than --max-output: cut there", o.output_cut);
         }
         let share = if self.sessions == 0 { 0.0 } else { o.failed as f64 * 100.0 / self.sessions as f64 };
-        let _ = writeln!(text, "  failures   {} of {} ({share:.1}%), at most {max} allowed", o.failed, self.sessions);
+        let allowed = match max {
+            // One session, whose own exit code is the verdict.
+            MaxFailures::Count(u64::MAX) => String::new(),
+            max => format!(", at most {max} allowed"),
+        };
+        let _ = writeln!(text, "  failures   {} of {} ({share:.1}%){allowed}", o.failed, self.sessions);
         for (reason, count) in reasons_in_order(&self.failure_reasons) {
             let _ = writeln!(text, "    {count:>6}  {}", escape(&reason));
         }
