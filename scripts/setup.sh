@@ -70,9 +70,20 @@ script_guests() {
     echo "setup: componentize-js $(cd guest/js && node -p "require('./node_modules/@bytecodealliance/componentize-js/package.json').version")"
 }
 
+# The browser the --html report's test opens the page in (Debian's Chromium, headless).
+browser() {
+    if ! command -v chromium >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        as_root apt-get update -q
+        as_root apt-get install -y -q chromium
+    fi
+    echo "setup: $(chromium --version 2>/dev/null | tail -1)"
+}
+
 cd "$(dirname "$0")/.."
 rust_guests
 # `setup.sh rust`: only what the bundled (Rust) guests need, as the demo does.
 if [ "${1:-}" != "rust" ]; then
     script_guests
+    browser
 fi

@@ -28,6 +28,7 @@ mod grant;
 mod hostile_peers;
 mod http;
 mod limits;
+mod load_runs;
 mod load_errors;
 mod many_sessions;
 mod new_guest;

@@ -23,7 +23,7 @@ use crate::util::{within, wsrun, Run};
 const LONG: Duration = Duration::from_secs(120);
 
 /// Run `command` with empty stdin and wait for it, at most [`LONG`].
-async fn run(mut command: Command) -> Run {
+pub async fn run(mut command: Command) -> Run {
     let started = Instant::now();
     let mut child = command.spawn().expect("spawn wsrun");
     drop(child.stdin.take());
@@ -37,18 +37,18 @@ async fn run(mut command: Command) -> Run {
 }
 
 /// A fresh, empty directory for one test's reports and logs.
-fn scratch(name: &str) -> PathBuf {
+pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("many-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the scratch directory");
     dir
 }
 
-fn path_arg(path: &Path) -> &str {
+pub fn path_arg(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
 
-fn read_report(path: &Path) -> Value {
+pub fn read_report(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read the report {}: {e}", path.display()));
     let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("a JSON report: {e}: {text}"));
     assert_eq!(report["format"], "wsrun-report/1", "{report:#}");
@@ -56,7 +56,7 @@ fn read_report(path: &Path) -> Value {
 }
 
 /// A whole number field of the report, by JSON pointer (`/outcomes/failed`).
-fn count(report: &Value, pointer: &str) -> u64 {
+pub fn count(report: &Value, pointer: &str) -> u64 {
     report.pointer(pointer).and_then(Value::as_u64).unwrap_or_else(|| panic!("no count at {pointer} in {report:#}"))
 }
 
@@ -154,7 +154,7 @@ async fn scripted(rounds: usize, refuse_every: Option<usize>) -> (Server, Arc<Mu
 }
 
 /// Each of `lines` begins a line of the summary `stdout` (a whole line, or the start of one whose end varies).
-fn assert_summary(stdout: &str, lines: &[&str]) {
+pub fn assert_summary(stdout: &str, lines: &[&str]) {
     for expected in lines {
         assert!(stdout.lines().any(|line| line.starts_with(expected)), "no summary line {expected:?} in:\n{stdout}");
     }
@@ -172,11 +172,12 @@ async fn two_hundred_echo_sessions_carry_what_the_server_counted() {
     assert_summary(
         &run.stdout,
         &[
-            "  outcomes   200 succeeded, 0 failed (200 exited 0); 0 trapped, 0 timed out, 0 stopped at --duration, 0 cancelled, 0 not started",
+            "  outcomes   200 succeeded (exited 0); 0 failed",
+            "  failures   0 of 200 (0.0%), at most 0 allowed",
             "  connect    200 opened, 0 failed; ",
-            "  sent       800 messages, ",
-            "  received   800 messages, ",
-            "  failures   0 of 200 (0.0%), at most 0 allowed: passed",
+            "  sent       800 messages (",
+            "  received   800 messages (",
+            "  verdict    passed",
         ],
     );
     // Session s starts at 1 s * s/200: each request comes no sooner than its time after the first (less a margin
@@ -254,9 +255,10 @@ async fn failures_are_counted_and_max_failures_decides_the_exit_code() {
         assert_eq!(run.code(), Some(*expected), "{threshold:?}: {run:?}");
         // The verdict the summary prints is the one of the threshold given, the same as the exit code's.
         let allowed = threshold.get(1).copied().unwrap_or("0");
-        let verdict = if *expected == 0 { "passed" } else { "FAILED" };
-        let line = format!("  failures   10 of 40 (25.0%), at most {allowed} allowed: {verdict}");
-        assert!(run.stdout.lines().any(|l| l == line), "{threshold:?}: no line {line:?} in {run:?}");
+        let verdict = if *expected == 0 { "passed".to_owned() } else { format!("FAILED: 10 sessions failed, at most {allowed} allowed") };
+        for line in [format!("  failures   10 of 40 (25.0%), at most {allowed} allowed"), format!("  verdict    {verdict}")] {
+            assert!(run.stdout.lines().any(|l| l == line), "{threshold:?}: no line {line:?} in {run:?}");
+        }
         assert_eq!(tally.lock().unwrap().upgraded, 30, "{run:?}");
 
         let report = read_report(&report_path);
@@ -295,8 +297,9 @@ async fn duration_stops_long_sessions_with_1001_each() {
     assert_summary(
         &run.stdout,
         &[
-            "  outcomes   0 succeeded, 0 failed; 0 trapped, 0 timed out, 50 stopped at --duration, 0 cancelled, 0 not started",
-            "  failures   0 of 50 (0.0%), at most 0 allowed: passed",
+            "  outcomes   50 stopped at --duration; 0 failed",
+            "  failures   0 of 50 (0.0%), at most 0 allowed",
+            "  verdict    passed",
         ],
     );
     assert!(run.elapsed >= Duration::from_secs(2), "ended before --duration: {run:?}");
@@ -372,14 +375,13 @@ async fn interrupt(name: &str, signal: i32, sessions: u64, progress: bool) -> (R
 /// The summary lines of `sessions` echo sessions that each echoed "hello" and were then interrupted.
 fn interrupted_summary(sessions: u64) -> Vec<String> {
     vec![
-        format!(
-            "  outcomes   0 succeeded, 0 failed; 0 trapped, 0 timed out, 0 stopped at --duration, {sessions} cancelled, 0 not started"
-        ),
+        format!("  outcomes   {sessions} cancelled (Ctrl+C or SIGTERM); 0 failed"),
         format!("  connect    {sessions} opened, 0 failed; "),
         "  sessions   all connected ".to_owned(),
-        format!("  sent       {sessions} messages, {} B", sessions * 5),
-        format!("  received   {sessions} messages, {} B", sessions * 5),
-        format!("  failures   0 of {sessions} (0.0%), at most 0 allowed: FAILED (the run was interrupted or is incomplete)"),
+        format!("  sent       {sessions} messages ("),
+        format!("  received   {sessions} messages ("),
+        format!("  failures   0 of {sessions} (0.0%), at most 0 allowed"),
+        "  verdict    FAILED: the run was interrupted or is incomplete".to_owned(),
     ]
 }
 
@@ -404,7 +406,7 @@ async fn ctrl_c_closes_every_session_with_1001_and_still_reports() {
 }
 
 /// `wsrun report merge ARGS...`.
-async fn run_merge(args: &[&str]) -> Run {
+pub async fn run_merge(args: &[&str]) -> Run {
     run(wsrun(&[&["report", "merge"], args].concat())).await
 }
 
@@ -489,7 +491,7 @@ async fn more_sessions_than_the_soft_open_file_limit_run() {
     }
     let run = run(command).await;
     assert_eq!(run.code(), Some(0), "{run:?}");
-    assert_summary(&run.stdout, &["  failures   0 of 150 (0.0%), at most 0 allowed: passed"]);
+    assert_summary(&run.stdout, &["  failures   0 of 150 (0.0%), at most 0 allowed", "  verdict    passed"]);
 }
 
 /// The sessions of the distributed simulation, not a multiple of the shard count: shards 0 and 1 run 11, 2 and 3
@@ -542,9 +544,10 @@ async fn four_shards_merged_count_what_one_process_counts() {
     let first = format!("42 sessions of echo against {}, in ", server.url);
     let merged_summary = [
         first.as_str(),
-        "  outcomes   36 succeeded, 6 failed (36 exited 0, 6 exited 1); 0 trapped, 0 timed out, 0 stopped at --duration, 0 cancelled, 0 not started",
+        "  outcomes   36 succeeded (exited 0), 6 exited 1; 6 failed",
         "  connect    36 opened, 6 failed; ",
-        "  failures   6 of 42 (14.3%), at most 0 allowed: FAILED",
+        "  failures   6 of 42 (14.3%), at most 0 allowed",
+        "  verdict    FAILED: 6 sessions failed, at most 0 allowed",
     ];
     assert_summary(&merge.stdout, &merged_summary);
     let merged = read_report(&merged_path);
@@ -592,7 +595,7 @@ async fn four_shards_merged_count_what_one_process_counts() {
     assert_eq!(merge.code(), Some(0), "{merge:?}");
     assert_summary(
         &merge.stdout,
-        &[&merged_summary[..3], &["  failures   6 of 42 (14.3%), at most 6 allowed: passed"]].concat(),
+        &[&merged_summary[..3], &["  failures   6 of 42 (14.3%), at most 6 allowed", "  verdict    passed"]].concat(),
     );
 
     // Every shard once: a missing or repeated one is not the whole run.
@@ -644,6 +647,11 @@ async fn bad_shards_and_thresholds_are_usage_errors() {
         (&["--sessions", "4", url], &[("JOB_COMPLETION_INDEX", "1")], "WSRUN_SHARD_COUNT"),
         (&["--sessions", "4", url], &[("JOB_COMPLETION_INDEX", "4"), ("WSRUN_SHARD_COUNT", "4")], "shard"),
         (&["report", "merge"], &[], "usage: wsrun report merge"),
+        (&["--sessions", "0", url], &[], "at least 1 session"),
+        (&["--stages", "1s", url], &[], "invalid --stages"),
+        (&["--stages", "1s:2", "--sessions", "3", url], &[], "--sessions"),
+        (&["--arrival-rate", "5/s", url], &[], "--arrival-rate needs --sessions N"),
+        (&["--ramp-up", "1s", url], &[], "go with --sessions N"),
     ];
     for (args, environment, needle) in cases {
         let mut command = wsrun(args);
@@ -684,8 +692,10 @@ async fn a_session_past_its_timeout_is_counted_timed_out() {
     assert_summary(
         &run.stdout,
         &[
-            "  outcomes   0 succeeded, 2 failed; 0 trapped, 2 timed out, 0 stopped at --duration, 0 cancelled, 0 not started",
-            "  failures   2 of 2 (100.0%), at most 0 allowed: FAILED",
+            "  outcomes   2 timed out; 2 failed",
+            "  failures   2 of 2 (100.0%), at most 0 allowed",
+            "         2  timed out (--timeout 0.5s)",
+            "  verdict    FAILED: 2 sessions failed, at most 0 allowed",
         ],
     );
     assert_eq!(server.closes(2).await, vec![Some((1001, String::new())); 2], "each closed with 1001 at its timeout");

@@ -16,11 +16,13 @@ const RUST_GUESTS: &[&str] = &[
     "test-unknown-import",
     "test-no-run",
     "test-sockets",
+    "test-metrics",
     "scenario",
     "token-then-connect",
     // The bundled guests too, for the embedding tests, examples and benchmarks (the library bundles nothing).
     "echo",
     "client",
+    "roundtrip",
 ];
 
 /// Scripted guests: output name, and the module (Python) or file (JS) that is the guest.

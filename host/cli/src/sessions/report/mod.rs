@@ -671,13 +671,20 @@ mod tests {
                 http_us.record(1500).unwrap();
                 http_us
             },
+            load: "--sessions 3".into(),
+            started_unix_ms: 1_000,
+            peak_running: 3,
+            metrics: metrics::RunMetrics::default(),
+            failure_reasons: BTreeMap::new(),
+            thresholds: Vec::new(),
+            timeline: Vec::new(),
         }
     }
 
     #[test]
     fn a_report_survives_json() {
         let original = report(Shard { index: 1, count: 4 }, &[10, 2000, 3_000_000]);
-        let read = Report::from_json(&original.to_json().unwrap()).unwrap();
+        let read = Report::from_json(&original.to_json(MaxFailures::Count(0)).unwrap()).unwrap();
         assert_eq!(
             (read.sessions, read.shard, &read.outcomes, read.traffic),
             (3, original.shard, &original.outcomes, original.traffic)
@@ -689,7 +696,7 @@ mod tests {
     #[test]
     fn a_report_of_a_wsrun_without_http_still_reads() {
         let mut json: serde_json::Value =
-            serde_json::from_str(&report(Shard::WHOLE, &[10]).to_json().unwrap()).unwrap();
+            serde_json::from_str(&report(Shard::WHOLE, &[10]).to_json(MaxFailures::Count(0)).unwrap()).unwrap();
         let file = json.as_object_mut().unwrap();
         file.remove("http");
         file["histograms"].as_object_mut().unwrap().remove("http_us");
@@ -701,7 +708,7 @@ mod tests {
     #[test]
     fn the_summary_shows_http_only_when_there_was_some() {
         let with = report(Shard::WHOLE, &[10]).summary(MaxFailures::Count(0));
-        assert!(with.contains("  http       2 requests: 1 2xx, 1 failed (1 denied); response p50 1.5 ms"), "{with}");
+        assert!(with.contains("  http       2 requests: 1 2xx, 1 failed (1 denied); response p50 1.50, p90 1.50, p95 1.50, p99 1.50, max 1.50 ms"), "{with}");
         let mut without = report(Shard::WHOLE, &[10]);
         without.http = HttpTraffic::default();
         assert!(!without.summary(MaxFailures::Count(0)).contains("http"));

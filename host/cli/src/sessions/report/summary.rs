@@ -204,14 +204,16 @@ impl Report {
         }
         let d = metrics.dropped;
         if d.total() > 0 {
-            let _ = writeln!(
-                text,
-                "  dropped    {} measurements: {} malformed (names, tags), {} of a name used as another kind, {} past the cap on series",
-                d.total(),
-                d.malformed,
-                d.wrong_kind,
-                d.capped
-            );
+            let parts: Vec<String> = [
+                (d.malformed, "malformed (names, tags)"),
+                (d.wrong_kind, "of a name used as another kind"),
+                (d.capped, "past the cap on series"),
+            ]
+            .into_iter()
+            .filter(|(count, _)| *count > 0)
+            .map(|(count, why)| format!("{count} {why}"))
+            .collect();
+            let _ = writeln!(text, "  dropped    {} measurements: {}", d.total(), parts.join(", "));
         }
     }
 
