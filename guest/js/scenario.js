@@ -5,7 +5,7 @@
 //
 // Exit 0 with `price TOPIC VALUE`; exit 3 when no update for TOPIC came in time.
 
-import { WebSocket, args, exit, guest } from './wsrun-session.js';
+import { WebSocket, args, exit, guest, metrics } from './wsrun-session.js';
 
 export const run = guest(() => {
   const argv = args();
@@ -21,6 +21,8 @@ export const run = guest(() => {
       const update = JSON.parse(text);
       if (update && update.topic === topic && 'price' in update) {
         console.log(`price ${topic} ${update.price}`);
+        metrics.count('updates', 1, { topic });
+        metrics.check('update arrived', true);
         ws.close(1000, 'done');
         return;
       }
@@ -28,6 +30,7 @@ export const run = guest(() => {
   } catch (e) {
     if (e.name !== 'TimeoutError' && !(e instanceof SyntaxError)) throw e;
   }
+  metrics.check('update arrived', false);
   console.error(`wsrun: scenario: no update for ${topic} within ${timeoutMs / 1000}s`);
   ws.close(4000, 'no update');
   exit(3);

@@ -1,14 +1,36 @@
 // A small JavaScript layer over wsrun's `websocket` interface: a WebSocket class with send, recv({ timeoutMs }),
-// close(), closeStatus and iteration over messages, plus the guest's arguments, stdin lines, exit code and close
-// codes in words. The bindings componentize-js generates from wit/ are used as they are. This file is also the
+// close(), closeStatus and iteration over messages, plus the guest's arguments, stdin lines, exit code, close
+// codes in words, and `metrics` for the run's summary and thresholds. The bindings componentize-js generates from wit/ are used as they are. This file is also the
 // helper of `wsrun new javascript` projects (the wsrun binary embeds it).
 
 import { Connection } from 'wsrun:ws/websocket@0.2.0';
+import * as hostMetrics from 'wsrun:ws/metrics@0.2.0';
 import { getArguments } from 'wasi:cli/environment@0.2.12';
 import { exitWithCode } from 'wasi:cli/exit@0.2.12';
 import { getStdin } from 'wasi:cli/stdin@0.2.12';
 import { subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.12';
 import { poll } from 'wasi:io/poll@0.2.12';
+
+const tagList = (tags = {}) => Object.entries(tags).map(([name, value]) => ({ name, value: String(value) }));
+const u64 = (n) => BigInt(Math.max(0, Math.round(Number(n))));
+
+/**
+ * The guest's own measurements, for the run's summary, --report and --threshold (`wsrun:ws/metrics`). Tags are an
+ * object: `metrics.duration('rtt', 2.1, { kind: 'echo' })` (milliseconds). Recording never fails: what the host
+ * does not keep (a malformed name, past its cap) it counts as dropped.
+ */
+export const metrics = {
+  /** Add `delta` to the counter `name`. */
+  count(name, delta = 1, tags) { hostMetrics.count(name, u64(delta), tagList(tags)); },
+  /** Record a duration, in milliseconds, in the trend `name`. */
+  duration(name, ms, tags) { hostMetrics.duration(name, u64(ms * 1e6), tagList(tags)); },
+  /** Record a plain value (a size, a count) in the trend `name`. */
+  value(name, value, tags) { hostMetrics.value(name, u64(value), tagList(tags)); },
+  /** Count an event of the rate `name`, a hit or not. */
+  rate(name, hit, tags) { hostMetrics.rate(name, Boolean(hit), tagList(tags)); },
+  /** Record the check `name`'s outcome, and return it. */
+  check(name, passed, tags) { hostMetrics.check(name, Boolean(passed), tagList(tags)); return Boolean(passed); },
+};
 
 /** A failure the host reported; `code` is the WIT `error-code` value ({ tag, val }). */
 export class WebSocketError extends Error {

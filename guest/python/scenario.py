@@ -9,7 +9,7 @@ import json
 import sys
 
 from wit_world import exports
-from wsrun_session import WebSocket, args, exit, guest
+from wsrun_session import WebSocket, args, exit, guest, metrics
 
 
 class Run(exports.Run):
@@ -26,9 +26,12 @@ class Run(exports.Run):
                     update = json.loads(ws.recv(timeout=timeout))
                     if update.get("topic") == topic and "price" in update:
                         print(f"price {topic} {update['price']}")
+                        metrics.count("updates", 1, {"topic": topic})
+                        metrics.check("update arrived", True)
                         ws.close(1000, "done")
                         return
             except (TimeoutError, TypeError, ValueError):
+                metrics.check("update arrived", False)
                 print(f"wsrun: scenario: no update for {topic} within {timeout:g}s", file=sys.stderr)
                 ws.close(4000, "no update")
                 exit(3)

@@ -1,6 +1,6 @@
 """A small Pythonic layer over wsrun's `websocket` interface: a WebSocket class with send, recv(timeout=...),
 close(), close_status and iteration over messages, plus the guest's arguments and exit code and close codes in
-words, and `http_request` for the HTTP call that often comes first (a token, the URL to connect to). The generated bindings (wit_world) are used as they are, never edited. This file is also the helper of
+words, `metrics` for the run's summary and thresholds, and `http_request` for the HTTP call that often comes first (a token, the URL to connect to). The generated bindings (wit_world) are used as they are, never edited. This file is also the helper of
 `wsrun new python` projects (the wsrun binary embeds it)."""
 
 import re
@@ -10,6 +10,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from componentize_py_types import Err, Ok
 from wit_world.imports import environment, exit as wasi_exit, monotonic_clock, outgoing_handler, poll
+from wit_world.imports import metrics as _metrics
 from wit_world.imports import types as http
 from wit_world.imports.streams import StreamError_Closed, StreamError_LastOperationFailed
 from wit_world.imports.websocket import (
@@ -94,6 +95,40 @@ def guest(run: Callable) -> Callable:
             exit(1)
 
     return guarded
+
+
+class Metrics:
+    """The guest's own measurements, for the run's summary, --report and --threshold (`wsrun:ws/metrics`). Tags
+    are a dict: `metrics.duration("rtt", 0.0021, {"kind": "echo"})`. Recording never fails: what the host does not
+    keep (a malformed name, past its cap) it counts as dropped."""
+
+    @staticmethod
+    def _tags(tags: Optional[Dict[str, str]]) -> list:
+        return [_metrics.Tag(name=name, value=str(value)) for name, value in (tags or {}).items()]
+
+    def count(self, name: str, delta: int = 1, tags: Optional[Dict[str, str]] = None) -> None:
+        """Add `delta` to the counter `name`."""
+        _metrics.count(name, delta, self._tags(tags))
+
+    def duration(self, name: str, seconds: float, tags: Optional[Dict[str, str]] = None) -> None:
+        """Record a duration, in seconds, in the trend `name`."""
+        _metrics.duration(name, max(0, int(seconds * 1e9)), self._tags(tags))
+
+    def value(self, name: str, value: int, tags: Optional[Dict[str, str]] = None) -> None:
+        """Record a plain value (a size, a count) in the trend `name`."""
+        _metrics.value(name, max(0, int(value)), self._tags(tags))
+
+    def rate(self, name: str, hit: bool, tags: Optional[Dict[str, str]] = None) -> None:
+        """Count an event of the rate `name`, a hit or not."""
+        _metrics.rate(name, bool(hit), self._tags(tags))
+
+    def check(self, name: str, passed: bool, tags: Optional[Dict[str, str]] = None) -> bool:
+        """Record the check `name`'s outcome, and return it."""
+        _metrics.check(name, bool(passed), self._tags(tags))
+        return bool(passed)
+
+
+metrics = Metrics()
 
 
 class WebSocket:

@@ -44,16 +44,41 @@ async fn echo_round_trips(guest: &str) {
 }
 
 async fn scenario_passes_and_fails(guest: &str) {
+    let report = std::env::temp_dir().join(format!("wsrun-scenario-{}-{}.json", std::process::id(), guest.len()));
+    let report_arg = report.to_str().unwrap();
     let server = feed(true).await;
-    let run = run_script(&[guest, &server.url, "BTC", "5000"]).await;
+    let run = run_script(&["--report", report_arg, guest, &server.url, "BTC", "5000"]).await;
     assert_eq!((run.code(), run.stdout.as_str()), (Some(0), "price BTC 101.25\n"), "{guest}: {run:?}");
     assert_eq!(server.closes(1).await, vec![Some((1000, "done".to_owned()))], "{guest}");
+    // The script's metrics, through its language's helper, in the session's report.
+    let metrics = read_metrics(&report);
+    assert!(metrics.contains(&("updates".to_owned(), "topic=BTC".to_owned(), 1, 1)), "{guest}: {metrics:?}");
+    assert!(metrics.contains(&("checks".to_owned(), "check=update arrived".to_owned(), 1, 1)), "{guest}: {metrics:?}");
 
     let server = feed(false).await;
-    let run = run_script(&[guest, &server.url, "BTC", "300"]).await;
+    let run = run_script(&["--threshold", "checks.rate==1", guest, &server.url, "BTC", "300"]).await;
     assert_eq!(run.code(), Some(3), "{guest}: {run:?}");
-    assert_eq!(run.stderr, "wsrun: scenario: no update for BTC within 0.3s\n", "{guest}");
+    assert!(run.stderr.starts_with("wsrun: scenario: no update for BTC within 0.3s\n"), "{guest}: {run:?}");
+    assert!(run.stderr.contains("    FAILED  checks.rate==1  0.00% (0 of 1)"), "{guest}: {run:?}");
     assert_eq!(server.closes(1).await, vec![Some((4000, "no update".to_owned()))], "{guest}");
+}
+
+/// A report's metrics as (name, tags as `k=v,...`, hits or count, count).
+fn read_metrics(report: &std::path::Path) -> Vec<(String, String, u64, u64)> {
+    let text = std::fs::read_to_string(report).unwrap_or_else(|e| panic!("{}: {e}", report.display()));
+    let _ = std::fs::remove_file(report);
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    report["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let tags: Vec<String> =
+                s["tags"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
+            let count = s["count"].as_u64().unwrap();
+            (s["name"].as_str().unwrap().to_owned(), tags.join(","), s["hits"].as_u64().unwrap_or(count), count)
+        })
+        .collect()
 }
 
 async fn ctrl_c_stops_a_spinning_script(guest: &str) {

@@ -97,7 +97,11 @@ impl<'a> Session<'a> {
         let interval = nanos(self.options.interval);
         let end = self.options.duration.map(|d| start + nanos(d));
         let readable = self.conn.subscribe();
-        let mut next_send = start;
+        // Sessions spread their sends over the interval by their index (session 0 at once): a thousand sessions
+        // started together would otherwise send together, and measure their own burst rather than the server.
+        let index: u64 = self.session.parse().unwrap_or(0);
+        let phase = (index as f64 * 0.618_033_988_75).fract();
+        let mut next_send = start + (interval as f64 * phase) as u64;
         let mut finishing_since: Option<u64> = None;
         loop {
             let now = monotonic_clock::now();

@@ -5,7 +5,7 @@ use std::time::Duration;
 pub const USAGE: &str = "usage: wsrun roundtrip URL [--interval DURATION | --rate N/s] [--count N] [--duration DURATION]
        [--message TEMPLATE] [--size BYTES] [--binary] [--no-ping | --ping-only] [--reply-timeout DURATION] [--quiet]
 
-Sends a message (and a ping) at each interval and times the round trip of each: the server's pong to the ping, and
+Sends a message (and a ping) at each interval (sessions spread over it by their index, the first at once) and times the round trip of each: the server's pong to the ping, and
 an echo-like server's reply to the message (trend `rtt`, tagged kind=ping or kind=echo; check `echo reply`). Ends
 after --count messages or --duration, once the replies are in (or --reply-timeout has passed for them).
 TEMPLATE may hold {session} (the session's index), {n} (the message's number) and {time} (Unix time in ms);

@@ -9,7 +9,7 @@
 use wsrun_guest::wasi::cli::exit;
 use wsrun_guest::wasi::clocks::monotonic_clock;
 use wsrun_guest::wasi::io::poll;
-use wsrun_guest::{args, connect_to_url_arg, Guest, Message, Stdout};
+use wsrun_guest::{args, connect_to_url_arg, metrics, Guest, Message, Stdout};
 
 struct Scenario;
 
@@ -34,11 +34,14 @@ impl Guest for Scenario {
             if update["topic"] == topic.as_str() {
                 if let Some(price) = update.get("price") {
                     let _ = Stdout::get().line(&format!("price {topic} {price}"));
+                    metrics::count("updates", 1, &[("topic", &topic)]);
+                    metrics::check("update arrived", true, &[]);
                     let _ = conn.close(1000, "done");
                     return Ok(());
                 }
             }
         }
+        metrics::check("update arrived", false, &[]);
         eprintln!("wsrun: scenario: no update for {topic} within {}s", timeout_ms as f64 / 1000.0);
         let _ = conn.close(4000, "no update");
         drop(ready);

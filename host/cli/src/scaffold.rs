@@ -50,6 +50,7 @@ const TEMPLATES: &[Template] = &[
             ("src/describe.rs", include_str!("../../../guest/sdk/src/describe.rs")),
             ("src/escape.rs", include_str!("../../../guest/sdk/src/escape.rs")),
             ("src/defaults.rs", include_str!("../../../guest/sdk/src/defaults.rs")),
+            ("src/metrics.rs", include_str!("../../../guest/sdk/src/metrics.rs")),
             ("README.md", include_str!("../templates/rust/README.md")),
             (".gitignore", include_str!("../templates/rust/gitignore")),
         ],

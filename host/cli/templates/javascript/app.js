@@ -6,9 +6,9 @@
 //
 //     wsrun {{name}}.wasm ws://127.0.0.1:9000/ hello world
 //
-// wsrun-session.js is the `WebSocket` helper; wit/websocket.wit is the interface it wraps.
+// wsrun-session.js is the `WebSocket` and `metrics` helper; wit/websocket.wit is the interface it wraps.
 
-import { WebSocket, WebSocketError, args, describeClose, exit, guest, stdinLines } from './wsrun-session.js';
+import { WebSocket, WebSocketError, args, describeClose, exit, guest, metrics, stdinLines } from './wsrun-session.js';
 
 export const run = guest(async () => {
   let [, url, ...messages] = args();
@@ -38,11 +38,14 @@ export const run = guest(async () => {
   try {
     // Each message, then its reply; stop early if the server closes.
     for (const message of messages.length > 0 ? messages : stdinLines()) {
+      const sent = Date.now();
       ws.send(message);
       const reply = ws.recv();
       if (reply === null) {
         break;
       }
+      // For `wsrun --sessions N --threshold 'reply_time.p95<100ms'`, and the summary of `wsrun -v`.
+      metrics.duration('reply_time', Date.now() - sent);
       show(reply);
     }
     ws.close(1000);

@@ -5,12 +5,13 @@ sessions begin with; wsrun must grant its origin: `wsrun --allow http://127.0.0.
 
     wsrun {{name}}.wasm ws://127.0.0.1:9000/ hello world
 
-wsrun_session.py is the `WebSocket` and `http_request` helper; wit/websocket.wit is the interface it wraps."""
+wsrun_session.py is the `WebSocket`, `metrics` and `http_request` helper; wit/websocket.wit is the interface it wraps."""
 
 import sys
+import time
 
 from wit_world import exports
-from wsrun_session import HttpError, WebSocket, WebSocketError, args, describe_close, guest, http_request
+from wsrun_session import HttpError, WebSocket, WebSocketError, args, describe_close, guest, http_request, metrics
 
 
 class Run(exports.Run):
@@ -34,10 +35,13 @@ class Run(exports.Run):
         try:
             # Each message, then its reply; stop early if the server closes.
             for message in messages or (line.rstrip("\r\n") for line in sys.stdin):
+                sent = time.monotonic()
                 ws.send(message)
                 reply = ws.recv()
                 if reply is None:
                     break
+                # For `wsrun --sessions N --threshold 'reply_time.p95<100ms'`, and the summary of `wsrun -v`.
+                metrics.duration("reply_time", time.monotonic() - sent)
                 show(reply)
             ws.close(1000)
             # The closing handshake: what the server still sends before its close frame.

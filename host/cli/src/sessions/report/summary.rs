@@ -240,11 +240,12 @@ fn percentiles(values: &Histogram<u64>, unit: TrendUnit) -> String {
     }
     let figures = [0.5, 0.9, 0.95, 0.99].map(|q| values.value_at_quantile(q));
     let max = values.max();
-    let (divisor, decimals, suffix) = match (unit, max) {
-        (TrendUnit::Plain, _) => (1.0, 0, ""),
-        (TrendUnit::Micros, 0..10_000) => (1000.0, 2, " ms"),
-        (TrendUnit::Micros, 10_000..10_000_000) => (1000.0, 1, " ms"),
-        (TrendUnit::Micros, _) => (1e6, 2, " s"),
+    // The unit by the largest figure, the decimals by the smallest (a p50 of 0.25 ms beside a max of 167 ms).
+    let (divisor, decimals, suffix) = match (unit, max, figures[0]) {
+        (TrendUnit::Plain, _, _) => (1.0, 0, ""),
+        (TrendUnit::Micros, 0..10_000_000, 0..10_000) => (1000.0, 2, " ms"),
+        (TrendUnit::Micros, 0..10_000_000, _) => (1000.0, 1, " ms"),
+        (TrendUnit::Micros, _, _) => (1e6, 2, " s"),
     };
     let show = |v: u64| format!("{:.decimals$}", v as f64 / divisor);
     format!(

@@ -11,7 +11,8 @@
 //! `main` is the guest's `wasi:cli/run`. The bindings of the interfaces wsrun adds to WASI are generated from `wit/`
 //! (`wit/websocket.wit` documents every function and error). The other files
 //! of `src/` are helpers from wsrun's Rust SDK: `http.rs` (blocking HTTP requests), `describe.rs` (errors and close
-//! codes in words), `escape.rs` (a peer's text made safe to print), `defaults.rs` (connect options).
+//! codes in words), `escape.rs` (a peer's text made safe to print), `defaults.rs` (connect options), `metrics.rs`
+//! (measurements for the run's summary and thresholds).
 
 // What wsrun gives beyond WASI, which Rust's std already speaks (arguments, stdio, clocks, `main` as `run`).
 wit_bindgen::generate!({
@@ -19,6 +20,7 @@ wit_bindgen::generate!({
         package local:guest;
         world guest {
             import wsrun:ws/websocket@0.2.0;
+            import wsrun:ws/metrics@0.2.0;
             import wasi:http/outgoing-handler@0.2.12;
         }
     ",
@@ -36,6 +38,8 @@ mod describe;
 mod escape;
 #[allow(dead_code)]
 mod http;
+#[allow(dead_code)]
+mod metrics;
 
 use describe::describe;
 use escape::escape;
@@ -87,11 +91,14 @@ fn session(conn: &Connection, messages: &[String]) -> Result<(), ErrorCode> {
         Box::new(messages.iter().cloned())
     };
     for text in texts {
+        let sent = std::time::Instant::now();
         conn.send(&Message::Text(text))?;
         match conn.receive()? {
             Some(reply) => show(&reply),
             None => break,
         }
+        // For `wsrun --sessions N --threshold 'reply_time.p95<100ms'`, and the summary of `wsrun -v`.
+        metrics::duration("reply_time", sent.elapsed(), &[]);
     }
     // Fails only when the server closed first: nothing left to do then.
     let _ = conn.close(1000, "");
