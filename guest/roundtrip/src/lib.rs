@@ -115,6 +115,10 @@ impl<'a> Session<'a> {
                     self.lose_all();
                     break;
                 }
+            } else if interval == 0 {
+                if self.waiting.is_empty() && self.pings.is_empty() {
+                    self.send_next(now)?;
+                }
             } else if now >= next_send {
                 self.send_next(now)?;
                 next_send += interval;
@@ -122,9 +126,11 @@ impl<'a> Session<'a> {
                 next_send = next_send.max(now);
                 continue;
             }
-            let wake = match finishing_since {
-                Some(since) => since + nanos(self.options.reply_timeout),
-                None => next_send,
+            let wake = match (finishing_since, interval) {
+                (Some(since), _) => since + nanos(self.options.reply_timeout),
+                // Closed loop: woken by the reply, or by the end of --duration.
+                (None, 0) => end.unwrap_or(u64::MAX),
+                (None, _) => next_send,
             };
             let timer = monotonic_clock::subscribe_instant(wake);
             poll::poll(&[&readable, &timer]);
@@ -212,7 +218,9 @@ impl<'a> Session<'a> {
                     if waiting == number {
                         self.pongs += 1;
                         let took = Duration::from_nanos(now - sent_ns);
-                        metrics::duration("rtt", took, &[("kind", "ping")]);
+                        if self.options.metrics {
+                            metrics::duration("rtt", took, &[("kind", "ping")]);
+                        }
                         self.say(&format!("ping {number}: {:.3} ms", took.as_secs_f64() * 1e3));
                     }
                 }
@@ -228,7 +236,9 @@ impl<'a> Session<'a> {
     fn reply(&mut self, payload: Vec<u8>, now: u64) {
         let Some(at) = self.waiting.iter().position(|w| w.payload == payload) else {
             self.unmatched += 1;
-            metrics::count("unmatched", 1, &[]);
+            if self.options.metrics {
+                metrics::count("unmatched", 1, &[]);
+            }
             return;
         };
         for _ in 0..at {
@@ -237,15 +247,19 @@ impl<'a> Session<'a> {
         let waiting = self.waiting.pop_front().expect("found above");
         self.replies += 1;
         let took = Duration::from_nanos(now - waiting.sent_ns);
-        metrics::duration("rtt", took, &[("kind", "echo")]);
-        metrics::check("echo reply", true, &[]);
+        if self.options.metrics {
+            metrics::duration("rtt", took, &[("kind", "echo")]);
+            metrics::check("echo reply", true, &[]);
+        }
         self.say(&format!("echo {}: {:.3} ms", waiting.number, took.as_secs_f64() * 1e3));
     }
 
     fn lose_oldest(&mut self) {
         if self.waiting.pop_front().is_some() {
             self.lost += 1;
-            metrics::check("echo reply", false, &[]);
+            if self.options.metrics {
+                metrics::check("echo reply", false, &[]);
+            }
         }
     }
 

@@ -2,18 +2,22 @@
 
 use std::time::Duration;
 
-pub const USAGE: &str = "usage: wsrun roundtrip URL [--interval DURATION | --rate N/s] [--count N] [--duration DURATION]
+pub const USAGE: &str = "usage: wsrun roundtrip URL [--interval DURATION | --rate N/s | --rate max] [--count N] [--duration DURATION]
        [--message TEMPLATE] [--size BYTES] [--binary] [--no-ping | --ping-only] [--reply-timeout DURATION] [--quiet]
+       [--no-metrics]
 
 Sends a message (and a ping) at each interval (sessions spread over it by their index, the first at once) and times the round trip of each: the server's pong to the ping, and
 an echo-like server's reply to the message (trend `rtt`, tagged kind=ping or kind=echo; check `echo reply`). Ends
 after --count messages or --duration, once the replies are in (or --reply-timeout has passed for them).
 TEMPLATE may hold {session} (the session's index), {n} (the message's number) and {time} (Unix time in ms);
-default: \"roundtrip {session} {n}\". --size pads each message to that many bytes.";
+default: \"roundtrip {session} {n}\". --size pads each message to that many bytes. --rate max sends each message as soon
+as the previous one's reply (and pong) came. --no-metrics records nothing (to measure what recording costs).";
 
 #[derive(Debug, PartialEq)]
 pub struct Options {
+    /// Zero: each message as soon as the previous one's reply (and pong) came (`--rate max`).
     pub interval: Duration,
+    pub metrics: bool,
     pub count: Option<u64>,
     pub duration: Option<Duration>,
     pub template: String,
@@ -29,6 +33,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut options = Options {
             interval: Duration::from_secs(1),
+            metrics: true,
             count: None,
             duration: None,
             template: "roundtrip {session} {n}".to_owned(),
@@ -50,6 +55,10 @@ impl Options {
                 "--interval" => options.interval = positive(duration(&value()?)?, name)?,
                 "--rate" => {
                     let text = value()?;
+                    if text == "max" {
+                        options.interval = Duration::ZERO;
+                        continue;
+                    }
                     let per_second: f64 = text
                         .strip_suffix("/s")
                         .unwrap_or(&text)
@@ -68,6 +77,7 @@ impl Options {
                 "--no-ping" => options.ping = false,
                 "--ping-only" => options.echo = false,
                 "--quiet" | "-q" => options.quiet = true,
+                "--no-metrics" => options.metrics = false,
                 other => return Err(format!("unknown option {other:?}")),
             }
         }
