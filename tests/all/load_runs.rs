@@ -189,7 +189,7 @@ async fn stages_raise_and_lower_the_sessions_running() {
     let dir = scratch("stages");
     let report_path = dir.join("report.json");
     let server = Server::echo().await;
-    let args = ["--stages", "1s:8,1s:8,1s:0", "--report", path_arg(&report_path), "echo", &server.url];
+    let args = ["--stages", "1s:8,1s:8,2s:0", "--report", path_arg(&report_path), "echo", &server.url];
     let run = run(wsrun(&args)).await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     let report = read_report(&report_path);
@@ -199,11 +199,13 @@ async fn stages_raise_and_lower_the_sessions_running() {
     let closes = server.closes(8).await;
     assert!(closes.iter().all(|c| c.as_ref().is_some_and(|(code, _)| *code == 1001)), "{closes:?}");
     let running: Vec<u64> = report["timeline"].as_array().unwrap().iter().map(|s| s["running"].as_u64().unwrap()).collect();
-    // Sampled each second: up to 8 after the first, 8 after the second, none at the end (within a sample's jitter).
-    assert!(running.len() >= 3, "{running:?}");
-    assert!((6..=8).contains(&running[0]) && running[1] == 8 && *running.last().unwrap() == 0, "{running:?}");
+    // Sampled each second: up to 8 after the first, 8 after the second, half way down after the third (the target
+    // 4), none at the end (within a sample's jitter).
+    assert!(running.len() >= 4, "{running:?}");
+    assert!((6..=8).contains(&running[0]) && running[1] == 8, "{running:?}");
+    assert!((2..=6).contains(&running[2]) && *running.last().unwrap() == 0, "{running:?}");
     let elapsed = count(&report, "/elapsed_ms");
-    assert!((2_900..10_000).contains(&elapsed), "the stages last 3 s: {elapsed} ms");
+    assert!((3_900..10_000).contains(&elapsed), "the stages last 4 s: {elapsed} ms");
     assert_summary(&run.stdout, &["  outcomes   8 stopped by --stages or --duration; 0 failed"]);
 }
 

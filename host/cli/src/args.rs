@@ -7,20 +7,21 @@ use clap::Parser;
 use wsrun::OriginPattern;
 
 const AFTER_HELP: &str = "\
-GUEST is a component file (client.wasm) or a bundled guest: client (the default) or echo.
+GUEST is a component file (client.wasm) or a bundled guest: client (the default), echo or roundtrip.
 Everything after URL goes to the guest; `wsrun client --help` shows the client's own options.
 `wsrun compile GUEST -o FILE` compiles a guest ahead of time; FILE then runs as GUEST on this wsrun with
 --allow-precompiled. FILE is native code: trust it like a program binary.
 `wsrun new LANGUAGE NAME` creates a guest project (rust, python or javascript; `wsrun new --list`);
 `wsrun wit [DIR]` writes the WIT package this wsrun hosts, for any component toolchain.
-`wsrun --sessions N ...` runs N sessions side by side (a load test) and prints a summary; `wsrun report merge
-FILE...` adds up the --report files of several shards.
+`wsrun --sessions N ...` (or --stages, --arrival-rate) runs sessions side by side (a load test) and prints a
+summary; `wsrun roundtrip URL --help` is the bundled load generator; `wsrun report merge FILE...` adds up the
+--report files of several shards.
 
 Exit codes:
   0    success
   N    the guest's own exit code, when it sets one
   1    guest failure or connection failure (the guest says which), a trap, or --timeout;
-       with --sessions: more failed sessions than --max-failures allows
+       with --sessions: more failed sessions than --max-failures allows, or a failed --threshold
   2    usage, load or link errors
   130  interrupted (Ctrl+C or SIGTERM)";
 
