@@ -79,7 +79,10 @@ async fn the_roundtrip_guest_times_what_the_server_echoed() {
     }
     let checks = series(&report, "checks", &[("check", "echo reply")]);
     assert_eq!((checks["hits"].as_u64(), checks["count"].as_u64()), (Some(100), Some(100)));
-    assert_summary(&run.stdout, &["  metrics", "    rtt ", "      {kind=echo}  p50 ", "    passed  echo reply: 100 of 100"]);
+    assert_summary(
+        &run.stdout,
+        &["  metrics", "    rtt ", "      {kind=echo}  p50 ", "    passed  echo reply: 100 of 100"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -106,7 +109,17 @@ async fn a_guests_metrics_add_up_alike_in_one_process_and_in_four_merged_shards(
     for index in 0..4 {
         let path = dir.join(format!("shard{index}.json"));
         let shard = format!("{index}/4");
-        let run = run(wsrun(&["--sessions", "40", "--shard", &shard, "--report", path_arg(&path), guest, "ws://127.0.0.1:9/"])).await;
+        let run = run(wsrun(&[
+            "--sessions",
+            "40",
+            "--shard",
+            &shard,
+            "--report",
+            path_arg(&path),
+            guest,
+            "ws://127.0.0.1:9/",
+        ]))
+        .await;
         assert_eq!(run.code(), Some(0), "{run:?}");
         shards.push(path);
     }
@@ -120,7 +133,11 @@ async fn a_guests_metrics_add_up_alike_in_one_process_and_in_four_merged_shards(
     assert_eq!(whole["metrics_dropped"], merged["metrics_dropped"]);
     assert_eq!(series(&merged, "jobs", &[("parity", "odd")])["count"], 20);
     for line in merge.stdout.lines().filter(|l| l.starts_with("    ") || l.starts_with("  dropped")) {
-        assert!(one.stdout.contains(line.split(" (").next().unwrap()), "{line:?} not in the one process's summary:\n{}", one.stdout);
+        assert!(
+            one.stdout.contains(line.split(" (").next().unwrap()),
+            "{line:?} not in the one process's summary:\n{}",
+            one.stdout
+        );
     }
 }
 
@@ -133,21 +150,33 @@ async fn thresholds_decide_the_verdict_and_the_exit_code() {
     assert_eq!(run_ok.code(), Some(0), "{run_ok:?}");
     assert_summary(
         &run_ok.stdout,
-        &["  thresholds", "    passed  jobs.count==40   40", "    passed  small.rate<=25%  25.00% (10 of 40)", "  verdict    passed"],
+        &[
+            "  thresholds",
+            "    passed  jobs.count==40   40",
+            "    passed  small.rate<=25%  25.00% (10 of 40)",
+            "  verdict    passed",
+        ],
     );
     let failing = ["--threshold", "checks.rate>0.99", "--threshold", "jobs.count==40"];
     let run_failed = run(wsrun(&[&base[..], &failing, &[guest, "ws://127.0.0.1:9/"]].concat())).await;
     assert_eq!(run_failed.code(), Some(1), "{run_failed:?}");
     assert_summary(
         &run_failed.stdout,
-        &["    FAILED  checks.rate>0.99  75.00% (30 of 40)", "    passed  jobs.count==40    40", "  verdict    FAILED: 1 threshold failed"],
+        &[
+            "    FAILED  checks.rate>0.99  75.00% (30 of 40)",
+            "    passed  jobs.count==40    40",
+            "  verdict    FAILED: 1 threshold failed",
+        ],
     );
     // Malformed: a usage error before anything runs.
     let bad = run(wsrun(&["--sessions", "4", "--threshold", "rtt.p99<fast", guest, "ws://127.0.0.1:9/"])).await;
     assert_eq!(bad.code(), Some(2), "{bad:?}");
     assert!(bad.stdout.is_empty(), "{bad:?}");
     assert_eq!(bad.stderr.lines().count(), 1, "{bad:?}");
-    assert!(bad.stderr.starts_with("wsrun: ") && bad.stderr.contains("invalid --threshold \"rtt.p99<fast\""), "{bad:?}");
+    assert!(
+        bad.stderr.starts_with("wsrun: ") && bad.stderr.contains("invalid --threshold \"rtt.p99<fast\""),
+        "{bad:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -155,7 +184,17 @@ async fn failures_are_grouped_by_reason_most_frequent_first() {
     let dir = scratch("reasons");
     let report_path = dir.join("report.json");
     let guest = wsrun_test_artifacts::TEST_METRICS;
-    let args = ["--sessions", "40", "--max-failures", "25%", "--report", path_arg(&report_path), guest, "ws://127.0.0.1:9/", "--fail-some"];
+    let args = [
+        "--sessions",
+        "40",
+        "--max-failures",
+        "25%",
+        "--report",
+        path_arg(&report_path),
+        guest,
+        "ws://127.0.0.1:9/",
+        "--fail-some",
+    ];
     let run = run(wsrun(&args)).await;
     assert_eq!(run.code(), Some(1), "20 failed, 10 allowed: {run:?}");
     let report = read_report(&report_path);
@@ -164,15 +203,31 @@ async fn failures_are_grouped_by_reason_most_frequent_first() {
     // Both ten: in order of the text then.
     assert_eq!(reasons[0]["count"], 10);
     assert!(reasons[0]["reason"].as_str().unwrap().starts_with("trapped: "), "{reasons:?}");
-    assert!(reasons[0]["reason"].as_str().unwrap().contains("planned trap") || reasons[0]["reason"].as_str().unwrap().contains("unreachable"), "{reasons:?}");
-    assert_eq!(reasons[1], serde_json::json!({"reason": "wsrun: test-metrics: refused by plan \\u{1b}[2J", "count": 10}));
-    assert_summary(&run.stdout, &["  failures   20 of 40 (50.0%), at most 25% allowed", "        10  wsrun: test-metrics: refused by plan \\u{1b}[2J"]);
+    assert!(
+        reasons[0]["reason"].as_str().unwrap().contains("planned trap")
+            || reasons[0]["reason"].as_str().unwrap().contains("unreachable"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons[1],
+        serde_json::json!({"reason": "wsrun: test-metrics: refused by plan \\u{1b}[2J", "count": 10})
+    );
+    assert_summary(
+        &run.stdout,
+        &[
+            "  failures   20 of 40 (50.0%), at most 25% allowed",
+            "        10  wsrun: test-metrics: refused by plan \\u{1b}[2J",
+        ],
+    );
     assert!(!run.stdout.contains('\x1b'), "a reason reaches the terminal escaped: {}", run.stdout);
 
     // A server that is not there: one reason for every session.
     let refused = run_refused().await;
     assert_eq!(refused.code(), Some(1), "{refused:?}");
-    let line = refused.stdout.lines().find(|l| l.trim_start().starts_with("5  wsrun: echo: could not connect to ws://127.0.0.1:"));
+    let line = refused
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("5  wsrun: echo: could not connect to ws://127.0.0.1:"));
     assert!(line.is_some_and(|l| l.contains("connection refused")), "{}", refused.stdout);
 }
 
@@ -198,7 +253,8 @@ async fn stages_raise_and_lower_the_sessions_running() {
     assert_eq!(count(&report, "/outcomes/stopped"), 8);
     let closes = server.closes(8).await;
     assert!(closes.iter().all(|c| c.as_ref().is_some_and(|(code, _)| *code == 1001)), "{closes:?}");
-    let running: Vec<u64> = report["timeline"].as_array().unwrap().iter().map(|s| s["running"].as_u64().unwrap()).collect();
+    let running: Vec<u64> =
+        report["timeline"].as_array().unwrap().iter().map(|s| s["running"].as_u64().unwrap()).collect();
     // Sampled each second: up to 8 after the first, 8 after the second, half way down after the third (the target
     // 4), none at the end (within a sample's jitter).
     assert!(running.len() >= 4, "{running:?}");
@@ -229,13 +285,30 @@ async fn reports_of_other_runs_merge_only_when_forced() {
     let dir = scratch("other-runs");
     let (a, b) = (Server::echo().await, Server::echo().await);
     let report = |name: &str| dir.join(name);
-    for (name, shard, url) in [("a.json", "0/2", &a.url), ("b.json", "1/2", &b.url), ("c.json", "0/1", &a.url), ("d.json", "0/1", &a.url)] {
-        let run = run(wsrun(&["--sessions", "2", "--duration", "200ms", "--shard", shard, "--report", path_arg(&report(name)), "echo", url])).await;
+    for (name, shard, url) in
+        [("a.json", "0/2", &a.url), ("b.json", "1/2", &b.url), ("c.json", "0/1", &a.url), ("d.json", "0/1", &a.url)]
+    {
+        let run = run(wsrun(&[
+            "--sessions",
+            "2",
+            "--duration",
+            "200ms",
+            "--shard",
+            shard,
+            "--report",
+            path_arg(&report(name)),
+            "echo",
+            url,
+        ]))
+        .await;
         assert_eq!(run.code(), Some(0), "{run:?}");
     }
     let refused = run_merge(&[path_arg(&report("a.json")), path_arg(&report("b.json"))]).await;
     assert_eq!(refused.code(), Some(2), "{refused:?}");
-    assert!(refused.stderr.contains("are reports of different runs (the URL ") && refused.stderr.contains("--force"), "{refused:?}");
+    assert!(
+        refused.stderr.contains("are reports of different runs (the URL ") && refused.stderr.contains("--force"),
+        "{refused:?}"
+    );
     let forced = run_merge(&["--force", path_arg(&report("a.json")), path_arg(&report("b.json"))]).await;
     assert_eq!(forced.code(), Some(0), "{forced:?}");
     assert!(forced.stderr.contains("merged anyway (--force)"), "{forced:?}");
@@ -249,7 +322,17 @@ async fn the_html_report_renders_its_plots_in_a_browser() {
     let dir = scratch("html");
     let page = dir.join("report.html");
     let server = Server::start(servers::echo).await;
-    let args = ["--sessions", "5", "--duration", "2500ms", "--html", path_arg(&page), "--threshold", "rtt.p99<10s", "roundtrip"];
+    let args = [
+        "--sessions",
+        "5",
+        "--duration",
+        "2500ms",
+        "--html",
+        path_arg(&page),
+        "--threshold",
+        "rtt.p99<10s",
+        "roundtrip",
+    ];
     let run = run(wsrun(&[&args[..], &[&server.url, "--interval", "50ms", "--quiet"]].concat())).await;
     assert_eq!(run.code(), Some(0), "{run:?}");
     let dom = render(&page).await;

@@ -255,8 +255,14 @@ async fn failures_are_counted_and_max_failures_decides_the_exit_code() {
         assert_eq!(run.code(), Some(*expected), "{threshold:?}: {run:?}");
         // The verdict the summary prints is the one of the threshold given, the same as the exit code's.
         let allowed = threshold.get(1).copied().unwrap_or("0");
-        let verdict = if *expected == 0 { "passed".to_owned() } else { format!("FAILED: 10 sessions failed, at most {allowed} allowed") };
-        for line in [format!("  failures   10 of 40 (25.0%), at most {allowed} allowed"), format!("  verdict    {verdict}")] {
+        let verdict = if *expected == 0 {
+            "passed".to_owned()
+        } else {
+            format!("FAILED: 10 sessions failed, at most {allowed} allowed")
+        };
+        for line in
+            [format!("  failures   10 of 40 (25.0%), at most {allowed} allowed"), format!("  verdict    {verdict}")]
+        {
             assert!(run.stdout.lines().any(|l| l == line), "{threshold:?}: no line {line:?} in {run:?}");
         }
         assert_eq!(tally.lock().unwrap().upgraded, 30, "{run:?}");

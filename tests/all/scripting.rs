@@ -73,8 +73,12 @@ fn read_metrics(report: &std::path::Path) -> Vec<(String, String, u64, u64)> {
         .unwrap()
         .iter()
         .map(|s| {
-            let tags: Vec<String> =
-                s["tags"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
+            let tags: Vec<String> = s["tags"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+                .collect();
             let count = s["count"].as_u64().unwrap();
             (s["name"].as_str().unwrap().to_owned(), tags.join(","), s["hits"].as_u64().unwrap_or(count), count)
         })

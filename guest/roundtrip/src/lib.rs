@@ -105,7 +105,8 @@ impl<'a> Session<'a> {
         let mut finishing_since: Option<u64> = None;
         loop {
             let now = monotonic_clock::now();
-            let all_sent = self.options.count.is_some_and(|count| self.sent >= count) || end.is_some_and(|end| now >= end);
+            let all_sent =
+                self.options.count.is_some_and(|count| self.sent >= count) || end.is_some_and(|end| now >= end);
             if all_sent && finishing_since.is_none() {
                 finishing_since = Some(now);
             }

@@ -16,6 +16,8 @@
 //!    20000/s --no-ping` and Artillery's WebSocket engine (`ARTILLERY=path/to/artillery`, from npm; skipped without
 //!    it). Each client is a process of its own, its CPU time read when it exits.
 
+// Only its machine figures are used here.
+#[allow(dead_code)]
 #[path = "shared/machine.rs"]
 mod machine;
 
@@ -36,9 +38,14 @@ fn main() {
             return native_loop(url, connections.parse().unwrap(), seconds.parse().unwrap());
         }
     }
-    let parts: Vec<&str> = if args.is_empty() { vec!["metrics", "rate"] } else { args.iter().map(String::as_str).collect() };
+    let parts: Vec<&str> =
+        if args.is_empty() { vec!["metrics", "rate"] } else { args.iter().map(String::as_str).collect() };
     let (url, echoed) = echo_server();
-    println!("machine: {} cores, {} MiB; server: {url} (in this process, one thread)", machine::cores(), machine::total_memory_mib());
+    println!(
+        "machine: {} cores, {} MiB; server: {url} (in this process, one thread)",
+        machine::cores(),
+        machine::total_memory_mib()
+    );
     for part in parts {
         match part {
             "metrics" => metrics_cost(&url, &echoed),
@@ -111,8 +118,18 @@ fn metrics_cost(url: &str, echoed: &AtomicU64) {
             for (slot, extra) in [(0, None), (1, Some("--no-metrics"))] {
                 let before = echoed.load(Ordering::Relaxed);
                 let (sessions_arg, count) = (sessions.to_string(), each.to_string());
-                let mut args =
-                    vec!["--sessions", &sessions_arg, "roundtrip", url, "--count", &count, "--rate", "max", "--no-ping", "--quiet"];
+                let mut args = vec![
+                    "--sessions",
+                    &sessions_arg,
+                    "roundtrip",
+                    url,
+                    "--count",
+                    &count,
+                    "--rate",
+                    "max",
+                    "--no-ping",
+                    "--quiet",
+                ];
                 args.extend(extra);
                 runs[slot].push(timed(Command::new(WSRUN).args(&args)));
                 assert_eq!(echoed.load(Ordering::Relaxed) - before, sessions * each, "every message echoed");
@@ -166,7 +183,18 @@ fn rates(url: &str, echoed: &AtomicU64) {
     };
     let wsrun_closed = run(
         "closed loop: wsrun roundtrip --rate max",
-        Command::new(WSRUN).args(["--sessions", &connections, "--duration", &duration, "roundtrip", url, "--rate", "max", "--no-ping", "--quiet"]),
+        Command::new(WSRUN).args([
+            "--sessions",
+            &connections,
+            "--duration",
+            &duration,
+            "roundtrip",
+            url,
+            "--rate",
+            "max",
+            "--no-ping",
+            "--quiet",
+        ]),
     );
     let native = run(
         "closed loop: native tokio-tungstenite",
@@ -175,7 +203,18 @@ fn rates(url: &str, echoed: &AtomicU64) {
     println!("  wsrun / native: {:.2}x", wsrun_closed / native);
     let wsrun_open = run(
         "open loop: wsrun roundtrip --rate 20000/s",
-        Command::new(WSRUN).args(["--sessions", &connections, "--duration", &duration, "roundtrip", url, "--rate", "20000/s", "--no-ping", "--quiet"]),
+        Command::new(WSRUN).args([
+            "--sessions",
+            &connections,
+            "--duration",
+            &duration,
+            "roundtrip",
+            url,
+            "--rate",
+            "20000/s",
+            "--no-ping",
+            "--quiet",
+        ]),
     );
     match std::env::var("ARTILLERY") {
         Ok(artillery) => {

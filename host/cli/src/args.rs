@@ -523,7 +523,10 @@ mod tests {
         assert!(matches!(command(&["ws://h/", "new"]), Ok(Command::Run(run)) if run.guest_args == ["new"]));
         assert!(matches!(command(&["news", "ws://h/"]), Ok(Command::Run(run)) if run.guest == "news"));
         use crate::sessions::Shape;
-        assert!(matches!(command(&["--sessions", "3", "ws://h/"]), Ok(Command::Sessions(_, Shape::Ramp { sessions: 3, .. }))));
+        assert!(matches!(
+            command(&["--sessions", "3", "ws://h/"]),
+            Ok(Command::Sessions(_, Shape::Ramp { sessions: 3, .. }))
+        ));
         assert!(matches!(command(&["--max-failures", "1", "ws://h/"]), Err(e) if e.contains("goes with --sessions N")));
         assert!(matches!(command(&["--report", "r", "ws://h/"]), Ok(Command::Run(_))));
         assert!(matches!(
@@ -531,7 +534,10 @@ mod tests {
             Ok(Command::Sessions(_, Shape::Arrival { sessions: 8, .. }))
         ));
         assert!(matches!(command(&["--stages", "1s:2", "ws://h/"]), Ok(Command::Sessions(_, Shape::Stages(_)))));
-        assert!(Args::try_parse_from(["wsrun", "--sessions", "0", "ws://h/"]).unwrap_err().to_string().contains("at least 1"));
+        assert!(Args::try_parse_from(["wsrun", "--sessions", "0", "ws://h/"])
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1"));
     }
 
     #[test]

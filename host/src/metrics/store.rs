@@ -256,8 +256,7 @@ impl Metrics {
             (SeriesData::Trend(histogram), Value::Trend(unit, value)) => {
                 super::record(histogram, value);
                 if let Some(windows) = inner.windows.as_mut() {
-                    let (_, window) =
-                        windows.entry(name.to_owned()).or_insert_with(|| (unit, super::histogram()));
+                    let (_, window) = windows.entry(name.to_owned()).or_insert_with(|| (unit, super::histogram()));
                     super::record(window, value);
                 }
             }
@@ -283,7 +282,8 @@ fn key_of(name: &str, tags: &[(String, String)]) -> Option<String> {
     if sorted.windows(2).any(|pair| pair[0].0 == pair[1].0) {
         return None;
     }
-    let mut key = String::with_capacity(name.len() + 1 + tags.iter().map(|(t, v)| t.len() + v.len() + 2).sum::<usize>());
+    let mut key =
+        String::with_capacity(name.len() + 1 + tags.iter().map(|(t, v)| t.len() + v.len() + 2).sum::<usize>());
     key.push_str(name);
     key.push('\0');
     for (tag, value) in sorted {

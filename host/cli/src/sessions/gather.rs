@@ -6,8 +6,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use wsrun::Outcome;
 
-use super::report::{count_reason, histogram, record, HttpTraffic, Outcomes, Report, Traffic};
 use super::report::threshold::Threshold;
+use super::report::{count_reason, histogram, record, HttpTraffic, Outcomes, Report, Traffic};
 use super::{peak_rss_bytes, Ended, Shard, Stop};
 
 pub struct Gathered {

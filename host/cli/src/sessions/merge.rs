@@ -69,7 +69,12 @@ pub fn merge(
     if !asked.thresholds.is_empty() {
         merged.thresholds = asked.thresholds.clone();
     }
-    super::finish(&merged, asked.max.unwrap_or(MaxFailures::Count(0)), asked.report_to.as_deref(), asked.html.as_deref())
+    super::finish(
+        &merged,
+        asked.max.unwrap_or(MaxFailures::Count(0)),
+        asked.report_to.as_deref(),
+        asked.html.as_deref(),
+    )
 }
 
 fn merged(asked: &Asked) -> Result<Report, String> {

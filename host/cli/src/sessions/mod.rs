@@ -27,8 +27,8 @@ use gather::Gathered;
 use launch::Launcher;
 pub use merge::{merge, USAGE};
 use progress::{Progress, Tally};
-pub use report::Shard;
 use report::threshold::Threshold;
+pub use report::Shard;
 use report::{HttpTraffic, MaxFailures, Report, Traffic};
 pub use shape::{parse_rate, parse_stages, Shape};
 pub use shard::shard_from;
@@ -123,9 +123,10 @@ pub async fn run(
         let mut builder = session(&program)
             .metrics(metrics.clone())
             .envs([("WSRUN_SESSION_INDEX", index.to_string()), ("WSRUN_SESSIONS", total)]);
-        let log = plan.output.as_ref().map(|dir| {
-            spool::SessionLog::new(dir.join(format!("{index}.log")), plan.max_output, output_cut.clone())
-        });
+        let log = plan
+            .output
+            .as_ref()
+            .map(|dir| spool::SessionLog::new(dir.join(format!("{index}.log")), plan.max_output, output_cut.clone()));
         if let Some(log) = &log {
             builder = builder.stdout(log.clone());
         }
@@ -251,7 +252,12 @@ impl Single {
         let mut gathered = Gathered::default();
         gathered.peak_running = 1;
         gathered.add(ended);
-        let mut report = gathered.into_report((Shard::WHOLE, "one session".to_owned(), &self.thresholds), guest, url, run.started.elapsed());
+        let mut report = gathered.into_report(
+            (Shard::WHOLE, "one session".to_owned(), &self.thresholds),
+            guest,
+            url,
+            run.started.elapsed(),
+        );
         report.started_unix_ms = run.started_unix_ms;
         report.metrics = report::metrics::RunMetrics { series: run.metrics.series(), dropped: run.metrics.dropped() };
         report.interrupted = matches!(outcome, Outcome::Interrupted);

@@ -1,9 +1,9 @@
 //! Progress while sessions run, on stderr: a live line on a terminal (indicatif), plain periodic lines elsewhere
 //! (a CI log or a pod's log keeps every one).
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -33,7 +33,8 @@ impl Shape {
             }
             Shape::Arrival { sessions, per_second } => format!("--arrival-rate {per_second}/s, {sessions} sessions"),
             Shape::Stages(stages) => {
-                let stages: Vec<String> = stages.iter().map(|s| format!("{}:{}", seconds(s.duration), s.target)).collect();
+                let stages: Vec<String> =
+                    stages.iter().map(|s| format!("{}:{}", seconds(s.duration), s.target)).collect();
                 format!("--stages {}", stages.join(","))
             }
         }
@@ -103,9 +104,11 @@ fn stages_of(text: &str) -> Result<Vec<Stage>, String> {
     let stages = text
         .split(',')
         .map(|stage| {
-            let (duration, target) = stage.split_once(':').ok_or_else(|| invalid(format!("{stage:?} is not DURATION:TARGET")))?;
+            let (duration, target) =
+                stage.split_once(':').ok_or_else(|| invalid(format!("{stage:?} is not DURATION:TARGET")))?;
             let duration = crate::args::parse_duration(duration.trim()).map_err(invalid)?;
-            let target = target.trim().parse().map_err(|_| invalid(format!("{target:?} is not a number of sessions")))?;
+            let target =
+                target.trim().parse().map_err(|_| invalid(format!("{target:?} is not a number of sessions")))?;
             Ok(Stage { duration, target })
         })
         .collect::<Result<Vec<_>, String>>()?;

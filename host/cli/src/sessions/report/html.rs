@@ -36,7 +36,8 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
     while let Some(start) = rest.find("{{") {
         page.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        match after.find("}}").and_then(|end| values.iter().find(|(name, _)| *name == &after[..end]).map(|v| (end, v))) {
+        match after.find("}}").and_then(|end| values.iter().find(|(name, _)| *name == &after[..end]).map(|v| (end, v)))
+        {
             Some((end, (_, value))) => {
                 page.push_str(value);
                 rest = &after[end + 2..];

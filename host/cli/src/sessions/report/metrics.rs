@@ -104,7 +104,9 @@ impl SeriesFile {
         let missing = || format!("metric {:?} lacks its figures", self.name);
         let data = match kind {
             Kind::Counter => SeriesData::Counter(self.count.ok_or_else(missing)?),
-            Kind::Rate => SeriesData::Rate { hits: self.hits.ok_or_else(missing)?, total: self.count.ok_or_else(missing)? },
+            Kind::Rate => {
+                SeriesData::Rate { hits: self.hits.ok_or_else(missing)?, total: self.count.ok_or_else(missing)? }
+            }
             Kind::Trend(_) => SeriesData::Trend(decode(self.histogram.as_deref().ok_or_else(missing)?)?),
         };
         Ok(Series { name: self.name, tags: self.tags.into_iter().collect(), kind, data })
@@ -118,7 +120,9 @@ impl RunMetrics {
             match self.series.iter_mut().find(|mine| (&mine.name, &mine.tags) == (&theirs.name, &theirs.tags)) {
                 Some(mine) => add(mine, theirs)?,
                 None => {
-                    if let Some(mine) = self.series.iter().find(|mine| mine.name == theirs.name && mine.kind != theirs.kind) {
+                    if let Some(mine) =
+                        self.series.iter().find(|mine| mine.name == theirs.name && mine.kind != theirs.kind)
+                    {
                         return Err(format!(
                             "metric {} is a {} in one report and a {} in another",
                             theirs.name,
@@ -132,7 +136,8 @@ impl RunMetrics {
         }
         self.series.sort_by(|a, b| (&a.name, &a.tags).cmp(&(&b.name, &b.tags)));
         let (d, o) = (&mut self.dropped, other.dropped);
-        (d.malformed, d.wrong_kind, d.capped) = (d.malformed + o.malformed, d.wrong_kind + o.wrong_kind, d.capped + o.capped);
+        (d.malformed, d.wrong_kind, d.capped) =
+            (d.malformed + o.malformed, d.wrong_kind + o.wrong_kind, d.capped + o.capped);
         Ok(())
     }
 
@@ -149,10 +154,8 @@ impl RunMetrics {
 
     /// The series of `name` whose tags include every one of `filter`, added up into one; `None` when there is none.
     pub fn total(&self, name: &str, filter: &[(String, String)]) -> Option<Series> {
-        let mut matching = self
-            .series
-            .iter()
-            .filter(|s| s.name == name && filter.iter().all(|pair| s.tags.contains(pair)));
+        let mut matching =
+            self.series.iter().filter(|s| s.name == name && filter.iter().all(|pair| s.tags.contains(pair)));
         let mut total = matching.next()?.clone();
         total.tags = filter.to_vec();
         for series in matching {

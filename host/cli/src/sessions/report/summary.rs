@@ -120,7 +120,7 @@ impl Report {
         if parts.is_empty() {
             return "no session ran".to_owned();
         }
-        parts.sort_by(|a, b| b.0.cmp(&a.0));
+        parts.sort_by_key(|part| std::cmp::Reverse(part.0));
         let parts: Vec<String> = parts.into_iter().map(|(count, what)| format!("{count} {what}")).collect();
         format!("{}; {} failed", parts.join(", "), o.failed)
     }
@@ -183,7 +183,8 @@ impl Report {
                 if tagged.len() <= MAX_TAGGED_LINES {
                     for series in tagged {
                         let tags: Vec<String> = series.tags.iter().map(|(t, v)| format!("{t}={}", escape(v))).collect();
-                        let _ = writeln!(text, "      {{{}}}  {}", tags.join(","), self.figures(&series.data, series.kind));
+                        let _ =
+                            writeln!(text, "      {{{}}}  {}", tags.join(","), self.figures(&series.data, series.kind));
                     }
                 }
             }
@@ -194,8 +195,12 @@ impl Report {
             for series in checks {
                 let SeriesData::Rate { hits, total } = series.data else { continue };
                 let name = series.tags.iter().find(|(t, _)| t == "check").map_or("", |(_, v)| v.as_str());
-                let others: Vec<String> =
-                    series.tags.iter().filter(|(t, _)| t != "check").map(|(t, v)| format!("{t}={}", escape(v))).collect();
+                let others: Vec<String> = series
+                    .tags
+                    .iter()
+                    .filter(|(t, _)| t != "check")
+                    .map(|(t, v)| format!("{t}={}", escape(v)))
+                    .collect();
                 let others = if others.is_empty() { String::new() } else { format!(" {{{}}}", others.join(",")) };
                 let mark = if hits == total { "passed" } else { "FAILED" };
                 let failed = if hits == total { String::new() } else { format!(", {} failed", total - hits) };

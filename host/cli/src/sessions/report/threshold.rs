@@ -79,7 +79,11 @@ const BUILT_IN: &[(&str, &str)] = &[
 
 impl Threshold {
     pub fn parse(text: &str) -> Result<Threshold, String> {
-        let invalid = |why: &str| format!("invalid --threshold {text:?}: {why} (for example rtt.p99<50ms, checks.rate>0.99, connect.failed<1%)");
+        let invalid = |why: &str| {
+            format!(
+                "invalid --threshold {text:?}: {why} (for example rtt.p99<50ms, checks.rate>0.99, connect.failed<1%)"
+            )
+        };
         let (at, op) = find_op(text).ok_or_else(|| invalid("no comparison (<, <=, >, >=, ==, !=)"))?;
         let (left, right) = (text[..at].trim(), text[at + op_len(op)..].trim());
         let name_end = left.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(left.len());
@@ -99,14 +103,14 @@ impl Threshold {
         }
         let figure = match rest {
             "" => None,
-            _ => Some(
-                rest.strip_prefix('.')
-                    .and_then(parse_figure)
-                    .ok_or_else(|| invalid(&format!("unknown figure {rest:?} (count, rate, failed, avg, min, max, med, p95, p99.9...)")))?,
-            ),
+            _ => Some(rest.strip_prefix('.').and_then(parse_figure).ok_or_else(|| {
+                invalid(&format!("unknown figure {rest:?} (count, rate, failed, avg, min, max, med, p95, p99.9...)"))
+            })?),
         };
-        let limit = parse_limit(right).ok_or_else(|| invalid(&format!("{right:?} is not a number (like 50ms, 1s, 1%, 0.99, 100)")))?;
-        let threshold = Threshold { text: text.trim().to_owned(), metric: metric.to_owned(), filter, figure, op, limit };
+        let limit = parse_limit(right)
+            .ok_or_else(|| invalid(&format!("{right:?} is not a number (like 50ms, 1s, 1%, 0.99, 100)")))?;
+        let threshold =
+            Threshold { text: text.trim().to_owned(), metric: metric.to_owned(), filter, figure, op, limit };
         threshold.check_built_in().map_err(|why| invalid(&why))?;
         Ok(threshold)
     }
@@ -115,7 +119,9 @@ impl Threshold {
     fn check_built_in(&self) -> Result<(), String> {
         let Some((_, has)) = BUILT_IN.iter().find(|(name, _)| *name == self.metric) else {
             return match self.figure {
-                Some(Figure::Failed) => Err(format!("only connect, sessions and http have .failed, not {}", self.metric)),
+                Some(Figure::Failed) => {
+                    Err(format!("only connect, sessions and http have .failed, not {}", self.metric))
+                }
                 _ => Ok(()),
             };
         };
@@ -136,7 +142,9 @@ impl Threshold {
     /// Measure the threshold against a report.
     pub fn judge(&self, report: &Report) -> Verdict {
         match self.measure(report) {
-            Ok((value, shown)) => Verdict { passed: self.op.holds(value, self.limit_in(value_kind(&shown))), measured: shown.text },
+            Ok((value, shown)) => {
+                Verdict { passed: self.op.holds(value, self.limit_in(value_kind(&shown))), measured: shown.text }
+            }
             Err(why) => Verdict { passed: false, measured: why },
         }
     }
@@ -161,7 +169,9 @@ impl Threshold {
                 return share(report.outcomes.failed, report.sessions, "no session ran")
             }
             ("sessions", _) => return Ok(plain(report.sessions)),
-            ("http", Some(Figure::Failed)) => return share(report.http.failed, report.http.requests, "no HTTP request was made"),
+            ("http", Some(Figure::Failed)) => {
+                return share(report.http.failed, report.http.requests, "no HTTP request was made")
+            }
             ("connect", _) => return trend(&report.connect_us, TrendUnit::Micros, figure, &self.metric),
             ("session", _) => return trend(&report.duration_us, TrendUnit::Micros, figure, &self.metric),
             ("http", _) => return trend(&report.http_us, TrendUnit::Micros, figure, &self.metric),
@@ -255,7 +265,8 @@ fn share(part: u64, whole: u64, none: &str) -> Result<(f64, Shown), String> {
 }
 
 fn trend(values: &Histogram<u64>, unit: TrendUnit, figure: Option<Figure>, name: &str) -> Result<(f64, Shown), String> {
-    let figure = figure.ok_or_else(|| format!("{name} is a trend: say which figure ({name}.p95, {name}.avg, {name}.max...)"))?;
+    let figure =
+        figure.ok_or_else(|| format!("{name} is a trend: say which figure ({name}.p95, {name}.avg, {name}.max...)"))?;
     if values.is_empty() {
         return Err(format!("not measured: {name} has no values"));
     }
@@ -265,11 +276,15 @@ fn trend(values: &Histogram<u64>, unit: TrendUnit, figure: Option<Figure>, name:
         Figure::Min => values.min() as f64,
         Figure::Max => values.max() as f64,
         Figure::Percentile(p) => values.value_at_quantile(p / 100.0) as f64,
-        Figure::Rate | Figure::Failed => return Err(format!("{name} is a trend: .rate and .failed are not its figures")),
+        Figure::Rate | Figure::Failed => {
+            return Err(format!("{name} is a trend: .rate and .failed are not its figures"))
+        }
     };
     Ok(match unit {
         TrendUnit::Micros => (value, Shown { text: millis(value.round() as u64), kind: ValueKind::Micros }),
-        TrendUnit::Plain => (value, Shown::plain(format!("{value:.2}").trim_end_matches('0').trim_end_matches('.').to_owned())),
+        TrendUnit::Plain => {
+            (value, Shown::plain(format!("{value:.2}").trim_end_matches('0').trim_end_matches('.').to_owned()))
+        }
     })
 }
 
@@ -317,7 +332,8 @@ fn parse_figure(text: &str) -> Option<Figure> {
         "max" => Figure::Max,
         "med" => Figure::Percentile(50.0),
         _ => {
-            let number = text.strip_prefix("p(").and_then(|t| t.strip_suffix(')')).or_else(|| text.strip_prefix('p'))?;
+            let number =
+                text.strip_prefix("p(").and_then(|t| t.strip_suffix(')')).or_else(|| text.strip_prefix('p'))?;
             match number.parse::<f64>() {
                 Ok(p) if p > 0.0 && p <= 100.0 && !number.starts_with('+') => Figure::Percentile(p),
                 _ => return None,
@@ -347,7 +363,10 @@ mod tests {
     #[test]
     fn the_forms_users_write() {
         let t = Threshold::parse("rtt.p99<50ms").unwrap();
-        assert_eq!((t.metric.as_str(), t.figure, t.op, t.limit), ("rtt", Some(Figure::Percentile(99.0)), Op::Lt, Limit::Micros(50_000.0)));
+        assert_eq!(
+            (t.metric.as_str(), t.figure, t.op, t.limit),
+            ("rtt", Some(Figure::Percentile(99.0)), Op::Lt, Limit::Micros(50_000.0))
+        );
         let t = Threshold::parse("checks.rate > 0.99").unwrap();
         assert_eq!((t.figure, t.op, t.limit), (Some(Figure::Rate), Op::Gt, Limit::Plain(0.99)));
         assert_eq!(Threshold::parse("connect.failed<1%").unwrap().limit, Limit::Share(0.01));

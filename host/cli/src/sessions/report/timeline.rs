@@ -120,7 +120,10 @@ mod tests {
         };
         let mut mine = vec![second(100, 1, &[100]), second(101, 2, &[200])];
         merge(&mut mine, &[second(101, 3, &[300, 400]), second(102, 1, &[500])]).unwrap();
-        assert_eq!(mine.iter().map(|s| (s.t, s.running, s.messages_sent)).collect::<Vec<_>>(), [(100, 1, 10), (101, 5, 20), (102, 1, 10)]);
+        assert_eq!(
+            mine.iter().map(|s| (s.t, s.running, s.messages_sent)).collect::<Vec<_>>(),
+            [(100, 1, 10), (101, 5, 20), (102, 1, 10)]
+        );
         assert_eq!((mine[1].trends["rtt"].count, mine[1].trends["rtt"].max), (3, 400));
     }
 }
