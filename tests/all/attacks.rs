@@ -361,7 +361,7 @@ async fn a_planted_file_named_like_a_guest_is_not_run() {
     assert_eq!(run.code(), Some(2), "{run:?}");
     assert_eq!(
         wsrun_lines(&run),
-        ["wsrun: helper is not a bundled guest (client, echo); to run the file of that name, use ./helper"]
+        ["wsrun: helper is not a bundled guest (client, echo, roundtrip); to run the file of that name, use ./helper"]
     );
     let run = in_dir(&["./helper", &server.url, "exit-code"]).await;
     assert_eq!(run.code(), Some(42), "a path runs the file: {run:?}");
