@@ -37,8 +37,9 @@ pub enum Error {
         /// What wasmtime said.
         reason: String,
     },
-    /// The guest imports something the host does not provide, or lacks the `wasi:cli/run` export.
-    #[error("{name} does not fit the wsrun:ws/client world (it must import only what that world offers and export wasi:cli/run): {reason}")]
+    /// The guest imports something the host does not provide (wsrun's world, and a tool's own interfaces), or lacks
+    /// the `wasi:cli/run` export.
+    #[error("{name} does not fit the wsrun:ws/client world (it must import only what that world offers, or its host's own interfaces, and export wasi:cli/run): {reason}")]
     Link {
         /// The guest's name or path.
         name: String,

@@ -39,6 +39,44 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A tool that hosts plugins gives them interfaces of its own beside wsrun's ([`RuntimeBuilder::link`]: its
+//! `bindgen!` output, with state of its own type in every session's store), and watches what each session does
+//! ([`SessionBuilder::events`]: connections, messages, errors, the outcome, through a bounded queue):
+//!
+//! ```no_run
+//! use wsrun::events::SessionEvent;
+//! use wsrun::wasmtime::component::HasSelf;
+//! use wsrun::{Runtime, SessionState};
+//!
+//! wsrun::wasmtime::component::bindgen!({
+//!     inline: "package acme:bot; interface notify { notify: func(message: string); } world tool { import notify; }",
+//!     world: "tool",
+//!     wasmtime_crate: wsrun::wasmtime,
+//! });
+//!
+//! #[derive(Default)]
+//! struct Bot { said: Vec<String> }                          // the tool's state in each session
+//!
+//! impl acme::bot::notify::Host for Bot {
+//!     fn notify(&mut self, message: String) { self.said.push(message) }
+//! }
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::builder()
+//!     .link::<Bot>(|linker| acme::bot::notify::add_to_linker::<_, HasSelf<Bot>>(linker, |s: &mut SessionState| s.host()))
+//!     .build()?;
+//! let program = runtime.load_file("plugin.wasm".as_ref())?;   // imports acme:bot/notify beside wsrun:ws/websocket
+//! let mut session = program.session("ws://127.0.0.1:9000/").host_state(Bot::default());
+//! let mut events = session.events(256);                         // a slow reader misses events (counted), never stalls
+//! tokio::spawn(async move {
+//!     while let Some(event) = events.recv().await {
+//!         if let SessionEvent::Closed { code, closed_by, .. } = event { println!("closed {code} by {closed_by:?}") }
+//!     }
+//! });
+//! let outcome = session.run().await;                            // a plugin without the interface does not load
+//! # drop(outcome); Ok(()) }
+//! ```
+//!
 //! A trap, a limit hit or a cancel in one session never touches another. Guests are loaded from the bytes of a
 //! component ([`Runtime::load`], [`Runtime::load_file`]); a precompiled guest is native code and loads only through
 //! [`Runtime::load_precompiled`], for callers that trust it.
@@ -49,6 +87,8 @@ mod cache;
 mod cancel;
 mod error;
 pub mod escape;
+pub mod events;
+mod extension;
 pub mod grant;
 mod http;
 mod limits;
@@ -74,6 +114,10 @@ pub use state::SessionState;
 pub use stats::{HttpStats, SessionStats};
 pub use websocket::{parse_proxy_url, Proxy, TlsSettings, Transport};
 
+/// The wasmtime this crate is built on, for a tool's own `bindgen!` and linker functions
+/// ([`RuntimeBuilder::link`]): `bindgen!({ ..., wasmtime_crate: wsrun::wasmtime })` or a `wasmtime` dependency of
+/// the same version.
+pub use wasmtime;
 /// The traits of a session's stdio, from wasmtime-wasi: implement them to give sessions stdio of your own
 /// ([`SessionBuilder::stdin`], [`SessionBuilder::stdout`], [`SessionBuilder::stderr`]).
 pub use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use wasmtime::Engine;
 
 use crate::bindings::ClientPre;
+use crate::extension::Extensions;
 use crate::session::SessionBuilder;
 use crate::state::SessionState;
 
@@ -18,11 +19,12 @@ struct Inner {
     name: String,
     engine: Engine,
     pre: ClientPre<SessionState>,
+    extensions: Arc<Extensions>,
 }
 
 impl Program {
-    pub(crate) fn new(name: String, engine: Engine, pre: ClientPre<SessionState>) -> Self {
-        Program { inner: Arc::new(Inner { name, engine, pre }) }
+    pub(crate) fn new(name: String, engine: Engine, pre: ClientPre<SessionState>, extensions: Arc<Extensions>) -> Self {
+        Program { inner: Arc::new(Inner { name, engine, pre, extensions }) }
     }
 
     /// The guest's name (a bundled name or the file it came from).
@@ -42,5 +44,9 @@ impl Program {
 
     pub(crate) fn pre(&self) -> &ClientPre<SessionState> {
         &self.inner.pre
+    }
+
+    pub(crate) fn extensions(&self) -> &Extensions {
+        &self.inner.extensions
     }
 }

@@ -11,6 +11,7 @@ use wasmtime::{Config, Engine};
 use crate::bindings::ClientPre;
 use crate::cache::{Cache, FunctionCache};
 use crate::error::Error;
+use crate::extension::Extensions;
 use crate::program::Program;
 use crate::state::SessionState;
 
@@ -26,6 +27,8 @@ pub struct Runtime {
     cache: Option<Cache>,
     /// The compiled functions' cache, when there is a cache: counted for the log.
     functions: Option<Arc<FunctionCache>>,
+    /// The tool's own interfaces, whose state each session's store holds.
+    extensions: Arc<Extensions>,
     _ticker: EpochTicker,
 }
 
@@ -37,6 +40,7 @@ const SHARED_IMAGE_SIZE: u64 = 64 << 20;
 /// Settings of a [`Runtime`] that change how guests are compiled, so they are fixed when it is built.
 #[derive(Clone, Debug, Default)]
 pub struct RuntimeBuilder {
+    extensions: Extensions,
     fuel: bool,
     cache: Option<PathBuf>,
     pooling: Option<(u32, usize)>,
@@ -113,6 +117,28 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Give guests interfaces of the tool's own, beside wsrun's: `add` adds them to the linker every session is
+    /// linked with, and every session's store holds a `T` for them, the one given by
+    /// [`SessionBuilder::host_state`](crate::SessionBuilder::host_state) or else `T::default()`. `add` is where the
+    /// tool's `wasmtime::component::bindgen!` output goes, reaching its state through
+    /// [`SessionState::host`](crate::SessionState::host):
+    ///
+    /// ```ignore
+    /// Runtime::builder().link::<Bot>(|linker| acme::bot::kv::add_to_linker::<_, HasSelf<Bot>>(linker, |s| s.host()))
+    /// ```
+    ///
+    /// A session keeps every guarantee of wsrun's own calls: its limits, the cancel in any state (a guest waiting
+    /// in an async function of the tool's is stopped as fast as anywhere), the grant. A guest that imports an
+    /// interface no one added fails to load ([`Error::Link`], naming it). Call it once per interface set; several
+    /// calls add up.
+    pub fn link<T: Default + Send + 'static>(
+        mut self,
+        add: impl Fn(&mut Linker<SessionState>) -> wasmtime::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.extensions.add::<T>(add);
+        self
+    }
+
     /// Build the runtime.
     pub fn build(self) -> Result<Runtime, Error> {
         let mut config = Config::new();
@@ -158,6 +184,9 @@ impl RuntimeBuilder {
         let engine = Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        self.extensions
+            .link(&mut linker)
+            .map_err(|e| Error::Engine(format!("the tool's own interfaces could not be linked: {e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
         let cache = self.cache.filter(|_| functions.is_some()).and_then(|root| match Cache::open(&root, &engine) {
             Ok(cache) => Some(cache),
@@ -166,7 +195,7 @@ impl RuntimeBuilder {
                 None
             }
         });
-        Ok(Runtime { engine, linker, cache, functions, _ticker: ticker })
+        Ok(Runtime { engine, linker, cache, functions, extensions: Arc::new(self.extensions), _ticker: ticker })
     }
 }
 
@@ -236,7 +265,7 @@ impl Runtime {
         };
         let pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = ClientPre::new(pre).map_err(link_error)?;
-        Ok(Program::new(name.to_owned(), self.engine.clone(), pre))
+        Ok(Program::new(name.to_owned(), self.engine.clone(), pre, self.extensions.clone()))
     }
 }
 

@@ -9,6 +9,7 @@ use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 use crate::cancel::{CancelHandle, StopReason};
+use crate::events::{EventSink, EventStream};
 use crate::grant::Grant;
 use crate::http::HttpCtx;
 use crate::limits::{Limits, SessionLimiter};
@@ -75,6 +76,8 @@ pub struct SessionBuilder {
     cancel: CancelHandle,
     stats: Arc<SessionStats>,
     metrics: Option<Arc<Metrics>>,
+    events: EventSink,
+    host_states: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 impl SessionBuilder {
@@ -91,6 +94,8 @@ impl SessionBuilder {
             cancel,
             stats: Arc::default(),
             metrics: None,
+            events: EventSink::default(),
+            host_states: Vec::new(),
         }
     }
 
@@ -170,6 +175,25 @@ impl SessionBuilder {
         self
     }
 
+    /// Watch what this session does: connections opened and closed, messages each way, errors, the outcome (see
+    /// [`SessionEvent`](crate::events::SessionEvent)). At most `capacity` events wait for the tool; past that,
+    /// events are dropped and counted, never waited for, so a slow tool neither stalls the session nor grows its
+    /// memory. The stream ends after [`Ended`](crate::events::SessionEvent::Ended).
+    pub fn events(&mut self, capacity: usize) -> EventStream {
+        let (sink, stream) = EventSink::bounded(capacity);
+        self.events = sink;
+        stream
+    }
+
+    /// The tool's own state for this session, for the interfaces it linked with
+    /// [`RuntimeBuilder::link::<T>`](crate::RuntimeBuilder::link) (without it, the session gets `T::default()`).
+    /// Its functions reach it through [`SessionState::host`](crate::SessionState::host).
+    pub fn host_state<T: Send + 'static>(mut self, state: T) -> Self {
+        self.host_states.retain(|given| !given.is::<T>());
+        self.host_states.push(Box::new(state));
+        self
+    }
+
     /// A handle that stops this session from anywhere, at any time.
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
@@ -183,7 +207,20 @@ impl SessionBuilder {
     /// Run the guest to its end, then close every connection it left open (1000 after a normal end, 1001 after a
     /// cancel or timeout, 1011 after a trap) and wait, bounded, for the peers' close frames.
     pub async fn run(self) -> Outcome {
-        let SessionBuilder { program, url, args, grant, limits, transport, mut wasi, cancel, stats, metrics } = self;
+        let SessionBuilder {
+            program,
+            url,
+            args,
+            grant,
+            limits,
+            transport,
+            mut wasi,
+            cancel,
+            stats,
+            metrics,
+            events,
+            host_states,
+        } = self;
         let grant = grant.unwrap_or_else(|| Grant::origin_of_url(&url));
         let mut arguments = vec![program.name().to_owned(), url];
         arguments.extend(args);
@@ -197,9 +234,11 @@ impl SessionBuilder {
             http: HttpCtx::new(Arc::new(grant.clone()), transport.clone(), limits.http.clone(), stats.clone()),
             websocket: WebsocketCtx::new(grant, limits.connections.clone(), transport)
                 .close_wait(limits.close_wait)
-                .stats(stats),
+                .stats(stats)
+                .events(events.clone()),
             limiter: SessionLimiter::new(&limits),
             metrics: metrics.unwrap_or_default(),
+            host: program.extensions().states(host_states),
         };
         let mut store = Store::new(program.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -262,6 +301,7 @@ impl SessionBuilder {
         if closed.is_none() {
             closing.await;
         }
+        events.end(outcome.clone()).await;
         outcome
     }
 }

@@ -16,7 +16,7 @@ use crate::servers::{self, Server, Ws};
 use crate::util::wsrun;
 
 /// An echo server that counts the text messages and pings it gets.
-async fn counting_echo() -> (Server, Arc<AtomicU64>, Arc<AtomicU64>) {
+pub async fn counting_echo() -> (Server, Arc<AtomicU64>, Arc<AtomicU64>) {
     let (messages, pings) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (m, p) = (messages.clone(), pings.clone());
     let server = Server::start(move |mut ws: Ws| {
@@ -35,7 +35,7 @@ async fn counting_echo() -> (Server, Arc<AtomicU64>, Arc<AtomicU64>) {
                         pings.fetch_add(1, Ordering::Relaxed);
                         let _ = ws.flush().await;
                     }
-                    Message::Close(_) => break,
+                    Message::Close(frame) => return servers::finish_close(ws, frame).await,
                     _ => {}
                 }
             }

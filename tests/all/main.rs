@@ -33,6 +33,7 @@ mod load_runs;
 mod many_sessions;
 mod new_guest;
 mod ordering;
+mod plugin_host;
 mod sandbox;
 mod scripting;
 mod tls_and_proxy;

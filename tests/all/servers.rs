@@ -417,7 +417,7 @@ pub async fn until_close(mut ws: Ws) -> SeenClose {
 }
 
 /// After the client's close frame: let tungstenite send the reply, and report the frame.
-async fn finish_close(mut ws: Ws, frame: Option<CloseFrame>) -> SeenClose {
+pub async fn finish_close(mut ws: Ws, frame: Option<CloseFrame>) -> SeenClose {
     // Reading on flushes the reply and ends when the client drops the TCP connection.
     while let Some(Ok(_)) = ws.next().await {}
     Some(seen(frame))

@@ -18,6 +18,8 @@ const RUST_GUESTS: &[&str] = &[
     "test-sockets",
     "test-metrics",
     "scenario",
+    // The example plugin host's Rust plugin (`host/examples/plugin-host`, tests/all/plugin_host.rs).
+    "plugin-demo",
     "token-then-connect",
     // The bundled guests too, for the embedding tests, examples and benchmarks (the library bundles nothing).
     "echo",
@@ -30,6 +32,10 @@ const PYTHON_GUESTS: &[(&str, &str)] =
     &[("py-echo", "echo"), ("py-scenario", "scenario"), ("py-token", "token_then_connect")];
 const JS_GUESTS: &[(&str, &str)] = &[("js-echo", "echo.js"), ("js-scenario", "scenario.js"), ("js-token", "token.js")];
 const PYTHON_SOURCES: &[&str] = &["wsrun_session.py", "echo.py", "scenario.py", "token_then_connect.py"];
+/// The example plugin host's Python plugin: its directory, module, WIT (the tool's package, wsrun's beside it) and
+/// world.
+const PYTHON_PLUGIN: (&str, &str, &str, &str) =
+    ("host/examples/plugin-host/plugins/python", "plugin", "host/examples/plugin-host/wit", "acme:bot/plugin");
 const JS_SOURCES: &[&str] = &["wsrun-session.js", "echo.js", "scenario.js", "token.js", "package-lock.json"];
 
 /// Hand-written components: output name and the text file under `wat/`.
@@ -65,10 +71,23 @@ fn main() {
     let python = {
         let (root, out) = (root.clone(), out.clone());
         std::thread::spawn(move || {
-            PYTHON_GUESTS
+            let wit = root.join("wit");
+            let helper = root.join("guest/python");
+            let mut built: Vec<_> = PYTHON_GUESTS
                 .iter()
-                .map(|(name, module)| (name.to_string(), componentize_py(&root, &out, name, module)))
-                .collect::<Vec<_>>()
+                .map(|(name, module)| {
+                    (name.to_string(), componentize_py(&out, name, module, (&wit, WORLD), &[&helper]))
+                })
+                .collect();
+            let (dir, module, plugin_wit, world) = PYTHON_PLUGIN;
+            wsrun_guest_builder::watch(&root.join(dir).join(format!("{module}.py")));
+            wsrun_guest_builder::watch(&root.join(plugin_wit).join("bot.wit"));
+            let paths = [&root.join(dir), &helper];
+            built.push((
+                "py-plugin".to_owned(),
+                componentize_py(&out, "py-plugin", module, (&root.join(plugin_wit), world), &paths),
+            ));
+            built
         })
     };
     let js: Vec<_> =
@@ -89,18 +108,15 @@ fn main() {
     std::fs::write(out.join("artifacts.rs"), code).unwrap();
 }
 
-fn componentize_py(root: &Path, out: &Path, name: &str, module: &str) -> PathBuf {
+/// Build `module` (found in `paths`) against the world `world` of the WIT directory `wit`.
+fn componentize_py(out: &Path, name: &str, module: &str, (wit, world): (&Path, &str), paths: &[&PathBuf]) -> PathBuf {
     let output = out.join(format!("{name}.wasm"));
     let mut command = Command::new("componentize-py");
-    command
-        .arg("-d")
-        .arg(root.join("wit"))
-        .args(["-w", WORLD, "componentize", "-p"])
-        .arg(root.join("guest/python"))
-        .arg(module)
-        .arg("-o")
-        .arg(&output)
-        .env("PYTHONDONTWRITEBYTECODE", "1");
+    command.arg("-d").arg(wit).args(["-w", world, "componentize"]);
+    for path in paths {
+        command.arg("-p").arg(path);
+    }
+    command.arg(module).arg("-o").arg(&output).env("PYTHONDONTWRITEBYTECODE", "1");
     run(command, "componentize-py", name);
     output
 }

@@ -1,6 +1,7 @@
 //! The state the `websocket` interface works on: each session's [`WebsocketCtx`], reached from the store's data
 //! through [`WebsocketView`], as wasmtime-wasi's `WasiCtx` is through `WasiView`.
 
+use crate::events::EventSink;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct WebsocketCtx {
     pub(crate) close_wait: Duration,
     /// What the session's connections carried, for whoever runs it.
     pub(crate) stats: Arc<SessionStats>,
+    /// Where the session's events go (nowhere unless a tool watches).
+    pub(crate) events: EventSink,
 }
 
 impl WebsocketCtx {
@@ -39,6 +42,7 @@ impl WebsocketCtx {
             queue_budget,
             close_wait: crate::Limits::default().close_wait,
             stats: Arc::default(),
+            events: EventSink::default(),
         }
     }
 
@@ -53,6 +57,12 @@ impl WebsocketCtx {
     /// server has to end the TCP connection (default: [`Limits::close_wait`](crate::Limits::close_wait)).
     pub fn close_wait(mut self, wait: Duration) -> Self {
         self.close_wait = wait;
+        self
+    }
+
+    /// Where the session's events go.
+    pub(crate) fn events(mut self, events: EventSink) -> Self {
+        self.events = events;
         self
     }
 

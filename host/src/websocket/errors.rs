@@ -27,3 +27,26 @@ pub(crate) fn from_transport(error: WsProtocolError, closed: impl FnOnce() -> Cl
         other => ErrorCode::Protocol(other.to_string()),
     }
 }
+
+/// An error code in words, for a tool watching the session's events: its WIT case and its detail
+/// (`refused: 127.0.0.1:9000`). A peer's words in it are as they came: the tool escapes what it prints.
+pub(crate) fn describe(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::InvalidUrl(why) => format!("invalid-url: {why}"),
+        ErrorCode::InvalidArgument(why) => format!("invalid-argument: {why}"),
+        ErrorCode::Denied(why) => format!("denied: {why}"),
+        ErrorCode::Dns(why) => format!("dns: {why}"),
+        ErrorCode::Refused(why) => format!("refused: {why}"),
+        ErrorCode::Proxy(why) => format!("proxy: {why}"),
+        ErrorCode::Tls(why) => format!("tls: {why}"),
+        ErrorCode::Timeout => "timeout".to_owned(),
+        ErrorCode::KeepaliveTimeout => "keepalive-timeout".to_owned(),
+        ErrorCode::HttpStatus(response) => format!("http-status: {} {}", response.status, response.reason),
+        ErrorCode::TooManyRedirects(last) => format!("too-many-redirects: {last}"),
+        ErrorCode::Protocol(why) => format!("protocol: {why}"),
+        ErrorCode::MessageTooLarge(size) => format!("message-too-large: {size}"),
+        ErrorCode::Closed(frame) => format!("closed: {} {}", frame.code, frame.reason),
+        ErrorCode::Limit(why) => format!("limit: {why}"),
+        ErrorCode::Io(why) => format!("io: {why}"),
+    }
+}

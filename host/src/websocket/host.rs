@@ -32,6 +32,8 @@ use super::net::deflate;
 use super::net::wire::frame;
 use super::net::LARGE_PAYLOAD;
 use crate::bindings::websocket::{CloseFrame, ConnectOptions, ErrorCode, Host, HostConnection, Message};
+use crate::events::{Direction, SessionEvent};
+use crate::websocket::errors::describe;
 
 /// Largest ping or pong payload (a control frame carries at most 125 bytes).
 const MAX_CONTROL_PAYLOAD: usize = 125;
@@ -113,7 +115,12 @@ impl HostConnection for WebsocketCtxView<'_> {
         let started = std::time::Instant::now();
         let dialed =
             dial(&url, &options, &self.ctx.grant, &self.ctx.limits, &self.ctx.transport, &self.ctx.stats).await;
-        let dialed = dialed.inspect_err(|_| self.ctx.stats.connect_failed())?;
+        let dialed = dialed.inspect_err(|e| {
+            self.ctx.stats.connect_failed();
+            if self.ctx.events.is_on() {
+                self.ctx.events.emit(SessionEvent::ConnectFailed { url: url.clone(), error: describe(e) });
+            }
+        })?;
         self.ctx.stats.connected(started.elapsed());
         let limits = &self.ctx.limits;
         let run = connection::Options {
@@ -126,8 +133,18 @@ impl HostConnection for WebsocketCtxView<'_> {
                 interval: Duration::from_millis(k.interval_ms.max(1).into()),
                 timeout: Duration::from_millis(k.timeout_ms.into()),
             }),
+            events: self.ctx.events.clone(),
+            number: self.ctx.events.next_connection(),
         };
         let conn = Connection::start(dialed, run);
+        if self.ctx.events.is_on() {
+            self.ctx.events.emit(SessionEvent::Opened {
+                connection: conn.number,
+                url: conn.url.clone(),
+                protocol: conn.protocol.clone(),
+                compressed: conn.compressed,
+            });
+        }
         self.ctx.opened.push(conn.live.clone());
         self.table.push(conn).map_err(WsError::trap)
     }
@@ -146,7 +163,8 @@ impl HostConnection for WebsocketCtxView<'_> {
 
     // A guest's small messages, pings and pongs come here by way of the replaced `send` (see the header).
     async fn send(&mut self, conn: Resource<Connection>, message: Message) -> Result<(), WsError> {
-        let live = self.table.get(&conn).map_err(WsError::trap)?.live.clone();
+        let handle = self.table.get(&conn).map_err(WsError::trap)?;
+        let (live, number) = (handle.live.clone(), handle.number);
         let data = data_payload(&message);
         if let Some(prepared) = data.and_then(|(opcode, payload)| compressed(&live, opcode, payload)) {
             return self.send_prepared(conn, prepared).await;
@@ -161,6 +179,7 @@ impl HostConnection for WebsocketCtxView<'_> {
         live.send(wire).await?;
         if let Some(bytes) = data_bytes {
             self.ctx.stats.sent(bytes);
+            self.observe(number, Direction::Sent, bytes);
         }
         Ok(())
     }
@@ -213,35 +232,49 @@ impl HostConnection for WebsocketCtxView<'_> {
 impl WebsocketCtxView<'_> {
     /// `receive`, with the message as the guest gets it.
     async fn receive_incoming(&mut self, conn: Resource<Connection>) -> Result<Option<Incoming>, WsError> {
-        let received = self.table.get_mut(&conn).map_err(WsError::trap)?.receive().await;
-        self.count_received(&received);
+        let handle = self.table.get_mut(&conn).map_err(WsError::trap)?;
+        let number = handle.number;
+        let received = handle.receive().await;
+        self.count_received(number, &received);
         Ok(received?)
     }
 
     /// `try-receive`, with the message as the guest gets it.
     fn try_receive_incoming(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Option<Received>> {
-        let received = self.table.get_mut(&conn)?.try_receive();
+        let handle = self.table.get_mut(&conn)?;
+        let (number, received) = (handle.number, handle.try_receive());
         if let Some(received) = &received {
-            self.count_received(received);
+            self.count_received(number, received);
         }
         Ok(received)
     }
 
     /// `send`, for a text or binary message made ready for the wire: a frame the host made, or a compressed message.
     async fn send_prepared(&mut self, conn: Resource<Connection>, prepared: Prepared) -> Result<(), WsError> {
-        let live = self.table.get(&conn).map_err(WsError::trap)?.live.clone();
+        let handle = self.table.get(&conn).map_err(WsError::trap)?;
+        let (live, number) = (handle.live.clone(), handle.number);
         let size = match prepared {
             Prepared::Frame(frame, size) => live.send_frame(frame).await.map(|()| size),
             Prepared::Compressed(message, size) => live.send(message).await.map(|()| size),
             Prepared::Message(_) | Prepared::TooLarge(_) => unreachable!("sent as they are, or refused"),
         };
-        self.ctx.stats.sent(size?);
+        let size = size?;
+        self.ctx.stats.sent(size);
+        self.observe(number, Direction::Sent, size);
         Ok(())
     }
 
-    fn count_received(&self, received: &Received) {
+    fn count_received(&self, number: u64, received: &Received) {
         if let Some(bytes) = received.as_ref().ok().and_then(|message| message.as_ref()?.data_bytes()) {
             self.ctx.stats.received(bytes);
+            self.observe(number, Direction::Received, bytes);
+        }
+    }
+
+    /// A message crossed: an event for a tool watching the session.
+    fn observe(&self, connection: u64, direction: Direction, bytes: usize) {
+        if self.ctx.events.is_on() {
+            self.ctx.events.emit(SessionEvent::Message { connection, direction, bytes: bytes as u64 });
         }
     }
 }

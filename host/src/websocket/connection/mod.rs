@@ -10,6 +10,7 @@ mod queue;
 mod reader;
 mod stall;
 
+use crate::events::EventSink;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub(crate) struct Options {
     /// How long the peer may read nothing of what waits to be written to it, while it goes on sending or the guest
     /// waits to send, before the host ends the connection with 1008.
     pub stall_timeout: Duration,
+    /// Where the session's events go, and this connection's number among them.
+    pub events: EventSink,
+    pub number: u64,
 }
 
 /// How much of what the peer sent may wait for the guest on one connection before the host stops reading it.
@@ -63,12 +67,15 @@ pub struct Connection {
     pub(crate) compressed: bool,
     /// The largest message the guest may send (the same as it may receive).
     pub(crate) max_message: usize,
+    /// Its number among the session's connections, in its events.
+    pub(crate) number: u64,
 }
 
 impl Connection {
     /// Start the reader task for an open connection and hand back the guest's handle.
     pub(crate) fn start(dialed: Dialed, options: Options) -> Connection {
         let Dialed { stream, url, protocol, max_message, deflate } = dialed;
+        let number = options.number;
         let url = url.to_string();
         let (writer, reader) = halves::split(stream);
         let limits = options.queue;
@@ -79,7 +86,7 @@ impl Connection {
         let task = wasmtime_wasi::runtime::spawn(reader::read_loop(reader, state.clone(), options));
         let flusher = state.batch_sends.then(|| wasmtime_wasi::runtime::spawn(live::flush_loop(state.clone())));
         let live = Arc::new(LiveConnection::new(state, task, flusher));
-        Connection { live, queue, url, protocol, compressed: deflate.is_some(), max_message }
+        Connection { live, queue, url, protocol, compressed: deflate.is_some(), max_message, number }
     }
 
     /// Wait for the next message, error or end.

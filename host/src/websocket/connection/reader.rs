@@ -3,6 +3,7 @@
 //! reading goes on so the closing handshake can finish. The task also pings for keepalive, times the closing
 //! handshake, and ends a peer that stalls.
 
+use crate::events::{ClosedBy, SessionEvent};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub(super) async fn read_loop(half: ReadHalf, state: Arc<ConnectionState>, optio
         options,
         deliver: true,
         peer_close: None,
+        closed_by: None,
         close_deadline: None,
         read_ahead: 0,
     };
@@ -71,6 +73,8 @@ struct Reader {
     deliver: bool,
     /// The peer's close frame, once it came.
     peer_close: Option<CloseFrame>,
+    /// Who started the closing handshake: known when the peer's close frame comes.
+    closed_by: Option<ClosedBy>,
     /// When the closing handshake must be over (python-websockets' close_timeout): the peer's answer to our close
     /// frame, or, after its own close frame, the end of the TCP connection, which a client leaves to the server (RFC
     /// 6455, 7.1.1) but not for ever. Past it the connection is dropped; without the peer's close frame it ends as
@@ -153,6 +157,8 @@ impl Reader {
             Ok(WireMessage::Text(text)) => Incoming::Text(text.as_str().to_owned()),
             Ok(WireMessage::Binary(bytes)) => Incoming::Binary(from_read_buffer(bytes)),
             Ok(WireMessage::Close(frame)) => {
+                let ours_first = lock(&self.state.sent).is_some();
+                self.closed_by = Some(if ours_first { ClosedBy::Us } else { ClosedBy::Peer });
                 self.peer_close = Some(match frame {
                     Some(frame) => CloseFrame { code: frame.code.into(), reason: frame.reason.as_str().to_owned() },
                     None => CloseFrame { code: 1005, reason: String::new() },
@@ -226,6 +232,12 @@ impl Reader {
             // guest learns why, whatever the socket said after.
             failure = Some((stalled, failure.and_then(|(_, close)| close)));
         }
+        if let Some((error, _)) = &failure {
+            if self.options.events.is_on() {
+                let error = crate::websocket::errors::describe(error);
+                self.options.events.emit(SessionEvent::Error { connection: self.options.number, error });
+            }
+        }
         if let Some((error, close)) = failure {
             // The messages that came before the error reach the guest first, and their answers go out before the
             // failing close frame: the guest gets a short time to take them.
@@ -240,7 +252,16 @@ impl Reader {
                 state.close_for_failure(code, reason).await;
             }
         }
-        *lock(&state.closed) = Some(self.peer_close.unwrap_or_else(abnormal_closure));
+        let closed = self.peer_close.unwrap_or_else(abnormal_closure);
+        let closed_by =
+            self.closed_by.unwrap_or(if lock(&state.sent).is_some() { ClosedBy::Us } else { ClosedBy::Lost });
+        self.options.events.emit(SessionEvent::Closed {
+            connection: self.options.number,
+            code: closed.code,
+            reason: closed.reason.clone(),
+            closed_by,
+        });
+        *lock(&state.closed) = Some(closed);
         // The connection is over. A send may still wait on the socket (a peer that stopped reading, or one that
         // closed and never ended the TCP connection): end the TCP connection, which wakes it with an error, rather
         // than leave it waiting for ever on a socket nobody reads.
