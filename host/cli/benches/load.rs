@@ -181,41 +181,20 @@ fn rates(url: &str, echoed: &AtomicU64) {
         let _ = wall;
         messages as f64 / SECONDS as f64
     };
-    let wsrun_closed = run(
-        "closed loop: wsrun roundtrip --rate max",
-        Command::new(WSRUN).args([
-            "--sessions",
-            &connections,
-            "--duration",
-            &duration,
-            "roundtrip",
-            url,
-            "--rate",
-            "max",
-            "--no-ping",
-            "--quiet",
-        ]),
-    );
+    // The same sessions, each sending at `rate`.
+    let roundtrip = |rate: &str| {
+        let mut command = Command::new(WSRUN);
+        command.args(["--sessions", &connections, "--duration", &duration, "roundtrip", url, "--rate", rate]);
+        command.args(["--no-ping", "--quiet"]);
+        command
+    };
+    let wsrun_closed = run("closed loop: wsrun roundtrip --rate max", &mut roundtrip("max"));
     let native = run(
         "closed loop: native tokio-tungstenite",
         Command::new(std::env::current_exe().unwrap()).args(["native-loop", url, &connections, &seconds]),
     );
     println!("  wsrun / native: {:.2}x", wsrun_closed / native);
-    let wsrun_open = run(
-        "open loop: wsrun roundtrip --rate 20000/s",
-        Command::new(WSRUN).args([
-            "--sessions",
-            &connections,
-            "--duration",
-            &duration,
-            "roundtrip",
-            url,
-            "--rate",
-            "20000/s",
-            "--no-ping",
-            "--quiet",
-        ]),
-    );
+    let wsrun_open = run("open loop: wsrun roundtrip --rate 20000/s", &mut roundtrip("20000/s"));
     match std::env::var("ARTILLERY") {
         Ok(artillery) => {
             let script = std::env::temp_dir().join(format!("wsrun-artillery-{}.yml", std::process::id()));
