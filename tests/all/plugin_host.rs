@@ -11,7 +11,7 @@ use tokio::process::Command;
 use wsrun_test_artifacts::{PLUGIN_DEMO, PY_PLUGIN};
 
 use crate::load_runs::counting_echo;
-use crate::util::{run_command, Run};
+use crate::util::{run_command, run_command_within, Run};
 
 fn plugin_host(args: &[&str]) -> Command {
     let tool: PathBuf = std::path::Path::new(env!("CARGO_BIN_EXE_wsrun")).with_file_name("plugin-host");
@@ -36,37 +36,6 @@ fn took_and_missed(outcome: &str) -> (u64, u64) {
     let ms = after.split(' ').next().unwrap().parse().unwrap();
     let missed = after.split("; ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     (ms, missed)
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn plugins_in_rust_and_python_use_the_tools_own_interface() {
-    let (server, messages, _) = counting_echo().await;
-    let run = run_command(plugin_host(&[&server.url, PLUGIN_DEMO, PY_PLUGIN])).await;
-    assert_eq!(run.code(), Some(0), "{run:?}");
-    // The store is shared: the Python plugin waited for the Rust plugin's value, then stored its own.
-    line(&run, "kv rust = hello from Rust");
-    line(&run, "kv python = python saw 'hello from Rust' and got 'hello from Python' back");
-    line(&run, &format!("note plugin-demo: connected to {}", server.url));
-    line(&run, &format!("note py-plugin: connected to {}", server.url));
-    line(&run, "waiting 0");
-    // The events of each session, against what the server saw: one connection each, a message each way, a close.
-    assert_eq!(messages.load(Ordering::Relaxed), 2);
-    for (name, bytes) in [("plugin-demo", 5), ("py-plugin", 17)] {
-        let opened = format!(
-            "event {name}: Opened {{ connection: 1, url: \"{}\", protocol: None, compressed: false }}",
-            server.url
-        );
-        for expected in [
-            opened,
-            format!("event {name}: Message {{ connection: 1, direction: Sent, bytes: {bytes} }}"),
-            format!("event {name}: Message {{ connection: 1, direction: Received, bytes: {bytes} }}"),
-            format!("event {name}: Closed {{ connection: 1, code: 1000, reason: \"done\", closed_by: Us }}"),
-            format!("event {name}: Ended {{ outcome: Exited(0) }}"),
-        ] {
-            assert!(run.stdout.lines().any(|l| l == expected), "no {expected:?} in {run:?}");
-        }
-    }
-    assert_eq!(server.closes(2).await, vec![Some((1000, "done".to_owned())); 2]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,4 +80,42 @@ async fn a_plugin_that_needs_an_interface_the_tool_does_not_give_does_not_load()
     assert_eq!(run.code(), Some(2), "{run:?}");
     assert!(run.stderr.contains("does not fit") && run.stderr.contains("acme:bot/kv@0.1.0"), "{run:?}");
     assert!(server.closes(0).await.is_empty());
+}
+
+/// With a Python plugin: run with the other scripted guests' tests, last and alone (see scripts/test.sh).
+mod scripting {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn plugins_in_rust_and_python_use_the_tools_own_interface() {
+        let (server, messages, _) = counting_echo().await;
+        // The Python plugin's first start compiles it (seconds, more on a busy machine).
+        let run =
+            run_command_within(plugin_host(&[&server.url, PLUGIN_DEMO, PY_PLUGIN]), Duration::from_secs(180)).await;
+        assert_eq!(run.code(), Some(0), "{run:?}");
+        // The store is shared: the Python plugin waited for the Rust plugin's value, then stored its own.
+        line(&run, "kv rust = hello from Rust");
+        line(&run, "kv python = python saw 'hello from Rust' and got 'hello from Python' back");
+        line(&run, &format!("note plugin-demo: connected to {}", server.url));
+        line(&run, &format!("note py-plugin: connected to {}", server.url));
+        line(&run, "waiting 0");
+        // The events of each session, against what the server saw: one connection each, a message each way, a close.
+        assert_eq!(messages.load(Ordering::Relaxed), 2);
+        for (name, bytes) in [("plugin-demo", 5), ("py-plugin", 17)] {
+            let opened = format!(
+                "event {name}: Opened {{ connection: 1, url: \"{}\", protocol: None, compressed: false }}",
+                server.url
+            );
+            for expected in [
+                opened,
+                format!("event {name}: Message {{ connection: 1, direction: Sent, bytes: {bytes} }}"),
+                format!("event {name}: Message {{ connection: 1, direction: Received, bytes: {bytes} }}"),
+                format!("event {name}: Closed {{ connection: 1, code: 1000, reason: \"done\", closed_by: Us }}"),
+                format!("event {name}: Ended {{ outcome: Exited(0) }}"),
+            ] {
+                assert!(run.stdout.lines().any(|l| l == expected), "no {expected:?} in {run:?}");
+            }
+        }
+        assert_eq!(server.closes(2).await, vec![Some((1000, "done".to_owned())); 2]);
+    }
 }

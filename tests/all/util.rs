@@ -115,6 +115,15 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / per_second)
 }
 
+/// Run a prepared `command` with empty stdin, at most `bound` (for the first start of a Python or JavaScript guest,
+/// which compiles it).
+pub async fn run_command_within(mut command: Command, bound: Duration) -> Run {
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn the command");
+    drop(child.stdin.take());
+    finish_within(child, started, bound).await
+}
+
 async fn finish_within(child: Child, started: Instant, bound: Duration) -> Run {
     let output = tokio::time::timeout(bound, child.wait_with_output())
         .await

@@ -39,7 +39,9 @@ async fn main() -> ExitCode {
     };
     // 1. The runtime, with the tool's interfaces beside wsrun's.
     let with_kv = options.with_kv;
-    let runtime = match Runtime::builder().link::<Bot>(move |linker| bot::add_to_linker(linker, with_kv)).build() {
+    // The compiled-guest cache, as wsrun's: a Python plugin compiles for seconds, once.
+    let builder = Runtime::builder().cache_dir(Runtime::default_cache_dir());
+    let runtime = match builder.link::<Bot>(move |linker| bot::add_to_linker(linker, with_kv)).build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("plugin-host: {e}");
