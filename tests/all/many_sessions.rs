@@ -706,3 +706,59 @@ async fn a_session_past_its_timeout_is_counted_timed_out() {
     );
     assert_eq!(server.closes(2).await, vec![Some((1001, String::new())); 2], "each closed with 1001 at its timeout");
 }
+
+/// At a scale CI affords, what the 100,000-session runs of BENCHMARKS.md check: every session connected, and every
+/// one closed cleanly (1001) when --duration stopped it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_thousand_idle_sessions_all_connect_and_all_close_with_1001() {
+    let server = Server::echo().await;
+    let args = ["--sessions", "2000", "--duration", "6s", "--close-timeout", "5s", "echo", &server.url];
+    let run = run(wsrun(&args)).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_summary(
+        &run.stdout,
+        &[
+            "  outcomes   2000 stopped at --duration; 0 failed",
+            "  connect    2000 opened, 0 failed; ",
+            "  sessions   all connected ",
+        ],
+    );
+    let closes = server.closes(2000).await;
+    assert_eq!(closes.len(), 2000, "the server saw every session end");
+    assert!(closes.iter().all(|close| *close == Some((1001, String::new()))), "not all closed with 1001");
+}
+
+/// Limits too low for the run are said before it starts, with what to raise.
+#[tokio::test(flavor = "multi_thread")]
+async fn open_file_limits_too_low_for_the_run_are_said_before_it_starts() {
+    let server = Server::echo().await;
+    let mut command = Command::new("sh");
+    // A hard limit of 512 files, for 1,000 sessions: only the first few start within the 300 ms.
+    command.args(["-c", "ulimit -n 512 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_wsrun")]);
+    command.args([
+        "--sessions",
+        "1000",
+        "--ramp-up",
+        "100s",
+        "--duration",
+        "300ms",
+        "--max-failures",
+        "100%",
+        "echo",
+        &server.url,
+    ]);
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = run(command).await;
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    // Said before the first session starts, beside the ramp-up's own warning.
+    let said = run.stderr.lines().find(|line| line.contains("open files")).unwrap_or_default();
+    assert!(
+        said.starts_with(
+            "wsrun: warning: 1000 sessions need about 1256 open files (a socket each), and this process may open 512"
+        ) && said.contains("ulimit -Hn"),
+        "{run:?}"
+    );
+}

@@ -157,6 +157,9 @@ fn many(
     };
     sessions::fd_limit::raise_open_file_limit();
     let own = plan.own_peak();
+    for shortfall in sessions::fd_limit::shortfalls(own) {
+        eprintln!("wsrun: warning: {shortfall}");
+    }
     let too_many =
         move || format!("cannot hold {own} sessions in one process; run fewer per process with --shard INDEX/COUNT");
     let slots = u32::try_from(own).map_err(|_| too_many())?;

@@ -311,7 +311,11 @@ impl Report {
             reasons.push("the run was interrupted or is incomplete".to_owned());
         }
         if !self.passes(max) {
-            reasons.push(format!("{} sessions failed, at most {max} allowed", self.outcomes.failed));
+            let failed = match self.outcomes.failed {
+                1 => "1 session".to_owned(),
+                n => format!("{n} sessions"),
+            };
+            reasons.push(format!("{failed} failed, at most {max} allowed"));
         }
         let failed = self.thresholds.iter().filter(|t| !t.judge(self).passed).count();
         match failed {
