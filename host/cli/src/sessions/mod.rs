@@ -396,14 +396,10 @@ fn reason_of(outcome: &Outcome, said: Option<String>) -> String {
             let first = why.lines().next().unwrap_or_default();
             format!("trapped: {}", first.chars().take(200).collect::<String>())
         }
-        Outcome::TimedOut(after) => format!("timed out (--timeout {})", humantime(*after)),
+        Outcome::TimedOut(after) => format!("timed out (--timeout {}s)", after.as_secs_f64()),
         Outcome::Interrupted => "cancelled".to_owned(),
         _ => format!("{outcome:?}"),
     }
-}
-
-fn humantime(duration: Duration) -> String {
-    format!("{}s", duration.as_secs_f64())
 }
 
 fn is_failure(outcome: &Outcome) -> bool {

@@ -143,7 +143,7 @@ impl Threshold {
     pub fn judge(&self, report: &Report) -> Verdict {
         match self.measure(report) {
             Ok((value, shown)) => {
-                Verdict { passed: self.op.holds(value, self.limit_in(value_kind(&shown))), measured: shown.text }
+                Verdict { passed: self.op.holds(value, self.limit_in(shown.kind)), measured: shown.text }
             }
             Err(why) => Verdict { passed: false, measured: why },
         }
@@ -246,10 +246,6 @@ impl Shown {
     fn plain(text: String) -> Self {
         Shown { text, kind: ValueKind::Plain }
     }
-}
-
-fn value_kind(shown: &Shown) -> ValueKind {
-    shown.kind
 }
 
 fn plain(n: u64) -> (f64, Shown) {
