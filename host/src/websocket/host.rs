@@ -121,7 +121,9 @@ impl HostConnection for WebsocketCtxView<'_> {
             let (url, options) = (url.clone(), options.clone());
             let (grant, limits, transport, stats) =
                 (ctx.grant.clone(), ctx.limits.clone(), ctx.transport.clone(), ctx.stats.clone());
-            wasmtime_wasi::runtime::spawn(async move { dial(&url, &options, &grant, &limits, &transport, &stats).await })
+            wasmtime_wasi::runtime::spawn(
+                async move { dial(&url, &options, &grant, &limits, &transport, &stats).await },
+            )
         };
         let dialed = dialing.await;
         let dialed = dialed.inspect_err(|e| {

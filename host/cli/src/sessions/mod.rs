@@ -143,6 +143,11 @@ pub async fn run(
     };
 
     let deadline = [plan.duration, plan.shape.end()].into_iter().flatten().min();
+    let deadline_says = match (plan.duration, plan.shape.end()) {
+        (Some(duration), Some(end)) if end < duration => "the last stage is over",
+        (None, Some(_)) => "the last stage is over",
+        _ => "--duration is over",
+    };
     let deadline = async {
         match deadline {
             Some(after) => tokio::time::sleep_until(tokio::time::Instant::from_std(started + after)).await,
@@ -165,7 +170,7 @@ pub async fn run(
                 gathered.peak_running = gathered.peak_running.max(live);
             }
             () = &mut deadline, if stop.borrow().is_none() => {
-                tally.stopping("--duration is over");
+                tally.stopping(deadline_says);
                 gathered.outcomes.not_started += launcher.stop();
                 let _ = stop.send(Some(Stop::Duration));
             }
