@@ -235,25 +235,13 @@ impl Single {
 
     /// After the session: the summary, the files, and whether the thresholds held (`None` without thresholds).
     pub fn finish(&self, run: SingleRun, guest: &str, url: &str, outcome: &Outcome) -> Result<Option<bool>, String> {
-        let stats = &run.stats;
         let failed = is_failure(outcome);
-        let ended = Ended {
-            index: 0,
-            outcome: Some(outcome.clone()),
-            stopped_by: None,
-            failed,
-            // Its stderr went to the terminal, where the user saw it.
-            reason: failed.then(|| match outcome {
-                Outcome::Exited(code) => format!("exited {code}"),
-                other => reason_of(other, None),
-            }),
-            took: run.started.elapsed(),
-            connected_after: stats.first_connected().map(|at| at.duration_since(run.started)),
-            traffic: Traffic::of(stats),
-            connect_times: stats.connect_times(),
-            http: HttpTraffic::of(stats.http()),
-            response_times: stats.http().response_times(),
-        };
+        // Its stderr went to the terminal, where the user saw it.
+        let reason = failed.then(|| match outcome {
+            Outcome::Exited(code) => format!("exited {code}"),
+            other => reason_of(other, None),
+        });
+        let ended = Ended::measured(0, outcome.clone(), (None, failed, reason), &run.stats, run.started, run.started);
         let mut gathered = Gathered::default();
         gathered.peak_running = 1;
         gathered.add(ended);
@@ -305,6 +293,30 @@ impl Drop for Unended<'_> {
 }
 
 impl Ended {
+    /// A session that ran, begun at `began`, with the figures of its `stats`; `run_started` is the run's start.
+    fn measured(
+        index: u64,
+        outcome: Outcome,
+        (stopped_by, failed, reason): (Option<Stop>, bool, Option<String>),
+        stats: &wsrun::SessionStats,
+        run_started: Instant,
+        began: Instant,
+    ) -> Self {
+        Ended {
+            index,
+            outcome: Some(outcome),
+            stopped_by,
+            failed,
+            reason,
+            took: began.elapsed(),
+            connected_after: stats.first_connected().map(|at| at.duration_since(run_started)),
+            traffic: Traffic::of(stats),
+            connect_times: stats.connect_times(),
+            http: HttpTraffic::of(stats.http()),
+            response_times: stats.http().response_times(),
+        }
+    }
+
     /// A session that did not run to an outcome of its own: its task failed.
     fn without_figures(index: u64, outcome: Outcome) -> Self {
         Ended {
@@ -378,19 +390,7 @@ async fn one_session(
         (true, true) => Some("stopped before it connected (the run's time was up)".to_owned()),
         (true, false) => Some(reason_of(&outcome, stderr.reason())),
     };
-    Ended {
-        index,
-        outcome: Some(outcome),
-        stopped_by,
-        failed,
-        reason,
-        took: began.elapsed(),
-        connected_after: stats.first_connected().map(|at| at.duration_since(run_started)),
-        traffic: Traffic::of(&stats),
-        connect_times: stats.connect_times(),
-        http: HttpTraffic::of(stats.http()),
-        response_times: stats.http().response_times(),
-    }
+    Ended::measured(index, outcome, (stopped_by, failed, reason), &stats, run_started, began)
 }
 
 /// A failed session's reason in one line: what it said on stderr, else what its outcome was.
