@@ -253,14 +253,16 @@ impl Reader {
             }
         }
         let closed = self.peer_close.unwrap_or_else(abnormal_closure);
-        let closed_by =
-            self.closed_by.unwrap_or(if lock(&state.sent).is_some() { ClosedBy::Us } else { ClosedBy::Lost });
-        self.options.events.emit(SessionEvent::Closed {
-            connection: self.options.number,
-            code: closed.code,
-            reason: closed.reason.clone(),
-            closed_by,
-        });
+        if self.options.events.is_on() {
+            let closed_by =
+                self.closed_by.unwrap_or(if lock(&state.sent).is_some() { ClosedBy::Us } else { ClosedBy::Lost });
+            self.options.events.emit(SessionEvent::Closed {
+                connection: self.options.number,
+                code: closed.code,
+                reason: closed.reason.clone(),
+                closed_by,
+            });
+        }
         *lock(&state.closed) = Some(closed);
         // The connection is over. A send may still wait on the socket (a peer that stopped reading, or one that
         // closed and never ended the TCP connection): end the TCP connection, which wakes it with an error, rather
