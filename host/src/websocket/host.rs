@@ -113,41 +113,42 @@ impl HostConnection for WebsocketCtxView<'_> {
             .into());
         }
         let started = std::time::Instant::now();
-        // Opening runs as a task of its own, not on the guest's fiber stack: its deep call chains (DNS, TLS, the
-        // handshake) left about 90 KiB of every session's 2 MiB stack resident for the session's life (BENCHMARKS,
-        // "what a session holds"). Dropped, the task is aborted: a cancel during the opening stops it too.
-        let dialing = {
+        // Opening, and starting the connection's tasks, run as a task of their own, not on the guest's fiber stack:
+        // their deep call chains (DNS, TLS, the handshake) and large values (the stream, the reader's future) left
+        // up to 90 KiB of every session's 2 MiB stack resident for the session's life (BENCHMARKS, "what a session
+        // holds"). Dropped, the task is aborted: a cancel during the opening stops it too.
+        let opening = {
             let ctx = &self.ctx;
             let (url, options) = (url.clone(), options.clone());
             let (grant, limits, transport, stats) =
                 (ctx.grant.clone(), ctx.limits.clone(), ctx.transport.clone(), ctx.stats.clone());
-            wasmtime_wasi::runtime::spawn(
-                async move { dial(&url, &options, &grant, &limits, &transport, &stats).await },
-            )
+            let run = connection::Options {
+                queue: QueueLimits { messages: limits.queued_messages, bytes: limits.queued_bytes },
+                session_budget: ctx.queue_budget.clone(),
+                control_frames: options.control_frames,
+                close_wait: ctx.close_wait,
+                stall_timeout: limits.stall_timeout,
+                keepalive: options.keepalive.map(|k| KeepaliveTimes {
+                    interval: Duration::from_millis(k.interval_ms.max(1).into()),
+                    timeout: Duration::from_millis(k.timeout_ms.into()),
+                }),
+                events: ctx.events.clone(),
+                number: 0,
+            };
+            super::spawn_built_there(move || async move {
+                let dialed = dial(&url, &options, &grant, &limits, &transport, &stats).await?;
+                // Numbered once open, so that connections that failed to open take no number.
+                let number = run.events.next_connection();
+                Ok::<_, ErrorCode>(Connection::start(dialed, connection::Options { number, ..run }))
+            })
         };
-        let dialed = dialing.await;
-        let dialed = dialed.inspect_err(|e| {
+        let conn = opening.await.inspect_err(|e| {
             self.ctx.stats.connect_failed();
             if self.ctx.events.is_on() {
                 self.ctx.events.emit(SessionEvent::ConnectFailed { url: url.clone(), error: describe(e) });
             }
         })?;
         self.ctx.stats.connected(started.elapsed());
-        let limits = &self.ctx.limits;
-        let run = connection::Options {
-            queue: QueueLimits { messages: limits.queued_messages, bytes: limits.queued_bytes },
-            session_budget: self.ctx.queue_budget.clone(),
-            control_frames: options.control_frames,
-            close_wait: self.ctx.close_wait,
-            stall_timeout: limits.stall_timeout,
-            keepalive: options.keepalive.map(|k| KeepaliveTimes {
-                interval: Duration::from_millis(k.interval_ms.max(1).into()),
-                timeout: Duration::from_millis(k.timeout_ms.into()),
-            }),
-            events: self.ctx.events.clone(),
-            number: self.ctx.events.next_connection(),
-        };
-        let conn = Connection::start(dialed, run);
         if self.ctx.events.is_on() {
             self.ctx.events.emit(SessionEvent::Opened {
                 connection: conn.number,

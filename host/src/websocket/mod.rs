@@ -27,3 +27,17 @@ pub use host::add_to_linker;
 pub(crate) use host::INTERFACE;
 pub use net::tls::TlsSettings;
 pub use net::transport::{parse_proxy_url, Proxy, Transport};
+
+/// Run the future `make` builds as a task, building it there rather than here.
+///
+/// Called from a guest's host call, so on its fiber stack: a future's whole size is reserved (and moved, more than
+/// once) where it is made, and the pages touched stay resident for the session's life. Made on the task's first poll
+/// and boxed, the opening's future costs that stack nothing (BENCHMARKS, "what a session holds").
+pub(crate) fn spawn_built_there<F, Fut>(make: F) -> wasmtime_wasi::runtime::AbortOnDropJoinHandle<Fut::Output>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    wasmtime_wasi::runtime::spawn(async move { Box::pin(make()).await })
+}
