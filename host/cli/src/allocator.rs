@@ -20,3 +20,16 @@ pub fn keep_large_blocks() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD);
     }
 }
+
+/// Give the kernel back the free pages inside the heap, not only at its top.
+///
+/// Sessions that start together interleave what they keep with what they needed only to connect (handshake buffers,
+/// the opening's future): once they are connected and idle, the holes stay resident. 2,000 idle echo sessions: 6
+/// KiB per session less PSS after one call (BENCHMARKS, "what a session holds").
+pub fn give_back_free_pages() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes the allocator's own locks; it may be called from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

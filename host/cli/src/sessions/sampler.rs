@@ -1,5 +1,5 @@
 //! The run's time series, sampled once a second while the sessions run: differences of the tally's totals, and the
-//! values each trend took in that second.
+//! values each trend took in that second; and, once the sessions settle, the heap given back its free pages.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +25,8 @@ struct State {
     next_t: u64,
     tally: Arc<Tally>,
     metrics: Arc<Metrics>,
+    /// Sessions started, connected or ended since the heap was last trimmed.
+    churned: bool,
 }
 
 impl Sampler {
@@ -37,6 +39,7 @@ impl Sampler {
             next_t: started_unix_ms / 1000,
             tally,
             metrics,
+            churned: false,
         }));
         let sampled = state.clone();
         let task = tokio::spawn(async move {
@@ -81,6 +84,15 @@ impl State {
             if let Ok(trend) = TrendSecond::of(unit, &values) {
                 second.trends.insert(name, trend);
             }
+        }
+        // Once a second passes with no session started, connected or ended, the heap's holes are handed back.
+        match second.started + second.ended + second.connects > 0 {
+            true => self.churned = true,
+            false if self.churned => {
+                crate::allocator::give_back_free_pages();
+                self.churned = false;
+            }
+            false => {}
         }
         self.last = now;
         self.next_t += 1;
