@@ -1,8 +1,8 @@
 //! Where each frame starts in the bytes read from the socket, so that `wire` can take a large binary frame's payload
 //! out of the stream and read it straight into a buffer of its own.
 //!
-//! tungstenite reads a frame 16 KiB at a time (`wire::READ_BUFFER`), zeroing each piece of its buffer first: for a
-//! 1 MiB message, 64 system calls and a pass over the payload that the copy into guest memory makes again anyway.
+//! tungstenite reads a frame 4 KiB at a time (`wire::READ_BUFFER`), zeroing each piece of its buffer first: for a
+//! 1 MiB message, 256 system calls and a pass over the payload that the copy into guest memory makes again anyway.
 //! Taken out here, the payload is read as fast as the socket has it, into memory nothing else touched, and tungstenite
 //! sees an empty binary frame in its place (`halves` hands the payload on in that message's stead).
 //!

@@ -31,9 +31,14 @@ use super::scan::{Found, Scanner, EMPTY_BINARY};
 use super::transport::Stream;
 use crate::stats::SessionStats;
 
-/// How much tungstenite reads from the socket at once. Its default, 128 KiB, is zeroed before every read and
-/// stays resident per connection: most of an idle session's memory and of a burst of connects' CPU time.
-pub(crate) const READ_BUFFER: usize = 16 << 10;
+/// How much tungstenite reads from the socket at once. Its buffer is this size for the connection's life, zeroed
+/// before every read, so resident: what an idle connection holds. Its default, 128 KiB, was most of an idle session's
+/// memory and of a burst of connects' CPU time; 16 KiB echoed no faster than 4 KiB up to 16 KiB messages (larger
+/// binary ones are read past it, see `scan`), and cost 12 KiB more per session (BENCHMARKS, "what a session holds").
+pub(crate) const READ_BUFFER: usize = 4 << 10;
+
+/// How much is read at once for the inflater, into a buffer on the reader task's stack: not held while idle.
+const INFLATE_READ: usize = 16 << 10;
 
 /// The socket, with the frame waiting for it.
 pub(crate) struct Wire {
@@ -169,7 +174,7 @@ impl Wire {
                 Ok(Need::Input) => {}
             }
             // Read here, then added to the inflater's bytes: an idle connection holds no buffer while it waits.
-            let mut bytes = [MaybeUninit::uninit(); READ_BUFFER];
+            let mut bytes = [MaybeUninit::uninit(); INFLATE_READ];
             let mut read = ReadBuf::uninit(&mut bytes);
             ready!(Pin::new(&mut self.socket).poll_read(cx, &mut read))?;
             inflating.add(read.filled());
