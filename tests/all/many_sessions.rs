@@ -728,6 +728,30 @@ async fn two_thousand_idle_sessions_all_connect_and_all_close_with_1001() {
     assert!(closes.iter().all(|close| *close == Some((1001, String::new()))), "not all closed with 1001");
 }
 
+/// `--spread`: the sessions go to the URL and each spread URL in turn (what lets one process open more connections
+/// than one server port takes from one client address); without a load run it is a usage error.
+#[tokio::test(flavor = "multi_thread")]
+async fn spread_sessions_go_to_each_url_in_turn() {
+    let servers = [Server::echo().await, Server::echo().await, Server::echo().await];
+    let mut args = vec!["--sessions", "30", "--duration", "1s", "--close-timeout", "5s"];
+    args.extend(["--spread", &servers[1].url, "--spread", &servers[2].url, "echo", &servers[0].url]);
+    let spread = run(wsrun(&args)).await;
+    assert_eq!(spread.code(), Some(0), "{spread:?}");
+    assert_summary(&spread.stdout, &["  connect    30 opened, 0 failed; "]);
+    for server in &servers {
+        server.closes(10).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (n, server) in servers.iter().enumerate() {
+        let closes = server.closes(0).await;
+        assert_eq!(closes.len(), 10, "server {n} saw {} of the 30 sessions: {spread:?}", closes.len());
+        assert!(closes.iter().all(|close| *close == Some((1001, String::new()))), "server {n}: {closes:?}");
+    }
+
+    let alone = run(wsrun(&["--spread", &servers[1].url, "echo", &servers[0].url])).await;
+    assert_eq!(alone.code(), Some(2), "{alone:?}");
+}
+
 /// Limits too low for the run are said before it starts, with what to raise.
 #[tokio::test(flavor = "multi_thread")]
 async fn open_file_limits_too_low_for_the_run_are_said_before_it_starts() {

@@ -191,6 +191,12 @@ pub struct Args {
     #[arg(long, value_name = "N|P%", value_parser = crate::sessions::report::MaxFailures::parse, help_heading = "Many sessions")]
     pub max_failures: Option<crate::sessions::report::MaxFailures>,
 
+    /// Spread the sessions over this URL too (repeatable): session s is given the URL and these in turn (s modulo
+    /// their number), each allowed its own origin. One client address reaches one server address and port from about
+    /// 28,000 local ports: past that, the server listens on several ports or addresses (127.0.0.2, ...), each named.
+    #[arg(long, value_name = "URL", requires = "load", help_heading = "Many sessions")]
+    pub spread: Vec<String>,
+
     /// Run only the sessions whose index s has s % COUNT == INDEX (one of COUNT processes or pods). Default: from
     /// JOB_COMPLETION_INDEX and WSRUN_SHARD_COUNT (a Kubernetes Indexed Job), else all.
     #[arg(long, value_name = "INDEX/COUNT", requires = "load", help_heading = "Many sessions")]
@@ -360,6 +366,9 @@ impl Args {
         // `wsrun client --help`: the guest's own help, no URL.
         if !invocation.url.starts_with('-') {
             check_url(&invocation.url)?;
+        }
+        for url in &self.spread {
+            check_url(url).map_err(|e| format!("--spread: {e}"))?;
         }
         if crate::bundled::NAMES.contains(&invocation.guest.as_str()) && !invocation.guest_args.is_empty() {
             // A bundled guest has none of wsrun's options: one after the URL was meant for wsrun.

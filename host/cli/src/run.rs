@@ -102,7 +102,7 @@ fn one(args: &Args, invocation: Invocation, builder: RuntimeBuilder) -> Result<E
         args,
         &invocation.guest,
         async |signals, program| {
-            let mut session = settings.session(&program).inherit_stdio();
+            let mut session = settings.session(&program, 0).inherit_stdio();
             if let Some(typed) = terminal::start() {
                 session = session.stdin(typed);
             }
@@ -168,7 +168,7 @@ fn many(
     let pool_error = move |e: Error| format!("{}: {e}", too_many());
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     with_guest(tokio, builder, pool_error, args, &invocation.guest, async |signals, program| {
-        sessions::run(plan, program, &invocation.url, signals, |program| settings.session(program)).await
+        sessions::run(plan, program, &invocation.url, signals, |program, index| settings.session(program, index)).await
     })
 }
 
@@ -198,9 +198,9 @@ fn with_guest(
 
 /// What every session of this invocation gets: URL, arguments, grant, limits, transport and environment.
 struct SessionSettings {
-    url: String,
+    /// The URL each session is given, in turn by index, with what it is allowed.
+    urls: Vec<(String, Grant)>,
     guest_args: Vec<String>,
-    grant: Grant,
     limits: Limits,
     transport: Transport,
     env: Vec<(String, String)>,
@@ -229,29 +229,35 @@ impl SessionSettings {
                 ..HttpLimits::default()
             },
         };
-        let mut grant = Grant::origin_of_url(&invocation.url);
-        for pattern in &args.allow {
-            grant.allow(pattern.clone());
-        }
         if args.allow_any {
             eprintln!("wsrun: warning: --allow-any lets the guest connect to any host");
-            grant.allow_any();
         }
+        let granted = |url: &String| {
+            let mut grant = Grant::origin_of_url(url);
+            for pattern in &args.allow {
+                grant.allow(pattern.clone());
+            }
+            if args.allow_any {
+                grant.allow_any();
+            }
+            (url.clone(), grant)
+        };
         SessionSettings {
-            url: invocation.url.clone(),
+            urls: std::iter::once(&invocation.url).chain(&args.spread).map(granted).collect(),
             guest_args: invocation.guest_args.clone(),
-            grant,
             limits,
             transport,
             env: args.env.clone(),
         }
     }
 
-    fn session(&self, program: &Program) -> SessionBuilder {
+    /// Session `index`'s builder (one session: index 0).
+    fn session(&self, program: &Program, index: u64) -> SessionBuilder {
+        let (url, grant) = &self.urls[(index % self.urls.len() as u64) as usize];
         program
-            .session(self.url.clone())
+            .session(url.clone())
             .args(self.guest_args.iter().cloned())
-            .grant(self.grant.clone())
+            .grant(grant.clone())
             .limits(self.limits.clone())
             .transport(self.transport.clone())
             .envs(self.env.iter().cloned())

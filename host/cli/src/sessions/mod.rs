@@ -91,7 +91,7 @@ pub async fn run(
     program: Program,
     url: &str,
     signals: &Signals,
-    session: impl Fn(&Program) -> SessionBuilder,
+    session: impl Fn(&Program, u64) -> SessionBuilder,
 ) -> Result<ExitCode, String> {
     if let Some(dir) = &plan.output {
         spool::prepare_dir(dir)?;
@@ -120,7 +120,7 @@ pub async fn run(
     let start = |index: u64, down: Option<oneshot::Receiver<()>>| {
         // The guest may vary its behaviour by its index, like k6's __VU.
         let total = plan.shape.sessions().map_or_else(|| "0".to_owned(), |n| n.to_string());
-        let mut builder = session(&program)
+        let mut builder = session(&program, index)
             .metrics(metrics.clone())
             .envs([("WSRUN_SESSION_INDEX", index.to_string()), ("WSRUN_SESSIONS", total)]);
         let log = plan
