@@ -80,7 +80,8 @@ fn main() {
         .collect();
     let urls: Vec<&str> = servers.iter().map(|(_, url)| url.as_str()).collect();
 
-    // Shard k runs the sessions s with s % shards == k, and session s goes to URL s % shards: shard k to server k.
+    // Shard k runs the sessions s with s % shards == k, and session s goes to URL s % shards (shard k to server k),
+    // from local address s % shards.
     let started = Instant::now();
     let mut clients: Vec<Child> = (0..shards)
         .map(|k| {
@@ -89,6 +90,10 @@ fn main() {
             command.args(["--duration", "1h", "--close-timeout", "10s", "--ramp-up", &ramp_up]);
             for url in &urls[1..] {
                 command.args(["--spread", url]);
+            }
+            // And from a local address of its own, as a user past one address's ports would.
+            for shard in 0..shards {
+                command.args(["--local-address", &format!("127.0.{}.{}", 1 + shard / 250, 2 + shard % 250)]);
             }
             command.arg(&guest[0]).arg(urls[0]).args(&guest[1..]);
             command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -157,10 +162,12 @@ fn main() {
     println!("Ctrl+C to the last exit: {:.2} s", last_exit.as_secs_f64());
     for (k, (status, stdout, stderr)) in summaries.iter().enumerate() {
         println!("shard {k}/{shards}: {status}");
+        // The summary's lines a user reads here, and the failure reasons under `failures`.
         for line in stdout.lines().filter(|l| {
-            ["outcomes", "connect ", "sessions", "memory", "failures", "reasons", "  "]
-                .iter()
-                .any(|w| l.trim_start().starts_with(w))
+            l.starts_with("    ")
+                || ["outcomes", "connect ", "sessions", "memory", "failures"]
+                    .iter()
+                    .any(|w| l.trim_start().starts_with(w))
         }) {
             println!("  {}", line.trim_start());
         }

@@ -200,6 +200,8 @@ fn with_guest(
 struct SessionSettings {
     /// The URL each session is given, in turn by index, with what it is allowed.
     urls: Vec<(String, Grant)>,
+    /// The local addresses sessions connect from, in turn by index (none: the system's choice).
+    local_addresses: Vec<std::net::IpAddr>,
     guest_args: Vec<String>,
     limits: Limits,
     transport: Transport,
@@ -244,6 +246,7 @@ impl SessionSettings {
         };
         SessionSettings {
             urls: std::iter::once(&invocation.url).chain(&args.spread).map(granted).collect(),
+            local_addresses: args.local_address.clone(),
             guest_args: invocation.guest_args.clone(),
             limits,
             transport,
@@ -259,7 +262,10 @@ impl SessionSettings {
             .args(self.guest_args.iter().cloned())
             .grant(grant.clone())
             .limits(self.limits.clone())
-            .transport(self.transport.clone())
+            .transport(match self.local_addresses.len() as u64 {
+                0 => self.transport.clone(),
+                n => self.transport.clone().from_address(self.local_addresses[(index % n) as usize]),
+            })
             .envs(self.env.iter().cloned())
     }
 }

@@ -30,10 +30,11 @@ async fn main() -> anyhow::Result<()> {
     fd_limit::raise_open_file_limit();
     let mut listening = tokio::task::JoinSet::new();
     for port in if ports.is_empty() { vec![0] } else { ports } {
-        // A deep accept queue: a burst of connects must not overflow it (a dropped SYN costs a second).
+        // A deep accept queue: a burst of connects must not overflow it (a dropped SYN costs a second). The kernel
+        // cuts it to net.core.somaxconn.
         let socket = TcpSocket::new_v4()?;
         socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).context("cannot listen")?;
-        let listener = socket.listen(4096)?;
+        let listener = socket.listen(65535)?;
         println!("ws://{}/", listener.local_addr()?);
         listening.spawn(serve(listener));
     }

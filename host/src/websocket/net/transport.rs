@@ -1,11 +1,11 @@
 //! How the host reaches servers: TCP (directly or through an HTTP CONNECT proxy) and TLS.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::MaybeTlsStream;
 use url::{Host, Url};
 
@@ -18,11 +18,13 @@ pub(crate) type Stream = MaybeTlsStream<TcpStream>;
 /// The most a proxy's answer to CONNECT may take before its blank line.
 const MAX_PROXY_RESPONSE: usize = 16 * 1024;
 
-/// TLS trust and proxy settings, shared by the sessions that use them; cheap to clone. The TLS configuration (and
-/// its read of the system's roots) is built on the first `wss://` connection.
+/// TLS trust and proxy settings, shared by the sessions that use them, and the local address connections are made
+/// from; cheap to clone. The TLS configuration (and its read of the system's roots) is built on the first `wss://`
+/// connection.
 #[derive(Clone, Debug, Default)]
 pub struct Transport {
     inner: Arc<Inner>,
+    local: Option<IpAddr>,
 }
 
 #[derive(Debug, Default)]
@@ -110,14 +112,23 @@ pub fn parse_proxy_url(text: &str) -> Result<Url, String> {
 impl Transport {
     /// Transport with these TLS settings and proxy.
     pub fn new(tls: TlsSettings, proxy: Proxy) -> Self {
-        Transport { inner: Arc::new(Inner { tls, tls_config: OnceLock::new(), proxy }) }
+        Transport { inner: Arc::new(Inner { tls, tls_config: OnceLock::new(), proxy }), local: None }
+    }
+
+    /// Make connections from `address` (one of this machine's) rather than the one the system picks. One local
+    /// address reaches one server address and port from at most as many ports as Linux's `ip_local_port_range`
+    /// holds (28,232 by default): more connections to one server spread over several local addresses (127.0.0.2,
+    /// 127.0.0.3, ... on loopback). The TLS settings stay shared.
+    pub fn from_address(mut self, address: IpAddr) -> Self {
+        self.local = Some(address);
+        self
     }
 
     /// A TCP stream to the host of `url`, through the proxy when one applies.
     pub(crate) async fn connect(&self, url: &Url) -> Result<TcpStream, ErrorCode> {
         match self.inner.proxy.for_url(url) {
-            Some(proxy) => tunnel(proxy, url).await,
-            None => connect_tcp(url).await,
+            Some(proxy) => tunnel(proxy, url, self.local).await,
+            None => connect_tcp(url, self.local).await,
         }
     }
 
@@ -152,8 +163,8 @@ pub(crate) fn is_tls_error(error: &io::Error) -> bool {
     error.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) || error.kind() == io::ErrorKind::InvalidData
 }
 
-/// Resolve the host of `url` and connect to the first address that answers.
-async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
+/// Resolve the host of `url` and connect to the first address that answers, from `local` when given.
+async fn connect_tcp(url: &Url, local: Option<IpAddr>) -> Result<TcpStream, ErrorCode> {
     let port = url.port_or_known_default().unwrap_or(80);
     let addrs: Vec<SocketAddr> = match url.host() {
         Some(Host::Ipv4(ip)) => vec![SocketAddr::from((ip, port))],
@@ -165,7 +176,7 @@ async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
     };
     let mut last_error = None;
     for addr in &addrs {
-        match TcpStream::connect(addr).await {
+        match connect_from(*addr, local).await {
             Ok(tcp) => {
                 // Small messages go out at once rather than waiting for more to batch.
                 let _ = tcp.set_nodelay(true);
@@ -179,6 +190,31 @@ async fn connect_tcp(url: &Url) -> Result<TcpStream, ErrorCode> {
         Some((addr, e)) => ErrorCode::Io(format!("{addr}: {e}")),
         None => ErrorCode::Dns(format!("{}: no addresses", url.host_str().unwrap_or_default())),
     })
+}
+
+/// A TCP connection to `addr`, from `local` when given.
+async fn connect_from(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(local) = local else { return TcpStream::connect(addr).await };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // The port is then chosen at connect, for this destination, rather than at bind for any: each local address has
+    // its whole range of ports for every server address and port.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt on the socket's own descriptor, with a pointer to an int and its size.
+        let _ = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+    socket.bind(SocketAddr::new(local, 0)).map_err(|e| io::Error::new(e.kind(), format!("from {local}: {e}")))?;
+    socket.connect(addr).await
 }
 
 /// `tcp` to the host of `url` as the layer above gets it: inside TLS with `config`, or as it is without.
@@ -197,12 +233,13 @@ async fn secure(url: &Url, tcp: TcpStream, config: Option<Arc<rustls::ClientConf
 /// The guest learns that the proxy failed and how (unreachable, refused, answered badly), never the proxy's host,
 /// port or user, which the host reads from its own configuration and the guest was not given; the details go to the
 /// debug log.
-async fn tunnel(proxy: &Url, target: &Url) -> Result<TcpStream, ErrorCode> {
+async fn tunnel(proxy: &Url, target: &Url, local: Option<IpAddr>) -> Result<TcpStream, ErrorCode> {
     let failed = |what: &str, details: String| {
         log::debug!("{}: {what}: {details}", proxy_display(proxy));
         ErrorCode::Proxy(what.to_owned())
     };
-    let mut tcp = connect_tcp(proxy).await.map_err(|e| failed("the proxy could not be reached", format!("{e:?}")))?;
+    let mut tcp =
+        connect_tcp(proxy, local).await.map_err(|e| failed("the proxy could not be reached", format!("{e:?}")))?;
     let authority =
         format!("{}:{}", target.host_str().unwrap_or_default(), target.port_or_known_default().unwrap_or(80));
     let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
