@@ -176,6 +176,11 @@ fn main() {
         }
     }
     for (server, _) in &mut servers {
+        // Its tally once it has seen every connection end (it may be behind the clients), or after 60 s.
+        let waiting = Instant::now();
+        while open_sockets(server.id()) > 1 && waiting.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         // SAFETY: as above.
         unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGINT) };
         let mut said = String::new();
