@@ -40,10 +40,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        ended = listening.join_next() => ended.map_or(Ok(()), |ended| ended?),
-        _ = tokio::signal::ctrl_c() => Ok(tally()),
-        _ = terminate.recv() => Ok(tally()),
+        ended = listening.join_next() => return ended.map_or(Ok(()), |ended| ended?),
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
+    tally();
+    Ok(())
 }
 
 fn tally() {
