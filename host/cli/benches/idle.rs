@@ -7,8 +7,11 @@
 //! ```
 //! One process holds as many sessions as its open-file hard limit allows (a socket each, plus 512), and so does each
 //! server: past that, the run is split into shards (`--shard k/COUNT`), each a wsrun process with a server of its
-//! own on a port of its own (reached through `--spread`, one URL per shard, as a user would). `WSRUN_BENCH_PER_PROCESS`
-//! sets the sessions per process. Printed: when all had connected (each shard's summary), PSS and RSS per session
+//! own on a port of its own (reached through `--spread`, one URL per shard, and from a local address of its own with
+//! `--local-address`, as a user would). `WSRUN_BENCH_PER_PROCESS` sets the sessions per process,
+//! `WSRUN_BENCH_RAMP_UP` their `--ramp-up` (default 50s). It stops when `vm.max_map_count` is too low for a
+//! process's sessions, and warns when the machine's local port range is smaller than the run's connections (connects
+//! then slow down, some past the 60 s open timeout: BENCHMARKS.md, "100,000 idle sessions on one machine"). Printed: when all had connected (each shard's summary), PSS and RSS per session
 //! once they are all connected and idle (read from `/proc/PID/smaps_rollup` of every wsrun process, and each
 //! summary's own peak), memory mappings and descriptors per session, then the time from Ctrl+C (SIGINT to every
 //! process at once) to the last exit, and how the servers saw the connections end.
@@ -44,7 +47,7 @@ fn main() {
     let shards = sessions.div_ceil(per_process);
     // All at once, 100,000 connects overflow the servers' accept queues (SYNs dropped, retried after 1, 3, 7 s...):
     // started over this long, as a user would.
-    let ramp_up = std::env::var("WSRUN_BENCH_RAMP_UP").unwrap_or_else(|_| "40s".to_owned());
+    let ramp_up = std::env::var("WSRUN_BENCH_RAMP_UP").unwrap_or_else(|_| "50s".to_owned());
     let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count").map_or(0, |m| m.trim().parse().unwrap_or(0));
     println!(
         "machine: {} cores, {} MiB; open files hard limit {hard}; vm.max_map_count {maps}",
@@ -60,6 +63,16 @@ fn main() {
         std::process::exit(2);
     }
 
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let ports = match range.split_whitespace().map(|p| p.parse::<u64>()).collect::<Vec<_>>()[..] {
+        [Ok(low), Ok(high)] => high.saturating_sub(low) + 1,
+        _ => u64::MAX,
+    };
+    if ports < sessions {
+        eprintln!(
+            "warning: {sessions} connections and {ports} local ports (net.ipv4.ip_local_port_range): connects slow down past the range; as root, `sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"`"
+        );
+    }
     let server_program = Path::new(WSRUN).with_file_name("echo_server");
     assert!(
         server_program.exists(),
