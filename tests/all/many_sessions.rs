@@ -752,30 +752,41 @@ async fn spread_sessions_go_to_each_url_in_turn() {
     assert_eq!(alone.code(), Some(2), "{alone:?}");
 }
 
-/// `--local-address`: the sessions' connections come from these addresses, in turn.
+/// `--local-address`: the sessions' connections come from these addresses, in turn; with `--spread`, every pair of
+/// address and URL in turn.
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_connect_from_each_local_address_in_turn() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-    let url = format!("ws://{}/", listener.local_addr().expect("its address"));
     let peers = Arc::new(Mutex::new(Vec::new()));
-    let seen = peers.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, peer)) = listener.accept().await {
-            seen.lock().unwrap().push(peer.ip().to_string());
-            tokio::spawn(async move {
-                if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
-                    while let Some(Ok(_)) = ws.next().await {}
-                }
-            });
-        }
-    });
+    let mut urls = Vec::new();
+    for server in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        urls.push(format!("ws://{}/", listener.local_addr().expect("its address")));
+        let seen = peers.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, peer)) = listener.accept().await {
+                seen.lock().unwrap().push(format!("{} to {server}", peer.ip()));
+                tokio::spawn(async move {
+                    if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }
+                });
+            }
+        });
+    }
     let mut args = vec!["--sessions", "4", "--duration", "1s", "--close-timeout", "5s"];
-    args.extend(["--local-address", "127.0.0.2", "--local-address", "127.0.0.3", "echo", &url]);
+    args.extend(["--local-address", "127.0.0.2", "--local-address", "127.0.0.3", "echo", &urls[0]]);
     let local = run(wsrun(&args)).await;
     assert_eq!(local.code(), Some(0), "{local:?}");
-    let mut peers = peers.lock().unwrap().clone();
-    peers.sort();
-    assert_eq!(peers, ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"], "{local:?}");
+    let mut seen = std::mem::take(&mut *peers.lock().unwrap());
+    seen.sort();
+    assert_eq!(seen, ["127.0.0.2 to 0", "127.0.0.2 to 0", "127.0.0.3 to 0", "127.0.0.3 to 0"], "{local:?}");
+
+    args.splice(args.len() - 2..args.len() - 2, ["--spread", urls[1].as_str()]);
+    let paired = run(wsrun(&args)).await;
+    assert_eq!(paired.code(), Some(0), "{paired:?}");
+    let mut seen = std::mem::take(&mut *peers.lock().unwrap());
+    seen.sort();
+    assert_eq!(seen, ["127.0.0.2 to 0", "127.0.0.2 to 1", "127.0.0.3 to 0", "127.0.0.3 to 1"], "{paired:?}");
 }
 
 /// Limits too low for the run are said before it starts, with what to raise.

@@ -94,7 +94,7 @@ fn main() {
     let urls: Vec<&str> = servers.iter().map(|(_, url)| url.as_str()).collect();
 
     // Shard k runs the sessions s with s % shards == k, and session s goes to URL s % shards (shard k to server k),
-    // from local address s % shards.
+    // from each local address in turn ((s / shards) % shards).
     let started = Instant::now();
     let mut clients: Vec<Child> = (0..shards)
         .map(|k| {

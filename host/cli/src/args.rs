@@ -85,7 +85,8 @@ pub struct Args {
     #[arg(long, value_name = "URL", value_parser = wsrun::parse_proxy_url)]
     pub proxy: Option<url::Url>,
 
-    /// Make connections from this local address (one of this machine's; repeatable: sessions take them in turn).
+    /// Make connections from this local address (one of this machine's; repeatable: sessions take them in turn, and
+    /// with --spread, every pair of address and URL in turn).
     /// One local address reaches one server address and port from at most ~28,000 ports (ip_local_port_range):
     /// more connections to one server go from several (127.0.0.2, 127.0.0.3, ... on loopback).
     #[arg(long, value_name = "ADDRESS")]

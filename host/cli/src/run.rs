@@ -57,7 +57,7 @@ fn usage_error(error: &clap::Error) -> String {
             _ => String::new(),
         };
         if missing.contains("--sessions") || missing.contains("--stages") {
-            return "--ramp-up, --duration, --output and --shard go with --sessions N, --stages or --arrival-rate (see wsrun --help)".to_owned();
+            return "--ramp-up, --duration, --output, --shard and --spread go with --sessions N, --stages or --arrival-rate (see wsrun --help)".to_owned();
         }
         return "missing URL (see wsrun --help)".to_owned();
     }
@@ -264,7 +264,11 @@ impl SessionSettings {
             .limits(self.limits.clone())
             .transport(match self.local_addresses.len() as u64 {
                 0 => self.transport.clone(),
-                n => self.transport.clone().from_address(self.local_addresses[(index % n) as usize]),
+                // After every URL has had this address, the next: each address reaches every URL.
+                n => {
+                    let turn = index / self.urls.len() as u64;
+                    self.transport.clone().from_address(self.local_addresses[(turn % n) as usize])
+                }
             })
             .envs(self.env.iter().cloned())
     }
