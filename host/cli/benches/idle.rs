@@ -226,12 +226,6 @@ fn open_files(pid: u32) -> u64 {
 /// PSS and RSS, KiB.
 fn rollup(pid: u32) -> (u64, u64) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("Pss:"), field("Rss:"))
+    let kib = |field| machine::field_in(&text, field).max(0) as u64;
+    (kib("Pss:"), kib("Rss:"))
 }

@@ -9,9 +9,12 @@ pub fn total_memory_mib() -> i64 {
 }
 
 fn status_field(file: &str, field: &str) -> i64 {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
+    field_in(&std::fs::read_to_string(file).unwrap_or_default(), field)
+}
+
+/// The number after `field` (`VmRSS:`, `Pss:`) in a `/proc` file's text (kB there), 0 without one.
+pub fn field_in(text: &str, field: &str) -> i64 {
+    text.lines()
         .find_map(|l| l.strip_prefix(field).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
